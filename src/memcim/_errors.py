@@ -1,0 +1,21 @@
+"""Exceptions shared by every memcim module."""
+
+
+class ConfigError(ValueError):
+    """A configuration field or an argument is out of its allowed range.
+
+    The message always names the field, the value received and what is allowed.
+    """
+
+
+def require(condition: bool, field: str, value: object, allowed: str) -> None:
+    """Raise :class:`ConfigError` naming ``field`` unless ``condition`` holds.
+
+    Args:
+        condition: the check that must hold.
+        field: name of the offending field or argument (e.g. ``"PCM.g_max_us"``).
+        value: the value received, shown in the message.
+        allowed: human-readable statement of the allowed range.
+    """
+    if not condition:
+        raise ConfigError(f"{field}={value!r} is invalid: {allowed}")

@@ -1,0 +1,117 @@
+"""DAC and ADC: uniform signed quantisers with a fixed or calibrated range.
+
+A converter of ``bits`` b has the signed integer codes −L … L with L = 2^(b−1) − 1 (symmetric,
+so zero is exact). Values beyond the range saturate at ±L; every saturated conversion is counted,
+never hidden.
+
+Range modes:
+
+* ``fixed``: full scale given by ``full_scale``.
+* ``max_abs``: full scale = max |value| of the data it is calibrated on.
+* ``percentile``: full scale = the given percentile of |value| (outliers saturate, counted).
+
+For the DAC the range is calibrated per input vector at every MVM (the digital scale is
+applied back after the ADC, as in "noise management"); for the ADC it is calibrated per bit
+slice on the first batch a tile sees, or explicitly with ``Tile.calibrate``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from memcim._errors import require
+
+RangeMode = Literal["fixed", "max_abs", "percentile"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConverterConfig:
+    """One converter type (DAC or ADC).
+
+    Attributes:
+        bits: resolution; ``None`` is an ideal converter (no quantisation, no clipping).
+        mode: ``"fixed"``, ``"max_abs"`` or ``"percentile"`` (see module docstring).
+        full_scale: full-scale value for ``"fixed"`` (input units for a DAC, µA of bit-line
+            current per volt of row drive for an ADC).
+        percentile: percentile of |value| used as full scale in ``"percentile"`` mode, in (0, 100].
+        t_conversion_s: duration of one conversion (s), for latency.
+    """
+
+    bits: int | None = 8
+    mode: RangeMode = "max_abs"
+    full_scale: float | None = None
+    percentile: float = 99.99
+    t_conversion_s: float = 1e-9
+
+    def __post_init__(self) -> None:
+        if self.bits is not None:
+            require(isinstance(self.bits, int) and self.bits >= 2, "ConverterConfig.bits",
+                    self.bits, "must be an int >= 2 (signed codes) or None for ideal")
+        require(self.mode in ("fixed", "max_abs", "percentile"), "ConverterConfig.mode",
+                self.mode, "must be 'fixed', 'max_abs' or 'percentile'")
+        if self.mode == "fixed":
+            require(self.full_scale is not None and self.full_scale > 0,
+                    "ConverterConfig.full_scale", self.full_scale, "must be > 0 in 'fixed' mode")
+        require(0 < self.percentile <= 100, "ConverterConfig.percentile", self.percentile,
+                "must be in (0, 100]")
+        require(self.t_conversion_s >= 0, "ConverterConfig.t_conversion_s",
+                self.t_conversion_s, "must be >= 0 s")
+
+    @property
+    def ideal(self) -> bool:
+        return self.bits is None
+
+    @property
+    def max_code(self) -> int:
+        """L = 2^(bits−1) − 1, the largest code magnitude."""
+        if self.bits is None:
+            raise ValueError("an ideal converter has no codes")
+        return 2 ** (self.bits - 1) - 1
+
+    def calibrate(self, values: Tensor, dim: int | None = None) -> Tensor:
+        """Full-scale range from data, reduced over ``dim`` (kept) or over everything.
+
+        Zero ranges (all-zero data) become 1 so that conversion stays defined.
+        """
+        if self.mode == "fixed":
+            return torch.tensor(float(self.full_scale), dtype=values.dtype)
+        if self.mode == "max_abs":
+            if dim is None:
+                lo, hi = torch.aminmax(values)
+            else:
+                lo, hi = torch.aminmax(values, dim=dim, keepdim=True)
+            r = torch.maximum(hi, -lo)  # max |value| without materialising |values|
+        else:
+            mag = values.abs()
+            if dim is None:
+                mag, dim = mag.reshape(-1), 0
+            # kthvalue (a selection) has no input-size cap, unlike torch.quantile.
+            n = mag.shape[dim]
+            k = max(1, min(n, math.ceil(self.percentile / 100 * n)))
+            r = mag.kthvalue(k, dim=dim, keepdim=True).values
+        return torch.where(r > 0, r, torch.ones_like(r))
+
+
+def quantize(values: Tensor, full_scale: Tensor, max_code: int) -> tuple[Tensor, int]:
+    """Signed uniform quantisation to integer codes.
+
+    Args:
+        values: data to convert, any shape.
+        full_scale: range mapped to code ±max_code; broadcastable to ``values``.
+        max_code: L, the largest code magnitude.
+
+    Returns:
+        ``(codes, n_clipped)``: codes as floats in −L…L (same shape as ``values``) and the number
+        of conversions that saturated.
+    """
+    codes = torch.round(values * (max_code / full_scale))
+    lo, hi = torch.aminmax(codes)
+    if lo >= -max_code and hi <= max_code:
+        return codes, 0
+    clipped = int(torch.count_nonzero(codes.abs() > max_code))
+    return codes.clamp_(-max_code, max_code), clipped

@@ -1,0 +1,426 @@
+"""A crossbar tile: device state plus the periphery that turns it into a matrix-vector product.
+
+Data path of :meth:`Tile.mvm` for inputs x (one vector per row of ``x``):
+
+1. DAC: each input vector is scaled by its own range and quantised to signed codes; the row
+   voltages are code / L · ``v_read_v``.
+2. Array: the bit-line current of every slice is I = V · G_eff (Ohm and Kirchhoff), with G_eff the
+   signed sum of the planes' conductances at time ``t_s`` after programming (drift applied).
+3. Read noise: for devices with independent Gaussian read noise, Σ_i V_i n_ij with
+   n_ij ~ N(0, σ_ij²) is exactly N(0, Σ_i V_i² σ_ij²), so the noise of a whole column is drawn in
+   the output domain at the cost of one more matrix product. Other devices are read cell by cell.
+4. ADC: each slice's currents are quantised over a calibrated range; saturations are counted.
+5. Digital: slices are shifted and added, scaled back to weight units, and optionally multiplied
+   by the global drift-compensation factor.
+
+Shapes: the tile stores rows (inputs) × cols (outputs). Weights come in PyTorch's
+[out, in] = [cols, rows] layout and ``mvm`` returns ``x @ W.T``. Any leading dimensions of the
+programmed weights (or ``samples=S``) are Monte-Carlo dimensions: conductances become
+[S, planes, rows, cols] and ``mvm`` returns [S, batch, cols] with no Python loop over samples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor
+
+from memcim._errors import ConfigError, require
+from memcim.crossbar.converters import ConverterConfig, quantize
+from memcim.crossbar.mapping import MappingConfig
+from memcim.devices import PCM, Device, DeviceState
+from memcim.devices.base import all_finite, check_time
+
+# Upper bound on the elements of one cell-by-cell read chunk (non-Gaussian read noise), to keep
+# memory near 256 MB of float32.
+_PER_CELL_CHUNK_ELEMENTS = 64 * 2**20
+
+
+@dataclass(frozen=True, kw_only=True)
+class TileConfig:
+    """Everything that defines a tile except its size.
+
+    Attributes:
+        device: the cell technology (default :class:`~memcim.devices.PCM`).
+        mapping: weight -> conductance mapping.
+        dac: row input converter (range calibrated per input vector).
+        adc: column output converter (range calibrated per slice on first use).
+        adcs: ADCs per tile, time-multiplexed over the sensed columns; ``None`` = one per column.
+        v_read_v: row voltage at full DAC scale (V).
+        t_read_s: time the array is driven for one read (s).
+        read_noise: draw per-read device noise (False: reads return the drifted mean).
+        drift_compensation: scale outputs by Σ|W(0)| / Σ|W(t)| (global drift compensation).
+    """
+
+    device: Device = field(default_factory=PCM)
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    dac: ConverterConfig = field(default_factory=ConverterConfig)
+    adc: ConverterConfig = field(default_factory=ConverterConfig)
+    adcs: int | None = None
+    v_read_v: float = 0.2
+    t_read_s: float = 100e-9
+    read_noise: bool = True
+    drift_compensation: bool = True
+
+    def __post_init__(self) -> None:
+        require(isinstance(self.device, Device), "TileConfig.device", self.device,
+                "must be a memcim.devices.Device instance")
+        if self.adcs is not None:
+            require(isinstance(self.adcs, int) and self.adcs >= 1, "TileConfig.adcs", self.adcs,
+                    "must be an int >= 1 or None (one ADC per column)")
+        require(self.v_read_v > 0, "TileConfig.v_read_v", self.v_read_v, "must be > 0 V")
+        require(self.t_read_s >= 0, "TileConfig.t_read_s", self.t_read_s, "must be >= 0 s")
+
+
+@dataclass
+class TileCounters:
+    """Operation counts, read by the energy model.
+
+    Attributes:
+        mvms: input vectors processed (one array activation each; × Monte-Carlo samples).
+        cell_reads: cells read (cells per activation × activations).
+        dac_conversions, adc_conversions: conversions performed.
+        dac_clipped, adc_clipped: conversions that saturated.
+        cell_writes: programming pulses applied to cells.
+        program_ops: calls to ``Tile.program``.
+    """
+
+    mvms: int = 0
+    cell_reads: int = 0
+    dac_conversions: int = 0
+    adc_conversions: int = 0
+    dac_clipped: int = 0
+    adc_clipped: int = 0
+    cell_writes: int = 0
+    program_ops: int = 0
+
+    def reset(self) -> None:
+        for name in asdict(self):
+            setattr(self, name, 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class _ReadCache:
+    t_s: float
+    g_slices: Tensor  # [..., slices, rows, cols] effective conductance (µS)
+    var_slices: Tensor | None  # [..., slices, rows, cols] read-noise variance (µS²) or None
+    compensation: Tensor  # [..., 1, 1] drift-compensation factor
+
+
+class Tile:
+    """A rows × cols crossbar holding one weight matrix.
+
+    Args:
+        rows: word lines = inputs.
+        cols: logical output columns (physical bit lines = cols × planes, plus references).
+        config: the tile's technology and periphery.
+    """
+
+    def __init__(self, rows: int, cols: int, config: TileConfig | None = None) -> None:
+        require(isinstance(rows, int) and rows >= 1, "rows", rows, "must be an int >= 1")
+        require(isinstance(cols, int) and cols >= 1, "cols", cols, "must be an int >= 1")
+        self.rows, self.cols = rows, cols
+        self.config = config if config is not None else TileConfig()
+        self.counters = TileCounters()
+        self.state: DeviceState | None = None
+        self.ref_state: DeviceState | None = None
+        self.w_max: Tensor | None = None
+        self.adc_range: Tensor | None = None
+        self._ref_abs_sum: Tensor | None = None
+        self._cache: _ReadCache | None = None
+
+    # --- geometry -----------------------------------------------------------------------------
+    @property
+    def device(self) -> Device:
+        return self.config.device
+
+    @property
+    def mapping(self) -> MappingConfig:
+        return self.config.mapping
+
+    @property
+    def sensed_columns(self) -> int:
+        """Bit-line currents converted per read: one per logical column and slice."""
+        return self.cols * self.mapping.slices
+
+    @property
+    def cells(self) -> int:
+        """Physical cells, reference columns included (per Monte-Carlo sample)."""
+        ref = self.mapping.slices * self.mapping.devices_per_weight * self.rows
+        return self.mapping.planes * self.rows * self.cols + (
+            ref if self.mapping.scheme == "offset" else 0
+        )
+
+    @property
+    def mvm_latency_s(self) -> float:
+        """Latency of one MVM: array read plus the ADC passes the column multiplexing needs."""
+        adcs = self.config.adcs or self.sensed_columns
+        passes = math.ceil(self.sensed_columns / adcs)
+        t_conv = 0.0 if self.config.adc.ideal else self.config.adc.t_conversion_s
+        t_dac = 0.0 if self.config.dac.ideal else self.config.dac.t_conversion_s
+        return t_dac + self.config.t_read_s + passes * t_conv
+
+    # --- programming --------------------------------------------------------------------------
+    def program(
+        self,
+        weights: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        samples: int | None = None,
+    ) -> Tile:
+        """Program ``weights`` ([..., cols, rows], PyTorch [out, in] layout) onto the devices.
+
+        Args:
+            weights: finite weights; leading dimensions are Monte-Carlo/instance dimensions.
+            generator: randomness of the programming.
+            samples: program S independent copies (a leading Monte-Carlo dimension of size S).
+
+        Re-programming a tile with the same shape keeps the cells' history (write counts,
+        stuck cells, device-to-device parameters).
+        """
+        w = self._check_weights(weights)
+        if samples is not None:
+            require(isinstance(samples, int) and samples >= 1, "samples", samples,
+                    "must be an int >= 1 or None")
+            w = w.expand(samples, *w.shape)
+        dev = self.device
+        w_max = self._w_max(w)
+        planes, ref = self.mapping.targets(w.transpose(-1, -2) / w_max, dev.g_min_us, dev.g_max_us)
+        same_shape = self.state is not None and self.state.shape == planes.shape
+        self.state = dev.program(planes, generator=generator,
+                                 state=self.state if same_shape else None)
+        self._count_writes(self.state)
+        if ref is not None:
+            same_ref = self.ref_state is not None and self.ref_state.shape == ref.shape
+            self.ref_state = dev.program(ref, generator=generator,
+                                         state=self.ref_state if same_ref else None)
+            self._count_writes(self.ref_state)
+        else:
+            self.ref_state = None
+        self.w_max = w_max
+        self.counters.program_ops += 1
+        self._cache = None
+        self.adc_range = None
+        self._ref_abs_sum = self._abs_weight_sum(0.0)
+        return self
+
+    def _check_weights(self, weights: Tensor) -> Tensor:
+        if not isinstance(weights, Tensor) or not weights.is_floating_point():
+            raise ConfigError(f"weights must be a floating-point torch.Tensor, got {weights!r:.60}")
+        if weights.dim() < 2 or tuple(weights.shape[-2:]) != (self.cols, self.rows):
+            raise ConfigError(
+                f"weights have shape {tuple(weights.shape)}; this tile needs [..., {self.cols}, "
+                f"{self.rows}] (out = cols, in = rows)"
+            )
+        if not all_finite(weights):
+            raise ConfigError("weights contain NaN or infinite values")
+        return weights.detach().float()
+
+    def _w_max(self, w: Tensor) -> Tensor:
+        limit = self.mapping.w_max
+        peak = w.abs().amax(dim=(-2, -1), keepdim=True)
+        if limit is None:
+            return torch.where(peak > 0, peak, torch.ones_like(peak))
+        if (peak > limit * (1 + 1e-6)).any():
+            raise ConfigError(
+                f"weights reach |w| = {peak.max().item():.4g}, beyond MappingConfig.w_max={limit}: "
+                "clip them to the mappable range or raise w_max"
+            )
+        return torch.full_like(peak, limit)
+
+    def _count_writes(self, state: DeviceState) -> None:
+        pulses = state.last_pulses if state.last_pulses is not None else state.writes
+        self.counters.cell_writes += int(pulses.sum())
+
+    def _require_programmed(self) -> DeviceState:
+        if self.state is None:
+            raise ConfigError("the tile holds no weights yet: call Tile.program(weights) first")
+        return self.state
+
+    # --- reading the array --------------------------------------------------------------------
+    def _slices_at(self, t_s: float, generator: torch.Generator | None = None,
+                   noisy: bool = False) -> Tensor:
+        """Effective conductance per slice at ``t_s``: drifted mean, or one noisy read."""
+        state = self._require_programmed()
+        dev = self.device
+        read = (lambda s: dev.read(s, t_s=t_s, generator=generator)) if noisy else (
+            lambda s: dev.drift(s, t_s))
+        ref = None if self.ref_state is None else read(self.ref_state)
+        return self.mapping.slice_conductance(read(state), ref)
+
+    def _abs_weight_sum(self, t_s: float) -> Tensor:
+        g = self._slices_at(t_s)
+        w = self.mapping.decode(g, self.w_max, self.device.g_min_us, self.device.g_max_us)
+        return w.abs().sum(dim=(-2, -1), keepdim=True)
+
+    def _read_cache(self, t_s: float) -> _ReadCache:
+        t_s = check_time(t_s)
+        if self._cache is not None and self._cache.t_s == t_s:
+            return self._cache
+        state = self._require_programmed()
+        dev = self.device
+        g_slices = self._slices_at(t_s)
+        var = None
+        if self.config.read_noise and dev.gaussian_read_noise:
+            plane_var = dev.read_noise_std(state, t_s=t_s).square()
+            ref_var = (None if self.ref_state is None
+                       else dev.read_noise_std(self.ref_state, t_s=t_s).square())
+            var = self.mapping.slice_variance(plane_var, ref_var)
+            if not bool((var > 0).any()):
+                var = None  # a noiseless device: skip the variance product entirely
+        comp = torch.ones(())
+        if self.config.drift_compensation:
+            w = self.mapping.decode(g_slices, self.w_max, dev.g_min_us, dev.g_max_us)
+            now = w.abs().sum(dim=(-2, -1), keepdim=True)
+            comp = torch.where(now > 0, self._ref_abs_sum / now, torch.ones_like(now))
+        self._cache = _ReadCache(t_s, g_slices.contiguous(), var, comp)
+        return self._cache
+
+    def read_weights(
+        self, t_s: float = 0.0, *, noisy: bool = False, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The weights the array holds at ``t_s`` ([..., cols, rows]), without periphery.
+
+        Args:
+            t_s: time since programming (s).
+            noisy: include one draw of read noise (otherwise the drifted mean).
+            generator: randomness of the noisy read.
+        """
+        t_s = check_time(t_s)
+        dev = self.device
+        g = self._slices_at(t_s, generator, noisy and self.config.read_noise)
+        w = self.mapping.decode(g, self.w_max, dev.g_min_us, dev.g_max_us)
+        if self.config.drift_compensation:
+            w = w * self._read_cache(t_s).compensation
+        return w.transpose(-1, -2)
+
+    # --- matrix-vector products ---------------------------------------------------------------
+    def _check_input(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            raise ConfigError(f"x must be a floating-point torch.Tensor, got {type(x).__name__}")
+        if x.dim() < 1 or x.shape[-1] != self.rows:
+            raise ConfigError(
+                f"x has shape {tuple(x.shape)}; its last dimension must be the tile's "
+                f"{self.rows} rows"
+            )
+        if not all_finite(x):
+            raise ConfigError("x contains NaN or infinite values")
+        return x.float()
+
+    def _dac(self, x: Tensor) -> tuple[Tensor, Tensor, float]:
+        """Row drive: (codes, per-vector input scale [..., B, 1], volts per code)."""
+        dac = self.config.dac
+        if dac.ideal:
+            return x, torch.ones(()), self.config.v_read_v
+        scale = dac.calibrate(x, dim=-1)
+        codes, clipped = quantize(x, scale, dac.max_code)
+        self.counters.dac_clipped += clipped
+        self.counters.dac_conversions += x.numel()
+        return codes, scale, self.config.v_read_v / dac.max_code
+
+    def _currents(self, codes: Tensor, volts_per_code: float, cache: _ReadCache,
+                  t_s: float, generator: torch.Generator | None) -> Tensor:
+        """Bit-line currents per slice (µA): [..., slices, B, cols]."""
+        if self.config.read_noise and not self.device.gaussian_read_noise:
+            return self._currents_per_cell(codes, volts_per_code, t_s, generator)
+        g, var = cache.g_slices, cache.var_slices
+        if g.dim() == 3 and g.shape[0] == 1:
+            # One slice, no Monte-Carlo dimension: plain 2-D products, the fast common case.
+            x, g, var = codes, g[0], None if var is None else var[0]
+        else:
+            x = codes.unsqueeze(-3)  # broadcast the inputs over slices
+        i = torch.matmul(x, g)
+        if var is not None:
+            std = torch.matmul(x.square(), var).sqrt_()
+            i.addcmul_(std, torch.randn(std.shape, generator=generator))
+        if x is codes:
+            i = i.unsqueeze(-3)
+        return i.mul_(volts_per_code)
+
+    def _currents_per_cell(self, codes: Tensor, volts_per_code: float, t_s: float,
+                           generator: torch.Generator | None) -> Tensor:
+        """Exact path for non-Gaussian read noise: every input vector reads every cell anew."""
+        state = self._require_programmed()
+        batch = codes.shape[-2]
+        per_read = max(1, self.cells * max(1, math.prod(state.shape[:-3])))
+        chunk = max(1, _PER_CELL_CHUNK_ELEMENTS // per_read)
+        out = []
+        for start in range(0, batch, chunk):
+            x = codes[..., start:start + chunk, :]
+            n = x.shape[-2]
+
+            def read(s: DeviceState, n=n) -> Tensor:
+                return self.device.read(s.map(lambda t: t.expand(n, *t.shape)), t_s=t_s,
+                                        generator=generator)
+
+            ref = None if self.ref_state is None else read(self.ref_state)
+            g = self.mapping.slice_conductance(read(state), ref)  # [n, *L, S, rows, cols]
+            xv = x.movedim(-2, 0)[..., None, None, :]  # [n, *lead, 1, 1, rows]
+            for _ in range(g.dim() - xv.dim()):  # align lead dims with the tile's from the right
+                xv = xv.unsqueeze(1)
+            i = torch.matmul(xv, g).squeeze(-2)  # [n, *L, S, cols]
+            out.append(i.movedim(0, -2))
+        return torch.cat(out, dim=-2).mul_(volts_per_code)
+
+    def _adc(self, currents: Tensor) -> Tensor:
+        adc = self.config.adc
+        if adc.ideal:
+            return currents
+        if self.adc_range is None:
+            per_slice = currents.movedim(-3, 0).reshape(currents.shape[-3], -1)
+            self.adc_range = adc.calibrate(per_slice, dim=1).view(-1, 1, 1)
+        codes, clipped = quantize(currents, self.adc_range, adc.max_code)
+        self.counters.adc_clipped += clipped
+        self.counters.adc_conversions += currents.numel()
+        return codes.mul_(self.adc_range / adc.max_code)
+
+    def calibrate(self, x: Tensor, *, t_s: float = 0.0,
+                  generator: torch.Generator | None = None) -> Tensor:
+        """Set the ADC range of each slice from the currents that inputs ``x`` produce.
+
+        Calibration reads are not counted in :attr:`counters`. Returns the ranges (µA).
+        """
+        saved = self.counters.as_dict()
+        self.adc_range = None
+        self.mvm(x, t_s=t_s, generator=generator)
+        for name, value in saved.items():
+            setattr(self.counters, name, value)
+        return self.adc_range if self.adc_range is not None else torch.ones(())
+
+    def mvm(self, x: Tensor, *, t_s: float = 0.0,
+            generator: torch.Generator | None = None) -> Tensor:
+        """Analog matrix-vector product ``x @ W.T`` through DAC, array, noise and ADC.
+
+        Args:
+            x: inputs [..., B, rows] (or [rows]); leading dims broadcast against the tile's
+                Monte-Carlo dimensions.
+            t_s: time since programming (s), for drift and read noise.
+            generator: randomness of the read noise.
+
+        Returns:
+            Outputs in weight units, [..., B, cols] ([cols] for a single vector).
+        """
+        x = self._check_input(x)
+        single = x.dim() == 1
+        if single:
+            x = x.unsqueeze(0)
+        cache = self._read_cache(t_s)
+        codes, in_scale, volts_per_code = self._dac(x)
+        currents = self._adc(self._currents(codes, volts_per_code, cache, t_s, generator))
+        dev, mp = self.device, self.mapping
+        k = mp.slice_weights().view(-1, 1, 1)
+        summed = currents[..., 0, :, :] if k.numel() == 1 else (currents * k).sum(-3)
+        unit = mp.unit_us(dev.g_min_us, dev.g_max_us) * mp.devices_per_weight
+        scale = self.w_max * (cache.compensation / (unit * self.config.v_read_v))
+        y = summed.mul_(scale)
+        if in_scale.dim():
+            y.mul_(in_scale)
+        vectors = y.numel() // self.cols
+        self.counters.mvms += vectors
+        self.counters.cell_reads += vectors * self.cells
+        return y.squeeze(-2) if single else y

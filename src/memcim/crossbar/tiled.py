@@ -1,0 +1,121 @@
+"""Matrices larger than one tile: split over a grid of tiles, partial sums added digitally."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from memcim._errors import ConfigError, require
+from memcim.crossbar.tile import Tile, TileConfig, TileCounters
+
+
+class TiledMatrix:
+    """An ``out_features`` × ``in_features`` weight matrix spread over tiles of at most
+    ``max_rows`` × ``max_cols``.
+
+    Inputs are split along the rows (word lines) of a column of tiles; each tile's outputs go
+    through its own ADC and the partial sums are added digitally. Every tile calibrates its own
+    weight scale and ADC range.
+
+    Args:
+        out_features, in_features: the matrix shape, PyTorch [out, in] layout.
+        config: configuration shared by every tile.
+        max_rows: word lines per tile (inputs), aihwkit's default 512.
+        max_cols: logical output columns per tile, default 512.
+    """
+
+    def __init__(self, out_features: int, in_features: int, config: TileConfig | None = None,
+                 *, max_rows: int = 512, max_cols: int = 512) -> None:
+        for name, value in (("out_features", out_features), ("in_features", in_features),
+                            ("max_rows", max_rows), ("max_cols", max_cols)):
+            require(isinstance(value, int) and value >= 1, name, value, "must be an int >= 1")
+        self.out_features, self.in_features = out_features, in_features
+        self.config = config if config is not None else TileConfig()
+        self.row_splits = _splits(in_features, max_rows)
+        self.col_splits = _splits(out_features, max_cols)
+        # tiles[r][c] handles inputs in row block r and outputs in column block c.
+        self.tiles = [[Tile(rows, cols, self.config) for cols in self.col_splits]
+                      for rows in self.row_splits]
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(row blocks, column blocks)."""
+        return len(self.row_splits), len(self.col_splits)
+
+    def _blocks(self, weights: Tensor):
+        rows = torch.split(weights, self.row_splits, dim=-1)
+        for r, row_block in enumerate(rows):
+            for c, block in enumerate(torch.split(row_block, self.col_splits, dim=-2)):
+                yield self.tiles[r][c], block
+
+    def program(self, weights: Tensor, *, generator: torch.Generator | None = None,
+                samples: int | None = None) -> TiledMatrix:
+        """Program ``weights`` [..., out, in] onto the tiles (see :meth:`Tile.program`)."""
+        if not isinstance(weights, Tensor) or weights.dim() < 2 or tuple(weights.shape[-2:]) != (
+            self.out_features, self.in_features
+        ):
+            shape = tuple(weights.shape) if isinstance(weights, Tensor) else type(weights).__name__
+            raise ConfigError(
+                f"weights have shape {shape}; expected [..., {self.out_features}, "
+                f"{self.in_features}]"
+            )
+        for tile, block in self._blocks(weights):
+            tile.program(block, generator=generator, samples=samples)
+        return self
+
+    def mvm(self, x: Tensor, *, t_s: float = 0.0,
+            generator: torch.Generator | None = None) -> Tensor:
+        """``x @ W.T`` over all tiles: x [..., B, in] -> [..., B, out]."""
+        if not isinstance(x, Tensor) or x.dim() < 1 or x.shape[-1] != self.in_features:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ConfigError(f"x has shape {shape}; its last dimension must be "
+                              f"in_features={self.in_features}")
+        chunks = torch.split(x, self.row_splits, dim=-1)
+        outputs = []
+        for c in range(len(self.col_splits)):
+            partial = [self.tiles[r][c].mvm(chunk, t_s=t_s, generator=generator)
+                       for r, chunk in enumerate(chunks)]
+            outputs.append(torch.stack(partial).sum(0) if len(partial) > 1 else partial[0])
+        return torch.cat(outputs, dim=-1)
+
+    def read_weights(self, t_s: float = 0.0) -> Tensor:
+        """The weights held at ``t_s`` (drifted mean, compensation applied), [..., out, in]."""
+        rows = [torch.cat([tile.read_weights(t_s) for tile in row], dim=-2) for row in self.tiles]
+        return torch.cat(rows, dim=-1)
+
+    def calibrate(self, x: Tensor, *, t_s: float = 0.0,
+                  generator: torch.Generator | None = None) -> None:
+        """Calibrate every tile's ADC on inputs ``x`` [..., B, in]."""
+        chunks = torch.split(x, self.row_splits, dim=-1)
+        for r, chunk in enumerate(chunks):
+            for tile in self.tiles[r]:
+                tile.calibrate(chunk, t_s=t_s, generator=generator)
+
+    @property
+    def counters(self) -> TileCounters:
+        """Counters summed over tiles (a fresh object; reset tiles with :meth:`reset_counters`)."""
+        total = TileCounters()
+        for row in self.tiles:
+            for tile in row:
+                for name, value in tile.counters.as_dict().items():
+                    setattr(total, name, getattr(total, name) + value)
+        return total
+
+    def reset_counters(self) -> None:
+        for row in self.tiles:
+            for tile in row:
+                tile.counters.reset()
+
+    @property
+    def mvm_latency_s(self) -> float:
+        """Latency of one MVM with all tiles working in parallel (digital accumulation excluded)."""
+        return max(tile.mvm_latency_s for row in self.tiles for tile in row)
+
+
+def _splits(total: int, limit: int) -> list[int]:
+    """Split ``total`` into the fewest near-equal blocks of at most ``limit``."""
+    n = math.ceil(total / limit)
+    base, extra = divmod(total, n)
+    return [base + 1] * extra + [base] * (n - extra)

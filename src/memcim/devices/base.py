@@ -1,0 +1,267 @@
+"""The interface every device model implements, and the state it returns.
+
+A device model is a frozen, validated dataclass: it holds the *statistics* of one kind of cell,
+never the state of particular cells. The state of a population of cells (one per element of a
+conductance tensor, any shape, e.g. ``[S, rows, cols]`` with a leading Monte-Carlo dimension)
+lives in a :class:`DeviceState` returned by :meth:`Device.program`.
+
+Time ``t_s`` is always the time elapsed since the cells were programmed, in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from memcim._errors import ConfigError, require
+
+
+@dataclass
+class DeviceState:
+    """The state of a population of cells, all tensors of one shape.
+
+    Attributes:
+        g_us: conductance right after programming (µS). Drift and relaxation are applied on
+            top of it at read time, from the persistent per-device parameters in ``params``.
+        writes: programming pulses each cell has received so far (int64), for endurance and
+            energy accounting.
+        stuck: cells that no longer respond to programming (forming failures, worn-out cells).
+            Their ``g_us`` is the value they are stuck at.
+        params: persistent per-device random parameters drawn once and kept across reads, e.g.
+            the PCM drift exponent ``"nu"`` or a relaxation draw ``"relax_z"``.
+        last_pulses: pulses used by the latest :meth:`Device.program` call, per cell (int64);
+            more than one with program-and-verify.
+    """
+
+    g_us: Tensor
+    writes: Tensor
+    stuck: Tensor
+    params: dict[str, Tensor] = field(default_factory=dict)
+    last_pulses: Tensor | None = None
+
+    @classmethod
+    def fresh(cls, g_us: Tensor, **params: Tensor) -> DeviceState:
+        """A state for cells that hold ``g_us`` and have never been written."""
+        return cls(
+            g_us=g_us,
+            writes=torch.zeros(g_us.shape, dtype=torch.int64),
+            stuck=torch.zeros(g_us.shape, dtype=torch.bool),
+            params=dict(params),
+            last_pulses=torch.zeros(g_us.shape, dtype=torch.int64),
+        )
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.g_us.shape
+
+    def map(self, fn) -> DeviceState:
+        """A new state with ``fn`` applied to every tensor (e.g. indexing, ``clone``)."""
+        return DeviceState(
+            g_us=fn(self.g_us),
+            writes=fn(self.writes),
+            stuck=fn(self.stuck),
+            params={k: fn(v) for k, v in self.params.items()},
+            last_pulses=None if self.last_pulses is None else fn(self.last_pulses),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Device(ABC):
+    """Statistics of one memory cell technology.
+
+    Subclasses add their own physical fields, validate them in ``__post_init__`` (calling
+    ``super().__post_init__()``) and implement :meth:`program`. Devices whose conductance moves
+    after programming override :meth:`drift`; devices with read noise override
+    :meth:`read_noise_std` (independent Gaussian noise per read) or, for non-Gaussian noise,
+    :meth:`read` and set ``gaussian_read_noise = False``.
+
+    Attributes:
+        g_min_us: lowest programmable conductance (µS).
+        g_max_us: highest programmable conductance (µS).
+        e_read_pj: energy of one cell read (pJ); the array-level Σ V² G t estimate lives in
+            ``memcim.energy``.
+        e_write_pj: energy of one programming pulse (pJ).
+        t_write_s: duration of one programming pulse (s).
+        endurance_cycles: programming cycles a cell survives (``math.inf`` for unlimited).
+    """
+
+    g_min_us: float
+    g_max_us: float
+    e_read_pj: float
+    e_write_pj: float
+    t_write_s: float
+    endurance_cycles: float
+
+    #: True when :meth:`read` adds independent zero-mean Gaussian noise of std
+    #: :meth:`read_noise_std`; tiles then add the noise exactly in the output domain.
+    gaussian_read_noise: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float | int) and not isinstance(value, bool):
+                require(not math.isnan(value), self._field(f.name), value, "must not be NaN")
+        require(self.g_min_us >= 0, self._field("g_min_us"), self.g_min_us, "must be >= 0 µS")
+        if not self.g_max_us > self.g_min_us:
+            raise ConfigError(
+                f"{self._field('g_max_us')}={self.g_max_us!r} is invalid: must be greater than "
+                f"g_min_us={self.g_min_us!r}"
+            )
+        for name in ("e_read_pj", "e_write_pj", "t_write_s"):
+            require(getattr(self, name) >= 0, self._field(name), getattr(self, name), "must be >= 0")
+        require(self.endurance_cycles > 0, self._field("endurance_cycles"),
+                self.endurance_cycles, "must be > 0 (math.inf for unlimited)")
+
+    def _field(self, name: str) -> str:
+        return f"{type(self).__name__}.{name}"
+
+    @property
+    def g_span_us(self) -> float:
+        """Programmable window g_max − g_min (µS)."""
+        return self.g_max_us - self.g_min_us
+
+    # ----------------------------------------------------------------------------------------
+    # The physics: programming, drift, read.
+    # ----------------------------------------------------------------------------------------
+    @abstractmethod
+    def program(
+        self,
+        g_target_us: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        state: DeviceState | None = None,
+    ) -> DeviceState:
+        """Program cells toward ``g_target_us`` (µS, any shape).
+
+        Args:
+            g_target_us: target conductances; must lie in ``[g_min_us, g_max_us]`` and be finite.
+            generator: source of all randomness (seeded ``torch.Generator``).
+            state: the cells' previous state, for write counts, stuck cells and persistent
+                device-to-device parameters; ``None`` for fresh cells.
+
+        Returns:
+            The new state. ``state`` is not modified.
+        """
+
+    def drift(
+        self, g_us: DeviceState | Tensor, t_s: float, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Noise-free conductance ``t_s`` seconds after programming (µS).
+
+        Deterministic for a :class:`DeviceState`; for a bare tensor of programmed conductances
+        the persistent per-device parameters are first drawn from ``generator``.
+        """
+        state = self.as_state(g_us, generator=generator)
+        check_time(t_s)
+        return state.g_us
+
+    def read_noise_std(self, state: DeviceState, *, t_s: float) -> Tensor:
+        """Std of the zero-mean Gaussian read noise (µS) of each cell at ``t_s``.
+
+        Only meaningful when ``gaussian_read_noise`` is True; tiles use it to add the noise of
+        a whole column exactly in the output domain (variance Σ x² σ²).
+        """
+        return torch.zeros_like(state.g_us)
+
+    def read(
+        self, g_us: DeviceState | Tensor, *, t_s: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """One read of every cell at ``t_s`` (µS): drifted conductance plus one noise draw."""
+        state = self.as_state(g_us, generator=generator)
+        g_t = self.drift(state, t_s)
+        std = self.read_noise_std(state, t_s=t_s)
+        return g_t + std * torch.randn(g_t.shape, generator=generator, dtype=g_t.dtype)
+
+    # ----------------------------------------------------------------------------------------
+    # Helpers for subclasses.
+    # ----------------------------------------------------------------------------------------
+    def init_params(self, g_us: Tensor, *, generator: torch.Generator | None) -> dict[str, Tensor]:
+        """Persistent per-device parameters for cells just programmed to ``g_us``."""
+        return {}
+
+    def as_state(
+        self, g_us: DeviceState | Tensor, *, generator: torch.Generator | None = None
+    ) -> DeviceState:
+        """Accept either a :class:`DeviceState` or a tensor of programmed conductances (µS)."""
+        if isinstance(g_us, DeviceState):
+            return g_us
+        g = check_conductance(g_us, "g_us")
+        return DeviceState.fresh(g, **self.init_params(g, generator=generator))
+
+    def check_target(self, g_target_us: Tensor) -> Tensor:
+        """Validate programming targets: finite, float, inside the device window."""
+        g = check_conductance(g_target_us, "g_target_us")
+        # A tolerance of a few ulps lets exact window edges computed in float32 through.
+        tol = 1e-5 * self.g_max_us
+        lo, hi = g.min().item() if g.numel() else 0.0, g.max().item() if g.numel() else 0.0
+        if g.numel() and (lo < self.g_min_us - tol or hi > self.g_max_us + tol):
+            raise ConfigError(
+                f"g_target_us spans [{lo:.4g}, {hi:.4g}] µS, outside the "
+                f"{type(self).__name__} window [{self.g_min_us}, {self.g_max_us}] µS"
+            )
+        return g.clamp(self.g_min_us, self.g_max_us)
+
+    def clip(self, g_us: Tensor) -> Tensor:
+        """Physical bound of the conductance after noise: never below 0 or above g_max."""
+        return g_us.clamp(0.0, self.g_max_us)
+
+    def advance(self, state: DeviceState | None, g_us: Tensor, pulses: Tensor | int = 1,
+                **params: Tensor) -> DeviceState:
+        """Bookkeeping shared by every ``program``: write counts, stuck cells keep their value.
+
+        Args:
+            state: previous state or ``None`` for fresh cells.
+            g_us: conductance the programming produced (µS) where the cells respond.
+            pulses: pulses applied per cell in this programming operation.
+            params: persistent per-device parameters after this programming.
+        """
+        pulses_t = torch.as_tensor(pulses, dtype=torch.int64).expand(g_us.shape)
+        if state is None:
+            state = DeviceState.fresh(torch.zeros_like(g_us))
+        stuck = state.stuck
+        writes = state.writes + torch.where(stuck, 0, pulses_t)
+        g_new = torch.where(stuck, state.g_us, g_us)
+        merged = dict(state.params)
+        merged.update(params)
+        return DeviceState(
+            g_us=g_new, writes=writes, stuck=stuck, params=merged,
+            last_pulses=torch.where(stuck, 0, pulses_t),
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # Energy and latency per operation.
+    # ----------------------------------------------------------------------------------------
+    def write_energy_pj(self, state: DeviceState) -> float:
+        """Energy of the latest programming operation over all cells (pJ)."""
+        pulses = state.last_pulses if state.last_pulses is not None else state.writes
+        return float(pulses.sum()) * self.e_write_pj
+
+
+def check_conductance(g_us: Tensor, name: str) -> Tensor:
+    """Validate a conductance tensor: a floating tensor with no NaN or infinity."""
+    if not isinstance(g_us, Tensor):
+        raise ConfigError(f"{name} must be a torch.Tensor of conductances in µS, got {type(g_us).__name__}")
+    if not g_us.is_floating_point():
+        raise ConfigError(f"{name} must be a floating-point tensor, got dtype {g_us.dtype}")
+    if not all_finite(g_us):
+        raise ConfigError(f"{name} contains NaN or infinite values")
+    return g_us
+
+
+def all_finite(t: Tensor) -> bool:
+    """True when ``t`` holds no NaN or infinity (one reduction in the common, finite case)."""
+    # A finite sum proves every element finite; an infinite sum may be overflow, so recheck.
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+
+
+def check_time(t_s: float, name: str = "t_s") -> float:
+    """Validate a time since programming (s): finite and >= 0."""
+    require(isinstance(t_s, int | float) and math.isfinite(t_s) and t_s >= 0, name, t_s,
+            "time since programming must be a finite number of seconds >= 0")
+    return float(t_s)

@@ -1,0 +1,131 @@
+"""Phase-change memory: the statistical model of Nandakumar et al. (2019).
+
+Reference: S. R. Nandakumar et al., "Phase-change memory models for deep learning training and
+inference", ICECS 2019 — the model behind IBM aihwkit's ``PCMLikeNoiseModel`` and used by
+Ortner et al. [18]. Equations and constants: REFERENCES.md, "PCM".
+
+With ĝ = g_target / g_max clipped to [0, 1]:
+
+* programming noise, Gaussian, added to the target:
+  σ_prog(ĝ) = max(−1.1731 ĝ² + 1.9650 ĝ + 0.2635, 0) µS;
+* drift g(t) = g_prog · ((t + t0)/t0)^(−ν), t0 = 20 s, one ν per device drawn at programming:
+  ν ~ |N(μ_ν(ĝ), σ_ν(ĝ))|, μ_ν = clip(−0.0155 ln ĝ + 0.0244, 0.049, 0.1),
+  σ_ν = clip(−0.0125 ln ĝ − 0.0059, 0.008, 0.045);
+* 1/f read noise, independent per read: σ_read = g(t) · Q_s · sqrt(ln((t + t0 + t_read)/(2 t_read))),
+  Q_s = min(0.0088 / ĝ_prog^0.65, 0.2), t_read = 250 ns. As in aihwkit, the time in the noise
+  formula counts from t0 before the first read (``t + t0``), which keeps the logarithm positive at
+  t = 0, and Q_s is evaluated at the programmed conductance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from memcim._errors import require
+from memcim.devices.base import Device, DeviceState, check_time
+
+# Smallest relative conductance used inside logarithms and powers: a cell programmed to 0 µS
+# still gets the clipped (finite) drift and noise statistics of the published fits.
+_G_REL_FLOOR = 1e-3
+
+
+@dataclass(frozen=True, kw_only=True)
+class PCM(Device):
+    """Phase-change memory cell (Nandakumar et al. 2019; see module docstring).
+
+    Attributes:
+        g_max_us: g_max of the published fit, 25 µS.
+        t0_s: drift reference time, 20 s.
+        t_read_s: read pulse duration in the 1/f noise formula, 250 ns.
+        prog_coeffs: (a2, a1, a0) of σ_prog(ĝ) = a2 ĝ² + a1 ĝ + a0 in µS.
+        prog_noise_scale, drift_scale, read_noise_scale: multipliers on each published noise
+            source (1 = as published; 0 switches a source off).
+        e_read_pj: ~0.1 pJ, a 0.2 V read of 25 µS for 100 ns (V² G t; order of magnitude).
+        e_write_pj: ~10 pJ per SET/RESET pulse (order of magnitude for mushroom cells;
+            unverified default, configurable).
+        t_write_s: 100 ns pulse (order of magnitude; unverified default).
+        endurance_cycles: 1e8 (typical PCM; unverified default).
+    """
+
+    g_min_us: float = 0.0
+    g_max_us: float = 25.0
+    e_read_pj: float = 0.1
+    e_write_pj: float = 10.0
+    t_write_s: float = 100e-9
+    endurance_cycles: float = 1e8
+    t0_s: float = 20.0
+    t_read_s: float = 250e-9
+    prog_coeffs: tuple[float, float, float] = (-1.1731, 1.9650, 0.2635)
+    prog_noise_scale: float = 1.0
+    drift_scale: float = 1.0
+    read_noise_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.t0_s > 0, self._field("t0_s"), self.t0_s, "must be > 0 s")
+        require(self.t_read_s > 0, self._field("t_read_s"), self.t_read_s, "must be > 0 s")
+        require(len(self.prog_coeffs) == 3, self._field("prog_coeffs"), self.prog_coeffs,
+                "must be three polynomial coefficients (a2, a1, a0)")
+        for name in ("prog_noise_scale", "drift_scale", "read_noise_scale"):
+            require(getattr(self, name) >= 0, self._field(name), getattr(self, name), "must be >= 0")
+
+    # --- the published fits, as functions of ĝ -----------------------------------------------
+    def g_rel(self, g_us: Tensor) -> Tensor:
+        """ĝ = g / g_max clipped to [0, 1]."""
+        return (g_us / self.g_max_us).clamp(0.0, 1.0)
+
+    def sigma_prog_us(self, g_target_us: Tensor) -> Tensor:
+        """Programming-noise std σ_prog(ĝ) in µS."""
+        a2, a1, a0 = self.prog_coeffs
+        g = self.g_rel(g_target_us)
+        return (a2 * g * g + a1 * g + a0).clamp_min(0.0)
+
+    def drift_nu_stats(self, g_target_us: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ_ν, σ_ν) of the drift exponent at the target conductance."""
+        log_g = self.g_rel(g_target_us).clamp_min(_G_REL_FLOOR).log()
+        mu = (-0.0155 * log_g + 0.0244).clamp(0.049, 0.1)
+        sigma = (-0.0125 * log_g - 0.0059).clamp(0.008, 0.045)
+        return mu, sigma
+
+    def q_s(self, g_prog_us: Tensor) -> Tensor:
+        """1/f noise amplitude Q_s = min(0.0088 / ĝ^0.65, 0.2)."""
+        g = self.g_rel(g_prog_us.abs()).clamp_min(_G_REL_FLOOR)
+        return (0.0088 / g.pow(0.65)).clamp_max(0.2)
+
+    # --- physics ------------------------------------------------------------------------------
+    def init_params(self, g_us: Tensor, *, generator: torch.Generator | None) -> dict[str, Tensor]:
+        mu, sigma = self.drift_nu_stats(g_us)
+        nu = (mu + sigma * torch.randn(g_us.shape, generator=generator, dtype=g_us.dtype)).abs()
+        return {"nu": nu * self.drift_scale}
+
+    def program(
+        self,
+        g_target_us: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        state: DeviceState | None = None,
+    ) -> DeviceState:
+        target = self.check_target(g_target_us)
+        noise = torch.randn(target.shape, generator=generator, dtype=target.dtype)
+        g_prog = (target + self.prog_noise_scale * self.sigma_prog_us(target) * noise).clamp_min(0.0)
+        # ν follows the *target* state, as in the published model (the cell's amorphous volume
+        # is set by the programming conditions, not by where the noise landed).
+        return self.advance(state, g_prog, **self.init_params(target, generator=generator))
+
+    def drift_factor(self, nu: Tensor, t_s: float) -> Tensor:
+        """Multiplicative drift ((t + t0)/t0)^(−ν)."""
+        return torch.pow((check_time(t_s) + self.t0_s) / self.t0_s, -nu)
+
+    def drift(self, g_us, t_s, *, generator=None) -> Tensor:
+        state = self.as_state(g_us, generator=generator)
+        return state.g_us * self.drift_factor(state.params["nu"], t_s)
+
+    def read_noise_std(self, state: DeviceState, *, t_s: float) -> Tensor:
+        t = check_time(t_s) + self.t0_s
+        scale = self.read_noise_scale * math.sqrt(math.log((t + self.t_read_s) / (2 * self.t_read_s)))
+        g_t = self.drift(state, t_s)
+        return g_t.abs() * self.q_s(state.g_us) * scale

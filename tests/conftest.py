@@ -1,0 +1,34 @@
+"""Shared fixtures: seeded generators, the shared data folder and the ``--runslow`` flag."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="also run @pytest.mark.slow tests")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow reproduction run: use --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def gen() -> torch.Generator:
+    return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """Folder with the shared .npz datasets (``MEMCIM_DATA_DIR``, default ../shared/data)."""
+    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return Path(os.environ.get("MEMCIM_DATA_DIR", default))
