@@ -129,8 +129,9 @@ def test_drift_compensation_restores_the_mean_output(gen):
 
 def test_monte_carlo_samples_program_independent_arrays(gen):
     w = torch.randn(8, 16, generator=gen)
-    cfg = TileConfig(device=PCM(read_noise_scale=0.0, drift_scale=0.0),
-                     drift_compensation=False, **IDEAL_IO)
+    cfg = TileConfig(
+        device=PCM(read_noise_scale=0.0, drift_scale=0.0), drift_compensation=False, **IDEAL_IO
+    )
     tile = Tile(16, 8, cfg).program(w, generator=gen, samples=2000)
     assert tile.state.g_us.shape == (2000, 2, 16, 8)
     x = torch.randn(3, 16, generator=gen)

@@ -5,5 +5,12 @@ from memcim.crossbar.mapping import MappingConfig
 from memcim.crossbar.tile import Tile, TileConfig, TileCounters
 from memcim.crossbar.tiled import TiledMatrix
 
-__all__ = ["ConverterConfig", "MappingConfig", "Tile", "TileConfig", "TileCounters",
-           "TiledMatrix", "quantize"]
+__all__ = [
+    "ConverterConfig",
+    "MappingConfig",
+    "Tile",
+    "TileConfig",
+    "TileCounters",
+    "TiledMatrix",
+    "quantize",
+]

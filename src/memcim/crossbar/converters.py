@@ -50,17 +50,37 @@ class ConverterConfig:
 
     def __post_init__(self) -> None:
         if self.bits is not None:
-            require(isinstance(self.bits, int) and self.bits >= 2, "ConverterConfig.bits",
-                    self.bits, "must be an int >= 2 (signed codes) or None for ideal")
-        require(self.mode in ("fixed", "max_abs", "percentile"), "ConverterConfig.mode",
-                self.mode, "must be 'fixed', 'max_abs' or 'percentile'")
+            require(
+                isinstance(self.bits, int) and self.bits >= 2,
+                "ConverterConfig.bits",
+                self.bits,
+                "must be an int >= 2 (signed codes) or None for ideal",
+            )
+        require(
+            self.mode in ("fixed", "max_abs", "percentile"),
+            "ConverterConfig.mode",
+            self.mode,
+            "must be 'fixed', 'max_abs' or 'percentile'",
+        )
         if self.mode == "fixed":
-            require(self.full_scale is not None and self.full_scale > 0,
-                    "ConverterConfig.full_scale", self.full_scale, "must be > 0 in 'fixed' mode")
-        require(0 < self.percentile <= 100, "ConverterConfig.percentile", self.percentile,
-                "must be in (0, 100]")
-        require(self.t_conversion_s >= 0, "ConverterConfig.t_conversion_s",
-                self.t_conversion_s, "must be >= 0 s")
+            require(
+                self.full_scale is not None and self.full_scale > 0,
+                "ConverterConfig.full_scale",
+                self.full_scale,
+                "must be > 0 in 'fixed' mode",
+            )
+        require(
+            0 < self.percentile <= 100,
+            "ConverterConfig.percentile",
+            self.percentile,
+            "must be in (0, 100]",
+        )
+        require(
+            self.t_conversion_s >= 0,
+            "ConverterConfig.t_conversion_s",
+            self.t_conversion_s,
+            "must be >= 0 s",
+        )
 
     @property
     def ideal(self) -> bool:
@@ -81,11 +101,11 @@ class ConverterConfig:
         if self.mode == "fixed":
             return torch.tensor(float(self.full_scale), dtype=values.dtype)
         if self.mode == "max_abs":
+            # max |value| without materialising |values| (aminmax along a dim is far slower).
             if dim is None:
-                lo, hi = torch.aminmax(values)
+                r = torch.maximum(values.amax(), -values.amin())
             else:
-                lo, hi = torch.aminmax(values, dim=dim, keepdim=True)
-            r = torch.maximum(hi, -lo)  # max |value| without materialising |values|
+                r = torch.maximum(values.amax(dim, keepdim=True), -values.amin(dim, keepdim=True))
         else:
             mag = values.abs()
             if dim is None:
@@ -109,9 +129,9 @@ def quantize(values: Tensor, full_scale: Tensor, max_code: int) -> tuple[Tensor,
         ``(codes, n_clipped)``: codes as floats in −L…L (same shape as ``values``) and the number
         of conversions that saturated.
     """
-    codes = torch.round(values * (max_code / full_scale))
-    lo, hi = torch.aminmax(codes)
-    if lo >= -max_code and hi <= max_code:
+    # One fresh buffer, rounded in place: large temporaries cost page faults on every call.
+    codes = torch.mul(values, max_code / full_scale).round_()
+    if codes.amin() >= -max_code and codes.amax() <= max_code:
         return codes, 0
     clipped = int(torch.count_nonzero(codes.abs() > max_code))
     return codes.clamp_(-max_code, max_code), clipped

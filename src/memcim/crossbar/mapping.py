@@ -53,20 +53,44 @@ class MappingConfig:
     w_max: float | None = None
 
     def __post_init__(self) -> None:
-        require(self.scheme in ("differential", "offset"), "MappingConfig.scheme", self.scheme,
-                "must be 'differential' or 'offset'")
-        require(isinstance(self.devices_per_weight, int) and self.devices_per_weight >= 1,
-                "MappingConfig.devices_per_weight", self.devices_per_weight, "must be an int >= 1")
-        require(isinstance(self.slices, int) and self.slices >= 1, "MappingConfig.slices",
-                self.slices, "must be an int >= 1")
+        require(
+            self.scheme in ("differential", "offset"),
+            "MappingConfig.scheme",
+            self.scheme,
+            "must be 'differential' or 'offset'",
+        )
+        require(
+            isinstance(self.devices_per_weight, int) and self.devices_per_weight >= 1,
+            "MappingConfig.devices_per_weight",
+            self.devices_per_weight,
+            "must be an int >= 1",
+        )
+        require(
+            isinstance(self.slices, int) and self.slices >= 1,
+            "MappingConfig.slices",
+            self.slices,
+            "must be an int >= 1",
+        )
         if self.weight_bits is None:
-            require(self.slices == 1, "MappingConfig.slices", self.slices,
-                    "bit slicing needs weight_bits (analog weights use one slice)")
+            require(
+                self.slices == 1,
+                "MappingConfig.slices",
+                self.slices,
+                "bit slicing needs weight_bits (analog weights use one slice)",
+            )
         else:
-            require(isinstance(self.weight_bits, int) and self.weight_bits >= 1,
-                    "MappingConfig.weight_bits", self.weight_bits, "must be an int >= 1 or None")
-            require(self.weight_bits % self.slices == 0, "MappingConfig.weight_bits",
-                    self.weight_bits, f"must be divisible by slices={self.slices}")
+            require(
+                isinstance(self.weight_bits, int) and self.weight_bits >= 1,
+                "MappingConfig.weight_bits",
+                self.weight_bits,
+                "must be an int >= 1 or None",
+            )
+            require(
+                self.weight_bits % self.slices == 0,
+                "MappingConfig.weight_bits",
+                self.weight_bits,
+                f"must be divisible by slices={self.slices}",
+            )
         if self.w_max is not None:
             require(self.w_max > 0, "MappingConfig.w_max", self.w_max, "must be > 0 or None")
 
@@ -95,7 +119,7 @@ class MappingConfig:
         return torch.tensor(signs * self.devices_per_weight)
 
     def slice_weights(self) -> Tensor:
-        """Digital shift-and-add coefficient k_s of each slice, shape [slices], Σ_s k_s v_s = |w̃|."""
+        """Digital shift-and-add coefficient k_s per slice, shape [slices]; Σ_s k_s v_s = |w̃|."""
         if self.weight_bits is None:
             return torch.ones(1)
         b, big = self.bits_per_slice, self.weight_bits
@@ -182,8 +206,9 @@ class MappingConfig:
             var = var + ref_var.view(*lead, self.slices, self.devices_per_weight, rows, 1).sum(-3)
         return var
 
-    def decode(self, slice_g_us: Tensor, w_max: Tensor | float, g_min_us: float,
-               g_max_us: float) -> Tensor:
+    def decode(
+        self, slice_g_us: Tensor, w_max: Tensor | float, g_min_us: float, g_max_us: float
+    ) -> Tensor:
         """Weights (rows × cols, inputs × outputs) from per-slice effective conductances.
 
         Args:

@@ -65,11 +65,19 @@ class TileConfig:
     drift_compensation: bool = True
 
     def __post_init__(self) -> None:
-        require(isinstance(self.device, Device), "TileConfig.device", self.device,
-                "must be a memcim.devices.Device instance")
+        require(
+            isinstance(self.device, Device),
+            "TileConfig.device",
+            self.device,
+            "must be a memcim.devices.Device instance",
+        )
         if self.adcs is not None:
-            require(isinstance(self.adcs, int) and self.adcs >= 1, "TileConfig.adcs", self.adcs,
-                    "must be an int >= 1 or None (one ADC per column)")
+            require(
+                isinstance(self.adcs, int) and self.adcs >= 1,
+                "TileConfig.adcs",
+                self.adcs,
+                "must be an int >= 1 or None (one ADC per column)",
+            )
         require(self.v_read_v > 0, "TileConfig.v_read_v", self.v_read_v, "must be > 0 V")
         require(self.t_read_s >= 0, "TileConfig.t_read_s", self.t_read_s, "must be >= 0 s")
 
@@ -185,20 +193,26 @@ class Tile:
         """
         w = self._check_weights(weights)
         if samples is not None:
-            require(isinstance(samples, int) and samples >= 1, "samples", samples,
-                    "must be an int >= 1 or None")
+            require(
+                isinstance(samples, int) and samples >= 1,
+                "samples",
+                samples,
+                "must be an int >= 1 or None",
+            )
             w = w.expand(samples, *w.shape)
         dev = self.device
         w_max = self._w_max(w)
         planes, ref = self.mapping.targets(w.transpose(-1, -2) / w_max, dev.g_min_us, dev.g_max_us)
         same_shape = self.state is not None and self.state.shape == planes.shape
-        self.state = dev.program(planes, generator=generator,
-                                 state=self.state if same_shape else None)
+        self.state = dev.program(
+            planes, generator=generator, state=self.state if same_shape else None
+        )
         self._count_writes(self.state)
         if ref is not None:
             same_ref = self.ref_state is not None and self.ref_state.shape == ref.shape
-            self.ref_state = dev.program(ref, generator=generator,
-                                         state=self.ref_state if same_ref else None)
+            self.ref_state = dev.program(
+                ref, generator=generator, state=self.ref_state if same_ref else None
+            )
             self._count_writes(self.ref_state)
         else:
             self.ref_state = None
@@ -243,13 +257,17 @@ class Tile:
         return self.state
 
     # --- reading the array --------------------------------------------------------------------
-    def _slices_at(self, t_s: float, generator: torch.Generator | None = None,
-                   noisy: bool = False) -> Tensor:
+    def _slices_at(
+        self, t_s: float, generator: torch.Generator | None = None, noisy: bool = False
+    ) -> Tensor:
         """Effective conductance per slice at ``t_s``: drifted mean, or one noisy read."""
         state = self._require_programmed()
         dev = self.device
-        read = (lambda s: dev.read(s, t_s=t_s, generator=generator)) if noisy else (
-            lambda s: dev.drift(s, t_s))
+        read = (
+            (lambda s: dev.read(s, t_s=t_s, generator=generator))
+            if noisy
+            else (lambda s: dev.drift(s, t_s))
+        )
         ref = None if self.ref_state is None else read(self.ref_state)
         return self.mapping.slice_conductance(read(state), ref)
 
@@ -268,8 +286,11 @@ class Tile:
         var = None
         if self.config.read_noise and dev.gaussian_read_noise:
             plane_var = dev.read_noise_std(state, t_s=t_s).square()
-            ref_var = (None if self.ref_state is None
-                       else dev.read_noise_std(self.ref_state, t_s=t_s).square())
+            ref_var = (
+                None
+                if self.ref_state is None
+                else dev.read_noise_std(self.ref_state, t_s=t_s).square()
+            )
             var = self.mapping.slice_variance(plane_var, ref_var)
             if not bool((var > 0).any()):
                 var = None  # a noiseless device: skip the variance product entirely
@@ -316,15 +337,21 @@ class Tile:
         """Row drive: (codes, per-vector input scale [..., B, 1], volts per code)."""
         dac = self.config.dac
         if dac.ideal:
-            return x, torch.ones(()), self.config.v_read_v
+            return x.clone(), torch.ones(()), self.config.v_read_v  # a copy: mvm works in place
         scale = dac.calibrate(x, dim=-1)
         codes, clipped = quantize(x, scale, dac.max_code)
         self.counters.dac_clipped += clipped
         self.counters.dac_conversions += x.numel()
         return codes, scale, self.config.v_read_v / dac.max_code
 
-    def _currents(self, codes: Tensor, volts_per_code: float, cache: _ReadCache,
-                  t_s: float, generator: torch.Generator | None) -> Tensor:
+    def _currents(
+        self,
+        codes: Tensor,
+        volts_per_code: float,
+        cache: _ReadCache,
+        t_s: float,
+        generator: torch.Generator | None,
+    ) -> Tensor:
         """Bit-line currents per slice (µA): [..., slices, B, cols]."""
         if self.config.read_noise and not self.device.gaussian_read_noise:
             return self._currents_per_cell(codes, volts_per_code, t_s, generator)
@@ -336,14 +363,16 @@ class Tile:
             x = codes.unsqueeze(-3)  # broadcast the inputs over slices
         i = torch.matmul(x, g)
         if var is not None:
-            std = torch.matmul(x.square(), var).sqrt_()
+            # The codes are ours (the DAC made them) and used up: square them in place.
+            std = torch.matmul(x.square_(), var).sqrt_()
             i.addcmul_(std, torch.randn(std.shape, generator=generator))
         if x is codes:
             i = i.unsqueeze(-3)
         return i.mul_(volts_per_code)
 
-    def _currents_per_cell(self, codes: Tensor, volts_per_code: float, t_s: float,
-                           generator: torch.Generator | None) -> Tensor:
+    def _currents_per_cell(
+        self, codes: Tensor, volts_per_code: float, t_s: float, generator: torch.Generator | None
+    ) -> Tensor:
         """Exact path for non-Gaussian read noise: every input vector reads every cell anew."""
         state = self._require_programmed()
         batch = codes.shape[-2]
@@ -351,12 +380,13 @@ class Tile:
         chunk = max(1, _PER_CELL_CHUNK_ELEMENTS // per_read)
         out = []
         for start in range(0, batch, chunk):
-            x = codes[..., start:start + chunk, :]
+            x = codes[..., start : start + chunk, :]
             n = x.shape[-2]
 
             def read(s: DeviceState, n=n) -> Tensor:
-                return self.device.read(s.map(lambda t: t.expand(n, *t.shape)), t_s=t_s,
-                                        generator=generator)
+                return self.device.read(
+                    s.map(lambda t: t.expand(n, *t.shape)), t_s=t_s, generator=generator
+                )
 
             ref = None if self.ref_state is None else read(self.ref_state)
             g = self.mapping.slice_conductance(read(state), ref)  # [n, *L, S, rows, cols]
@@ -379,8 +409,9 @@ class Tile:
         self.counters.adc_conversions += currents.numel()
         return codes.mul_(self.adc_range / adc.max_code)
 
-    def calibrate(self, x: Tensor, *, t_s: float = 0.0,
-                  generator: torch.Generator | None = None) -> Tensor:
+    def calibrate(
+        self, x: Tensor, *, t_s: float = 0.0, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Set the ADC range of each slice from the currents that inputs ``x`` produce.
 
         Calibration reads are not counted in :attr:`counters`. Returns the ranges (µA).
@@ -392,8 +423,9 @@ class Tile:
             setattr(self.counters, name, value)
         return self.adc_range if self.adc_range is not None else torch.ones(())
 
-    def mvm(self, x: Tensor, *, t_s: float = 0.0,
-            generator: torch.Generator | None = None) -> Tensor:
+    def mvm(
+        self, x: Tensor, *, t_s: float = 0.0, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Analog matrix-vector product ``x @ W.T`` through DAC, array, noise and ADC.
 
         Args:

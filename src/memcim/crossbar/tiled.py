@@ -26,18 +26,30 @@ class TiledMatrix:
         max_cols: logical output columns per tile, default 512.
     """
 
-    def __init__(self, out_features: int, in_features: int, config: TileConfig | None = None,
-                 *, max_rows: int = 512, max_cols: int = 512) -> None:
-        for name, value in (("out_features", out_features), ("in_features", in_features),
-                            ("max_rows", max_rows), ("max_cols", max_cols)):
+    def __init__(
+        self,
+        out_features: int,
+        in_features: int,
+        config: TileConfig | None = None,
+        *,
+        max_rows: int = 512,
+        max_cols: int = 512,
+    ) -> None:
+        for name, value in (
+            ("out_features", out_features),
+            ("in_features", in_features),
+            ("max_rows", max_rows),
+            ("max_cols", max_cols),
+        ):
             require(isinstance(value, int) and value >= 1, name, value, "must be an int >= 1")
         self.out_features, self.in_features = out_features, in_features
         self.config = config if config is not None else TileConfig()
         self.row_splits = _splits(in_features, max_rows)
         self.col_splits = _splits(out_features, max_cols)
         # tiles[r][c] handles inputs in row block r and outputs in column block c.
-        self.tiles = [[Tile(rows, cols, self.config) for cols in self.col_splits]
-                      for rows in self.row_splits]
+        self.tiles = [
+            [Tile(rows, cols, self.config) for cols in self.col_splits] for rows in self.row_splits
+        ]
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -50,11 +62,18 @@ class TiledMatrix:
             for c, block in enumerate(torch.split(row_block, self.col_splits, dim=-2)):
                 yield self.tiles[r][c], block
 
-    def program(self, weights: Tensor, *, generator: torch.Generator | None = None,
-                samples: int | None = None) -> TiledMatrix:
+    def program(
+        self,
+        weights: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        samples: int | None = None,
+    ) -> TiledMatrix:
         """Program ``weights`` [..., out, in] onto the tiles (see :meth:`Tile.program`)."""
-        if not isinstance(weights, Tensor) or weights.dim() < 2 or tuple(weights.shape[-2:]) != (
-            self.out_features, self.in_features
+        if (
+            not isinstance(weights, Tensor)
+            or weights.dim() < 2
+            or tuple(weights.shape[-2:]) != (self.out_features, self.in_features)
         ):
             shape = tuple(weights.shape) if isinstance(weights, Tensor) else type(weights).__name__
             raise ConfigError(
@@ -65,18 +84,22 @@ class TiledMatrix:
             tile.program(block, generator=generator, samples=samples)
         return self
 
-    def mvm(self, x: Tensor, *, t_s: float = 0.0,
-            generator: torch.Generator | None = None) -> Tensor:
+    def mvm(
+        self, x: Tensor, *, t_s: float = 0.0, generator: torch.Generator | None = None
+    ) -> Tensor:
         """``x @ W.T`` over all tiles: x [..., B, in] -> [..., B, out]."""
         if not isinstance(x, Tensor) or x.dim() < 1 or x.shape[-1] != self.in_features:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ConfigError(f"x has shape {shape}; its last dimension must be "
-                              f"in_features={self.in_features}")
+            raise ConfigError(
+                f"x has shape {shape}; its last dimension must be in_features={self.in_features}"
+            )
         chunks = torch.split(x, self.row_splits, dim=-1)
         outputs = []
         for c in range(len(self.col_splits)):
-            partial = [self.tiles[r][c].mvm(chunk, t_s=t_s, generator=generator)
-                       for r, chunk in enumerate(chunks)]
+            partial = [
+                self.tiles[r][c].mvm(chunk, t_s=t_s, generator=generator)
+                for r, chunk in enumerate(chunks)
+            ]
             outputs.append(torch.stack(partial).sum(0) if len(partial) > 1 else partial[0])
         return torch.cat(outputs, dim=-1)
 
@@ -85,8 +108,9 @@ class TiledMatrix:
         rows = [torch.cat([tile.read_weights(t_s) for tile in row], dim=-2) for row in self.tiles]
         return torch.cat(rows, dim=-1)
 
-    def calibrate(self, x: Tensor, *, t_s: float = 0.0,
-                  generator: torch.Generator | None = None) -> None:
+    def calibrate(
+        self, x: Tensor, *, t_s: float = 0.0, generator: torch.Generator | None = None
+    ) -> None:
         """Calibrate every tile's ADC on inputs ``x`` [..., B, in]."""
         chunks = torch.split(x, self.row_splits, dim=-1)
         for r, chunk in enumerate(chunks):

@@ -6,7 +6,24 @@ programming. Defaults cite their source; see ``REFERENCES.md``.
 """
 
 from memcim.devices.base import Device, DeviceState
+from memcim.devices.digital import GainCell, SRAMCell
+from memcim.devices.fecap import FeCap, LevelUpdate
 from memcim.devices.ideal import IdealDevice
+from memcim.devices.mram import STTMRAM
 from memcim.devices.pcm import PCM
+from memcim.devices.rram import FilamentaryRRAM
+from memcim.devices.twod import TwoDFET
 
-__all__ = ["Device", "DeviceState", "IdealDevice", "PCM"]
+__all__ = [
+    "PCM",
+    "STTMRAM",
+    "Device",
+    "DeviceState",
+    "FeCap",
+    "FilamentaryRRAM",
+    "GainCell",
+    "IdealDevice",
+    "LevelUpdate",
+    "SRAMCell",
+    "TwoDFET",
+]

@@ -49,10 +49,10 @@ class DeviceState:
         """A state for cells that hold ``g_us`` and have never been written."""
         return cls(
             g_us=g_us,
-            writes=torch.zeros(g_us.shape, dtype=torch.int64),
-            stuck=torch.zeros(g_us.shape, dtype=torch.bool),
+            writes=torch.zeros(g_us.shape, dtype=torch.int64, device=g_us.device),
+            stuck=torch.zeros(g_us.shape, dtype=torch.bool, device=g_us.device),
             params=dict(params),
-            last_pulses=torch.zeros(g_us.shape, dtype=torch.int64),
+            last_pulses=torch.zeros(g_us.shape, dtype=torch.int64, device=g_us.device),
         )
 
     @property
@@ -112,10 +112,20 @@ class Device(ABC):
                 f"{self._field('g_max_us')}={self.g_max_us!r} is invalid: must be greater than "
                 f"g_min_us={self.g_min_us!r}"
             )
-        for name in ("e_read_pj", "e_write_pj", "t_write_s"):
-            require(getattr(self, name) >= 0, self._field(name), getattr(self, name), "must be >= 0")
-        require(self.endurance_cycles > 0, self._field("endurance_cycles"),
-                self.endurance_cycles, "must be > 0 (math.inf for unlimited)")
+        for name in ("g_min_us", "g_max_us", "e_read_pj", "e_write_pj", "t_write_s"):
+            value = getattr(self, name)
+            require(
+                math.isfinite(value) and value >= 0,
+                self._field(name),
+                value,
+                "must be finite and >= 0",
+            )
+        require(
+            self.endurance_cycles > 0,
+            self._field("endurance_cycles"),
+            self.endurance_cycles,
+            "must be > 0 (math.inf for unlimited)",
+        )
 
     def _field(self, name: str) -> str:
         return f"{type(self).__name__}.{name}"
@@ -169,7 +179,10 @@ class Device(ABC):
         return torch.zeros_like(state.g_us)
 
     def read(
-        self, g_us: DeviceState | Tensor, *, t_s: float = 0.0,
+        self,
+        g_us: DeviceState | Tensor,
+        *,
+        t_s: float = 0.0,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """One read of every cell at ``t_s`` (µS): drifted conductance plus one noise draw."""
@@ -211,8 +224,9 @@ class Device(ABC):
         """Physical bound of the conductance after noise: never below 0 or above g_max."""
         return g_us.clamp(0.0, self.g_max_us)
 
-    def advance(self, state: DeviceState | None, g_us: Tensor, pulses: Tensor | int = 1,
-                **params: Tensor) -> DeviceState:
+    def advance(
+        self, state: DeviceState | None, g_us: Tensor, pulses: Tensor | int = 1, **params: Tensor
+    ) -> DeviceState:
         """Bookkeeping shared by every ``program``: write counts, stuck cells keep their value.
 
         Args:
@@ -221,7 +235,7 @@ class Device(ABC):
             pulses: pulses applied per cell in this programming operation.
             params: persistent per-device parameters after this programming.
         """
-        pulses_t = torch.as_tensor(pulses, dtype=torch.int64).expand(g_us.shape)
+        pulses_t = torch.as_tensor(pulses, dtype=torch.int64, device=g_us.device).expand(g_us.shape)
         if state is None:
             state = DeviceState.fresh(torch.zeros_like(g_us))
         stuck = state.stuck
@@ -230,7 +244,10 @@ class Device(ABC):
         merged = dict(state.params)
         merged.update(params)
         return DeviceState(
-            g_us=g_new, writes=writes, stuck=stuck, params=merged,
+            g_us=g_new,
+            writes=writes,
+            stuck=stuck,
+            params=merged,
             last_pulses=torch.where(stuck, 0, pulses_t),
         )
 
@@ -246,7 +263,9 @@ class Device(ABC):
 def check_conductance(g_us: Tensor, name: str) -> Tensor:
     """Validate a conductance tensor: a floating tensor with no NaN or infinity."""
     if not isinstance(g_us, Tensor):
-        raise ConfigError(f"{name} must be a torch.Tensor of conductances in µS, got {type(g_us).__name__}")
+        raise ConfigError(
+            f"{name} must be a torch.Tensor of conductances in µS, got {type(g_us).__name__}"
+        )
     if not g_us.is_floating_point():
         raise ConfigError(f"{name} must be a floating-point tensor, got dtype {g_us.dtype}")
     if not all_finite(g_us):
@@ -262,6 +281,10 @@ def all_finite(t: Tensor) -> bool:
 
 def check_time(t_s: float, name: str = "t_s") -> float:
     """Validate a time since programming (s): finite and >= 0."""
-    require(isinstance(t_s, int | float) and math.isfinite(t_s) and t_s >= 0, name, t_s,
-            "time since programming must be a finite number of seconds >= 0")
+    require(
+        isinstance(t_s, int | float) and math.isfinite(t_s) and t_s >= 0,
+        name,
+        t_s,
+        "time since programming must be a finite number of seconds >= 0",
+    )
     return float(t_s)

@@ -11,7 +11,7 @@ With ĝ = g_target / g_max clipped to [0, 1]:
 * drift g(t) = g_prog · ((t + t0)/t0)^(−ν), t0 = 20 s, one ν per device drawn at programming:
   ν ~ |N(μ_ν(ĝ), σ_ν(ĝ))|, μ_ν = clip(−0.0155 ln ĝ + 0.0244, 0.049, 0.1),
   σ_ν = clip(−0.0125 ln ĝ − 0.0059, 0.008, 0.045);
-* 1/f read noise, independent per read: σ_read = g(t) · Q_s · sqrt(ln((t + t0 + t_read)/(2 t_read))),
+* 1/f read noise: σ_read = g(t) · Q_s · sqrt(ln((t + t0 + t_read)/(2 t_read))),
   Q_s = min(0.0088 / ĝ_prog^0.65, 0.2), t_read = 250 ns. As in aihwkit, the time in the noise
   formula counts from t0 before the first read (``t + t0``), which keeps the logarithm positive at
   t = 0, and Q_s is evaluated at the programmed conductance.
@@ -68,10 +68,16 @@ class PCM(Device):
         super().__post_init__()
         require(self.t0_s > 0, self._field("t0_s"), self.t0_s, "must be > 0 s")
         require(self.t_read_s > 0, self._field("t_read_s"), self.t_read_s, "must be > 0 s")
-        require(len(self.prog_coeffs) == 3, self._field("prog_coeffs"), self.prog_coeffs,
-                "must be three polynomial coefficients (a2, a1, a0)")
+        require(
+            len(self.prog_coeffs) == 3,
+            self._field("prog_coeffs"),
+            self.prog_coeffs,
+            "must be three polynomial coefficients (a2, a1, a0)",
+        )
         for name in ("prog_noise_scale", "drift_scale", "read_noise_scale"):
-            require(getattr(self, name) >= 0, self._field(name), getattr(self, name), "must be >= 0")
+            require(
+                getattr(self, name) >= 0, self._field(name), getattr(self, name), "must be >= 0"
+            )
 
     # --- the published fits, as functions of ĝ -----------------------------------------------
     def g_rel(self, g_us: Tensor) -> Tensor:
@@ -111,7 +117,9 @@ class PCM(Device):
     ) -> DeviceState:
         target = self.check_target(g_target_us)
         noise = torch.randn(target.shape, generator=generator, dtype=target.dtype)
-        g_prog = (target + self.prog_noise_scale * self.sigma_prog_us(target) * noise).clamp_min(0.0)
+        g_prog = (target + self.prog_noise_scale * self.sigma_prog_us(target) * noise).clamp_min(
+            0.0
+        )
         # ν follows the *target* state, as in the published model (the cell's amorphous volume
         # is set by the programming conditions, not by where the noise landed).
         return self.advance(state, g_prog, **self.init_params(target, generator=generator))
@@ -126,6 +134,8 @@ class PCM(Device):
 
     def read_noise_std(self, state: DeviceState, *, t_s: float) -> Tensor:
         t = check_time(t_s) + self.t0_s
-        scale = self.read_noise_scale * math.sqrt(math.log((t + self.t_read_s) / (2 * self.t_read_s)))
+        scale = self.read_noise_scale * math.sqrt(
+            math.log((t + self.t_read_s) / (2 * self.t_read_s))
+        )
         g_t = self.drift(state, t_s)
         return g_t.abs() * self.q_s(state.g_us) * scale
