@@ -7,7 +7,7 @@ import torch
 
 from memcim import ConfigError
 from memcim.crossbar import ConverterConfig, MappingConfig, Tile, TileConfig, TiledMatrix
-from memcim.devices import PCM, IdealDevice
+from memcim.devices import PCM, IdealDevice, TwoDFET
 
 IDEAL_IO = {"dac": ConverterConfig(bits=None), "adc": ConverterConfig(bits=None)}
 
@@ -189,3 +189,47 @@ def test_bad_inputs_raise_clear_errors(gen):
         TileConfig(adcs=0)
     with pytest.raises(ConfigError, match="in_features"):
         TiledMatrix(4, 8).mvm(torch.rand(2, 9))
+
+
+def test_per_time_read_noise_is_one_realisation_per_read_time(gen):
+    """Same marginal variance as per-read noise, but shared by reads at the same time."""
+    pcm = PCM(prog_noise_scale=0.0)
+    w = torch.randn(4, 32, generator=gen)
+    cfg = TileConfig(device=pcm, drift_compensation=False, read_noise="per_time", **IDEAL_IO)
+    tile = Tile(32, 4, cfg).program(w, generator=gen)
+    x = torch.rand(3, 32, generator=gen)
+    first = tile.mvm(x, t_s=10.0, generator=gen)
+    assert torch.equal(first, tile.mvm(x, t_s=10.0, generator=gen))  # same instant, same noise
+    # Across read times (1 µs apart: drift and σ unchanged to 1e-7) the noise is redrawn, with
+    # the per-read variance Σ_i x_i² (σ⁺² + σ⁻²); 5 SE of a sample variance over n = 4000.
+    n = 4000
+    y = torch.stack([tile.mvm(x[0], t_s=10.0 + k * 1e-6, generator=gen) for k in range(n)])
+    sigma = pcm.read_noise_std(tile.state, t_s=10.0)
+    expected_var = (x[0].square() @ sigma.square().sum(0)) * (tile.w_max.squeeze() / 25.0) ** 2
+    assert ((y.double().var(0) - expected_var).abs() <= 5 * expected_var * (2 / n) ** 0.5).all()
+
+
+def test_read_noise_modes_validated():
+    with pytest.raises(ConfigError, match="TileConfig.read_noise"):
+        TileConfig(read_noise=True)
+
+
+def test_non_gaussian_read_noise_is_read_cell_by_cell(gen):
+    """TwoDFET (Gaussian + telegraph noise): every vector reads every cell anew, so the output
+    mean and variance are Σ x·E[G] and Σ x²·Var[G] from the device's closed-form moments."""
+    dev = TwoDFET(prog_noise_std_us=0.0)
+    w = torch.randn(3, 16, generator=gen)
+    cfg = TileConfig(device=dev, drift_compensation=False, **IDEAL_IO)
+    tile = Tile(16, 3, cfg).program(w, generator=gen)
+    x = torch.rand(16, generator=gen)
+    n = 20_000
+    y = tile.mvm(x.expand(n, 16), generator=gen).double()
+    mean, var = dev.read_moments(tile.state)  # per plane [2, rows, cols]
+    signs = torch.tensor([1.0, -1.0]).view(2, 1, 1)
+    to_weight = tile.w_max.squeeze() / dev.g_max_us
+    expected_mean = x @ (signs * mean).sum(0) * to_weight
+    expected_var = x.square() @ var.sum(0) * to_weight**2
+    # 5 SE for the mean (σ/√n) and for the variance (≈ var·√(2/n); telegraph noise has a
+    # kurtosis above 3, so 8 SE there).
+    assert ((y.mean(0) - expected_mean).abs() <= 5 * (expected_var / n).sqrt()).all()
+    assert ((y.var(0) - expected_var).abs() <= 8 * expected_var * (2 / n) ** 0.5).all()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -32,6 +33,8 @@ from memcim.crossbar.converters import ConverterConfig, quantize
 from memcim.crossbar.mapping import MappingConfig
 from memcim.devices import PCM, Device, DeviceState
 from memcim.devices.base import all_finite, check_time
+
+ReadNoise = Literal["per_read", "per_time", "off"]
 
 # Upper bound on the elements of one cell-by-cell read chunk (non-Gaussian read noise), to keep
 # memory near 256 MB of float32.
@@ -50,7 +53,15 @@ class TileConfig:
         adcs: ADCs per tile, time-multiplexed over the sensed columns; ``None`` = one per column.
         v_read_v: row voltage at full DAC scale (V).
         t_read_s: time the array is driven for one read (s).
-        read_noise: draw per-read device noise (False: reads return the drifted mean).
+        read_noise: how read noise is sampled.
+            ``"per_read"`` (default): an independent draw for every cell at every read, i.e.
+            for every input vector — exact, in the output domain for Gaussian devices.
+            ``"per_time"``: one realisation of every cell's noise per read time ``t_s``, shared
+            by all vectors read at that time (aihwkit's inference semantics; apt for PCM's 1/f
+            noise, whose power sits at low frequency so reads microseconds apart see nearly the
+            same fluctuation). Each output has the same marginal distribution as ``"per_read"``,
+            but the noise is correlated across vectors; it costs one matrix product per MVM.
+            ``"off"``: reads return the drifted mean.
         drift_compensation: scale outputs by Σ|W(0)| / Σ|W(t)| (global drift compensation).
     """
 
@@ -61,7 +72,7 @@ class TileConfig:
     adcs: int | None = None
     v_read_v: float = 0.2
     t_read_s: float = 100e-9
-    read_noise: bool = True
+    read_noise: ReadNoise = "per_read"
     drift_compensation: bool = True
 
     def __post_init__(self) -> None:
@@ -78,6 +89,12 @@ class TileConfig:
                 self.adcs,
                 "must be an int >= 1 or None (one ADC per column)",
             )
+        require(
+            self.read_noise in ("per_read", "per_time", "off"),
+            "TileConfig.read_noise",
+            self.read_noise,
+            "must be 'per_read', 'per_time' or 'off'",
+        )
         require(self.v_read_v > 0, "TileConfig.v_read_v", self.v_read_v, "must be > 0 V")
         require(self.t_read_s >= 0, "TileConfig.t_read_s", self.t_read_s, "must be >= 0 s")
 
@@ -276,15 +293,22 @@ class Tile:
         w = self.mapping.decode(g, self.w_max, self.device.g_min_us, self.device.g_max_us)
         return w.abs().sum(dim=(-2, -1), keepdim=True)
 
-    def _read_cache(self, t_s: float) -> _ReadCache:
+    def _read_cache(self, t_s: float, generator: torch.Generator | None = None) -> _ReadCache:
         t_s = check_time(t_s)
         if self._cache is not None and self._cache.t_s == t_s:
             return self._cache
         state = self._require_programmed()
-        dev = self.device
-        g_slices = self._slices_at(t_s)
-        var = None
-        if self.config.read_noise and dev.gaussian_read_noise:
+        dev, mode = self.device, self.config.read_noise
+        mean_slices = self._slices_at(t_s)
+        comp = torch.ones(())
+        if self.config.drift_compensation:
+            w = self.mapping.decode(mean_slices, self.w_max, dev.g_min_us, dev.g_max_us)
+            now = w.abs().sum(dim=(-2, -1), keepdim=True)
+            comp = torch.where(now > 0, self._ref_abs_sum / now, torch.ones_like(now))
+        g_slices, var = mean_slices, None
+        if mode == "per_time":
+            g_slices = self._slices_at(t_s, generator, noisy=True)
+        elif mode == "per_read" and dev.gaussian_read_noise:
             plane_var = dev.read_noise_std(state, t_s=t_s).square()
             ref_var = (
                 None
@@ -294,11 +318,6 @@ class Tile:
             var = self.mapping.slice_variance(plane_var, ref_var)
             if not bool((var > 0).any()):
                 var = None  # a noiseless device: skip the variance product entirely
-        comp = torch.ones(())
-        if self.config.drift_compensation:
-            w = self.mapping.decode(g_slices, self.w_max, dev.g_min_us, dev.g_max_us)
-            now = w.abs().sum(dim=(-2, -1), keepdim=True)
-            comp = torch.where(now > 0, self._ref_abs_sum / now, torch.ones_like(now))
         self._cache = _ReadCache(t_s, g_slices.contiguous(), var, comp)
         return self._cache
 
@@ -314,7 +333,7 @@ class Tile:
         """
         t_s = check_time(t_s)
         dev = self.device
-        g = self._slices_at(t_s, generator, noisy and self.config.read_noise)
+        g = self._slices_at(t_s, generator, noisy and self.config.read_noise != "off")
         w = self.mapping.decode(g, self.w_max, dev.g_min_us, dev.g_max_us)
         if self.config.drift_compensation:
             w = w * self._read_cache(t_s).compensation
@@ -353,7 +372,7 @@ class Tile:
         generator: torch.Generator | None,
     ) -> Tensor:
         """Bit-line currents per slice (µA): [..., slices, B, cols]."""
-        if self.config.read_noise and not self.device.gaussian_read_noise:
+        if self.config.read_noise == "per_read" and not self.device.gaussian_read_noise:
             return self._currents_per_cell(codes, volts_per_code, t_s, generator)
         g, var = cache.g_slices, cache.var_slices
         if g.dim() == 3 and g.shape[0] == 1:
@@ -441,7 +460,7 @@ class Tile:
         single = x.dim() == 1
         if single:
             x = x.unsqueeze(0)
-        cache = self._read_cache(t_s)
+        cache = self._read_cache(t_s, generator)
         codes, in_scale, volts_per_code = self._dac(x)
         currents = self._adc(self._currents(codes, volts_per_code, cache, t_s, generator))
         dev, mp = self.device, self.mapping
