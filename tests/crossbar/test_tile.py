@@ -7,7 +7,7 @@ import torch
 
 from memcim import ConfigError
 from memcim.crossbar import ConverterConfig, MappingConfig, Tile, TileConfig, TiledMatrix
-from memcim.devices import PCM, IdealDevice, TwoDFET
+from memcim.devices import PCM, FilamentaryRRAM, IdealDevice, TwoDFET
 
 IDEAL_IO = {"dac": ConverterConfig(bits=None), "adc": ConverterConfig(bits=None)}
 
@@ -96,7 +96,9 @@ def test_output_domain_read_noise_has_the_exact_variance(gen):
     """Var of the output = Σ_i x_i² (σ⁺² + σ⁻²) (weight units), checked over 20k reads."""
     pcm = PCM(prog_noise_scale=0.0)
     w = torch.randn(4, 32, generator=gen)
-    tile = Tile(32, 4, TileConfig(device=pcm, drift_compensation=False, **IDEAL_IO))
+    tile = Tile(
+        32, 4, TileConfig(device=pcm, drift_compensation=False, read_noise="per_read", **IDEAL_IO)
+    )
     tile.program(w, generator=gen)
     x = torch.rand(1, 32, generator=gen)
     y = tile.mvm(x.expand(20_000, 32), t_s=10.0, generator=gen)
@@ -209,9 +211,13 @@ def test_per_time_read_noise_is_one_realisation_per_read_time(gen):
     assert ((y.double().var(0) - expected_var).abs() <= 5 * expected_var * (2 / n) ** 0.5).all()
 
 
-def test_read_noise_modes_validated():
+def test_read_noise_modes_validated_and_auto_follows_the_noise_spectrum():
     with pytest.raises(ConfigError, match="TileConfig.read_noise"):
         TileConfig(read_noise=True)
+    assert Tile(2, 2, TileConfig(device=PCM())).read_noise_mode == "per_time"  # 1/f noise
+    assert Tile(2, 2, TileConfig(device=FilamentaryRRAM())).read_noise_mode == "per_read"
+    forced = TileConfig(device=PCM(), read_noise="per_read")
+    assert Tile(2, 2, forced).read_noise_mode == "per_read"
 
 
 def test_non_gaussian_read_noise_is_read_cell_by_cell(gen):

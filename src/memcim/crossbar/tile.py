@@ -34,7 +34,7 @@ from memcim.crossbar.mapping import MappingConfig
 from memcim.devices import PCM, Device, DeviceState
 from memcim.devices.base import all_finite, check_time
 
-ReadNoise = Literal["per_read", "per_time", "off"]
+ReadNoise = Literal["auto", "per_read", "per_time", "off"]
 
 # Upper bound on the elements of one cell-by-cell read chunk (non-Gaussian read noise), to keep
 # memory near 256 MB of float32.
@@ -54,13 +54,17 @@ class TileConfig:
         v_read_v: row voltage at full DAC scale (V).
         t_read_s: time the array is driven for one read (s).
         read_noise: how read noise is sampled.
-            ``"per_read"`` (default): an independent draw for every cell at every read, i.e.
-            for every input vector — exact, in the output domain for Gaussian devices.
+            ``"per_read"``: an independent draw for every cell at every read, i.e. for every
+            input vector — exact, in the output domain for Gaussian devices; right for white
+            read noise (e.g. filamentary RRAM).
             ``"per_time"``: one realisation of every cell's noise per read time ``t_s``, shared
-            by all vectors read at that time (aihwkit's inference semantics; apt for PCM's 1/f
-            noise, whose power sits at low frequency so reads microseconds apart see nearly the
-            same fluctuation). Each output has the same marginal distribution as ``"per_read"``,
-            but the noise is correlated across vectors; it costs one matrix product per MVM.
+            by all vectors read at that time. Right for 1/f noise such as PCM's, whose published
+            σ is the fluctuation accumulated since programming: its power sits at low frequency,
+            so reads microseconds apart see nearly the same value (aihwkit samples it this way).
+            Each output has the same marginal distribution as with ``"per_read"``; only the
+            correlation between vectors read at the same ``t_s`` differs.
+            ``"auto"`` (default): ``"per_time"`` for devices whose ``read_noise_spectrum`` is
+            ``"1/f"``, ``"per_read"`` otherwise.
             ``"off"``: reads return the drifted mean.
         drift_compensation: scale outputs by Σ|W(0)| / Σ|W(t)| (global drift compensation).
     """
@@ -72,7 +76,7 @@ class TileConfig:
     adcs: int | None = None
     v_read_v: float = 0.2
     t_read_s: float = 100e-9
-    read_noise: ReadNoise = "per_read"
+    read_noise: ReadNoise = "auto"
     drift_compensation: bool = True
 
     def __post_init__(self) -> None:
@@ -90,10 +94,10 @@ class TileConfig:
                 "must be an int >= 1 or None (one ADC per column)",
             )
         require(
-            self.read_noise in ("per_read", "per_time", "off"),
+            self.read_noise in ("auto", "per_read", "per_time", "off"),
             "TileConfig.read_noise",
             self.read_noise,
-            "must be 'per_read', 'per_time' or 'off'",
+            "must be 'auto', 'per_read', 'per_time' or 'off'",
         )
         require(self.v_read_v > 0, "TileConfig.v_read_v", self.v_read_v, "must be > 0 V")
         require(self.t_read_s >= 0, "TileConfig.t_read_s", self.t_read_s, "must be >= 0 s")
@@ -180,6 +184,14 @@ class Tile:
         return self.mapping.planes * self.rows * self.cols + (
             ref if self.mapping.scheme == "offset" else 0
         )
+
+    @property
+    def read_noise_mode(self) -> str:
+        """The read-noise mode in force: ``"auto"`` resolved against the device's spectrum."""
+        mode = self.config.read_noise
+        if mode == "auto":
+            return "per_time" if self.device.read_noise_spectrum == "1/f" else "per_read"
+        return mode
 
     @property
     def mvm_latency_s(self) -> float:
@@ -298,7 +310,7 @@ class Tile:
         if self._cache is not None and self._cache.t_s == t_s:
             return self._cache
         state = self._require_programmed()
-        dev, mode = self.device, self.config.read_noise
+        dev, mode = self.device, self.read_noise_mode
         mean_slices = self._slices_at(t_s)
         comp = torch.ones(())
         if self.config.drift_compensation:
@@ -333,7 +345,7 @@ class Tile:
         """
         t_s = check_time(t_s)
         dev = self.device
-        g = self._slices_at(t_s, generator, noisy and self.config.read_noise != "off")
+        g = self._slices_at(t_s, generator, noisy and self.read_noise_mode != "off")
         w = self.mapping.decode(g, self.w_max, dev.g_min_us, dev.g_max_us)
         if self.config.drift_compensation:
             w = w * self._read_cache(t_s).compensation
@@ -372,7 +384,7 @@ class Tile:
         generator: torch.Generator | None,
     ) -> Tensor:
         """Bit-line currents per slice (µA): [..., slices, B, cols]."""
-        if self.config.read_noise == "per_read" and not self.device.gaussian_read_noise:
+        if self.read_noise_mode == "per_read" and not self.device.gaussian_read_noise:
             return self._currents_per_cell(codes, volts_per_code, t_s, generator)
         g, var = cache.g_slices, cache.var_slices
         if g.dim() == 3 and g.shape[0] == 1:

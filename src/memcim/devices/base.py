@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -100,6 +100,12 @@ class Device(ABC):
     #: True when :meth:`read` adds independent zero-mean Gaussian noise of std
     #: :meth:`read_noise_std`; tiles then add the noise exactly in the output domain.
     gaussian_read_noise: ClassVar[bool] = True
+
+    #: Spectrum of the read noise. ``"white"``: reads are independent draws. ``"1/f"``: the
+    #: published σ is the fluctuation accumulated since programming, whose power sits at low
+    #: frequency, so reads close in time share it (tiles then draw one realisation per read
+    #: time by default).
+    read_noise_spectrum: ClassVar[Literal["white", "1/f"]] = "white"
 
     def __post_init__(self) -> None:
         for f in fields(self):

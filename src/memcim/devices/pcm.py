@@ -51,6 +51,8 @@ class PCM(Device):
         endurance_cycles: 1e8 (typical PCM; unverified default).
     """
 
+    read_noise_spectrum = "1/f"
+
     g_min_us: float = 0.0
     g_max_us: float = 25.0
     e_read_pj: float = 0.1
