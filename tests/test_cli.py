@@ -25,6 +25,7 @@ def test_memcim_help_entry_point(capsys):
 def test_demo_quick_writes_results(tmp_path, capsys):
     assert cli.main(["demo", "--quick", "--out", str(tmp_path)]) == 0
     metrics = json.loads((tmp_path / "results.json").read_text())["metrics"]
+    assert (tmp_path / "mvm_error_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "Mean relative MVM error" in printed
     # Drift without compensation must hurt PCM more after a day than after a second, and

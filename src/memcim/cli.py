@@ -23,7 +23,12 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Mean relative MVM error of a 784x256 matrix on PCM and filamentary RRAM "
         "over time, then a digits MLP on simulated arrays with each non-ideality in turn.",
     )
-    demo.add_argument("--out", type=Path, default=None, help="folder for results.json")
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for results.json and a figure of MVM error vs time",
+    )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--quick", action="store_true", help="skip the 1-year point")
     return parser

@@ -54,6 +54,32 @@ def relative_mvm_error(
     return ((y - exact).norm(dim=-1) / exact.norm(dim=-1)).mean().item()
 
 
+def plot_error_vs_time(devices: dict[str, Device], seed: int, path: Path) -> Path:
+    """PNG of the relative MVM error from 1 s to 1 year, with and without compensation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    times = [10.0**k for k in range(8)] + [3.15e7]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for (name, device), color in zip(devices.items(), ("tab:red", "tab:blue"), strict=False):
+        for comp, style in ((False, "--"), (True, "-")):
+            errors = [relative_mvm_error(device, t, compensation=comp, seed=seed) for t in times]
+            label = f"{name}, {'drift compensated' if comp else 'no compensation'}"
+            ax.plot(times, [100 * e for e in errors], style, color=color, marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("time since programming (s)")
+    ax.set_ylabel("mean relative MVM error (%)")
+    ax.set_title("784 x 256 matrix, 8-bit DAC/ADC, differential pairs")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def _digits(generator: torch.Generator):
     from sklearn.datasets import load_digits
 
@@ -156,10 +182,13 @@ def run(
             acc = analog_accuracy(model, config, x_te, y_te, t_s, gen)
             metrics["accuracy_" + label.split(",")[0].replace(" ", "_").replace("+", "and")] = acc
             echo(f"   {label:<52}{acc:>10.2%}")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        figure = plot_error_vs_time(devices, seed, out / "mvm_error_vs_time.png")
+        echo(f"figure written to {figure}")
     metrics["wall_s"] = time.perf_counter() - start
     echo(f"\n(done in {metrics['wall_s']:.1f} s; seed {seed})")
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(
             json.dumps({"experiment": "demo", "seed": seed, "metrics": metrics}, indent=2)
         )
