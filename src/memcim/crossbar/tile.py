@@ -285,6 +285,71 @@ class Tile:
             raise ConfigError("the tile holds no weights yet: call Tile.program(weights) first")
         return self.state
 
+    def reset_read_cache(self) -> None:
+        """Forget the cached read at the latest ``t_s`` (drifted conductances and, with
+        ``per_time`` read noise, that time's noise realisation): the next read redraws it."""
+        self._cache = None
+
+    # --- saving and restoring the programmed state ----------------------------------------------
+    def state_tensors(self) -> dict[str, Tensor]:
+        """Everything the programmed array holds, as a flat dict of tensors (for state_dict).
+
+        Loadable with ``torch.load(weights_only=True)``; restore with :meth:`load_state_tensors`.
+        """
+        if self.state is None:
+            return {}
+        out = {"w_max": self.w_max, "ref_abs_sum": self._ref_abs_sum}
+        if self.adc_range is not None:
+            out["adc_range"] = self.adc_range
+        for prefix, state in (("cells", self.state), ("ref", self.ref_state)):
+            if state is None:
+                continue
+            out[f"{prefix}.g_us"] = state.g_us
+            out[f"{prefix}.writes"] = state.writes
+            out[f"{prefix}.stuck"] = state.stuck
+            if state.last_pulses is not None:
+                out[f"{prefix}.last_pulses"] = state.last_pulses
+            for name, value in state.params.items():
+                out[f"{prefix}.param.{name}"] = value
+        return {k: v.detach().clone() for k, v in out.items()}
+
+    def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
+        """Restore a state saved by :meth:`state_tensors` (an empty dict: unprogrammed)."""
+        self._cache = None
+        if not tensors:
+            self.state = self.ref_state = self.w_max = self.adc_range = None
+            self._ref_abs_sum = None
+            return
+
+        def state_for(prefix: str) -> DeviceState | None:
+            if f"{prefix}.g_us" not in tensors:
+                return None
+            params = {
+                key.split(".param.", 1)[1]: value
+                for key, value in tensors.items()
+                if key.startswith(f"{prefix}.param.")
+            }
+            return DeviceState(
+                g_us=tensors[f"{prefix}.g_us"],
+                writes=tensors[f"{prefix}.writes"],
+                stuck=tensors[f"{prefix}.stuck"],
+                params=params,
+                last_pulses=tensors.get(f"{prefix}.last_pulses"),
+            )
+
+        state = state_for("cells")
+        expected = (self.mapping.planes, self.rows, self.cols)
+        if state is None or tuple(state.shape[-3:]) != expected:
+            shape = None if state is None else tuple(state.shape)
+            raise ConfigError(
+                f"saved tile state has cell shape {shape}; this tile needs [..., {expected[0]}, "
+                f"{expected[1]}, {expected[2]}] (planes, rows, cols)"
+            )
+        self.state, self.ref_state = state, state_for("ref")
+        self.w_max = tensors["w_max"]
+        self._ref_abs_sum = tensors["ref_abs_sum"]
+        self.adc_range = tensors.get("adc_range")
+
     # --- reading the array --------------------------------------------------------------------
     def _slices_at(
         self, t_s: float, generator: torch.Generator | None = None, noisy: bool = False

@@ -44,8 +44,8 @@ class TiledMatrix:
             require(isinstance(value, int) and value >= 1, name, value, "must be an int >= 1")
         self.out_features, self.in_features = out_features, in_features
         self.config = config if config is not None else TileConfig()
-        self.row_splits = _splits(in_features, max_rows)
-        self.col_splits = _splits(out_features, max_cols)
+        self.row_splits = split_sizes(in_features, max_rows)
+        self.col_splits = split_sizes(out_features, max_cols)
         # tiles[r][c] handles inputs in row block r and outputs in column block c.
         self.tiles = [
             [Tile(rows, cols, self.config) for cols in self.col_splits] for rows in self.row_splits
@@ -117,6 +117,34 @@ class TiledMatrix:
             for tile in self.tiles[r]:
                 tile.calibrate(chunk, t_s=t_s, generator=generator)
 
+    def state_tensors(self) -> dict[str, Tensor]:
+        """The programmed state of every tile, keys prefixed ``"r.c."`` by grid position."""
+        return {
+            f"{r}.{c}.{key}": value
+            for r, row in enumerate(self.tiles)
+            for c, tile in enumerate(row)
+            for key, value in tile.state_tensors().items()
+        }
+
+    def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
+        """Restore a state saved by :meth:`state_tensors`."""
+        for r, row in enumerate(self.tiles):
+            for c, tile in enumerate(row):
+                prefix = f"{r}.{c}."
+                tile.load_state_tensors(
+                    {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+                )
+
+    def reset_read_cache(self) -> None:
+        """See :meth:`Tile.reset_read_cache`."""
+        for row in self.tiles:
+            for tile in row:
+                tile.reset_read_cache()
+
+    @property
+    def programmed(self) -> bool:
+        return all(tile.state is not None for row in self.tiles for tile in row)
+
     @property
     def counters(self) -> TileCounters:
         """Counters summed over tiles (a fresh object; reset tiles with :meth:`reset_counters`)."""
@@ -138,7 +166,7 @@ class TiledMatrix:
         return max(tile.mvm_latency_s for row in self.tiles for tile in row)
 
 
-def _splits(total: int, limit: int) -> list[int]:
+def split_sizes(total: int, limit: int) -> list[int]:
     """Split ``total`` into the fewest near-equal blocks of at most ``limit``."""
     n = math.ceil(total / limit)
     base, extra = divmod(total, n)

@@ -1,0 +1,23 @@
+"""PyTorch layers on simulated crossbars, model conversion and hardware-aware training.
+
+``convert(model, CIMConfig(...))`` swaps ``nn.Linear``/``nn.Conv2d`` for :class:`CIMLinear` /
+:class:`CIMConv2d`; ``model.train()`` trains them hardware-aware, ``model.eval()`` programs them
+once and reads the devices at the time set by :func:`drift_to`.
+"""
+
+from memcim.nn.convert import cim_layers, convert, drift_to, program, seed, to_digital
+from memcim.nn.layers import CIMConfig, CIMConv2d, CIMLinear
+from memcim.nn.noise import ConductanceNoiseTable
+
+__all__ = [
+    "CIMConfig",
+    "CIMConv2d",
+    "CIMLinear",
+    "ConductanceNoiseTable",
+    "cim_layers",
+    "convert",
+    "drift_to",
+    "program",
+    "seed",
+    "to_digital",
+]

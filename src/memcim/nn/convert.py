@@ -1,0 +1,151 @@
+"""Put a PyTorch model on crossbars and take it back; set inference time and seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Literal
+
+import torch
+from torch import nn
+
+from memcim._errors import ConfigError
+from memcim.devices.base import check_time
+from memcim.nn.layers import CIMConfig, CIMConv2d, CIMLinear, _CIMLayer
+
+Selection = Literal["all", "all_but_first_last"] | Iterable[str]
+
+
+def _convertible(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if type(m) in (nn.Linear, nn.Conv2d) or isinstance(m, _CIMLayer)
+    ]
+
+
+def _select(model: nn.Module, layers: Selection) -> list[str]:
+    names = [name for name, m in _convertible(model) if type(m) in (nn.Linear, nn.Conv2d)]
+    if layers == "all":
+        return names
+    if layers == "all_but_first_last":
+        return names[1:-1]
+    if isinstance(layers, str):
+        raise ConfigError(
+            f"layers={layers!r} is invalid: use 'all', 'all_but_first_last' or a list of "
+            f"layer names ({', '.join(names)})"
+        )
+    wanted = list(layers)
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise ConfigError(
+            f"layers {unknown} are not nn.Linear/nn.Conv2d layers of this model; "
+            f"convertible layers: {', '.join(names) or 'none'}"
+        )
+    return wanted
+
+
+def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+def _to_cim(layer: nn.Module, config: CIMConfig) -> _CIMLayer:
+    if isinstance(layer, nn.Linear):
+        new = CIMLinear(layer.in_features, layer.out_features, layer.bias is not None, config)
+    else:
+        if layer.groups != 1 or layer.padding_mode != "zeros" or isinstance(layer.padding, str):
+            raise ConfigError(
+                f"CIMConv2d supports groups=1, padding_mode='zeros' and numeric padding; got "
+                f"groups={layer.groups}, padding_mode={layer.padding_mode!r}, "
+                f"padding={layer.padding!r}"
+            )
+        new = CIMConv2d(
+            layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+            layer.padding, layer.dilation, layer.bias is not None, config,
+        )  # fmt: skip
+    with torch.no_grad():
+        new.weight.copy_(layer.weight)
+        if layer.bias is not None:
+            new.bias.copy_(layer.bias)
+    new.train(layer.training)
+    return new
+
+
+def convert(
+    model: nn.Module, config: CIMConfig | None = None, *, layers: Selection = "all"
+) -> nn.Module:
+    """Replace ``nn.Linear`` / ``nn.Conv2d`` layers by crossbar layers, keeping their weights.
+
+    Args:
+        model: the model, modified in place and returned.
+        config: tiles and training behaviour (default :class:`CIMConfig`).
+        layers: ``"all"``, ``"all_but_first_last"`` (keep the first and last layer digital, a
+            common choice) or an iterable of module names (as in ``model.named_modules()``).
+
+    Returns:
+        ``model``. Layer i (in module order) gets a private generator seeded ``config.seed + i``.
+    """
+    config = config if config is not None else CIMConfig()
+    for i, name in enumerate(_select(model, layers)):
+        layer = model.get_submodule(name)
+        _set_module(model, name, _to_cim(layer, replace(config, seed=config.seed + i)))
+    return model
+
+
+def to_digital(model: nn.Module) -> nn.Module:
+    """Replace crossbar layers by plain ``nn.Linear`` / ``nn.Conv2d`` with their mapped weights.
+
+    The mapped weights are the float weights clipped to the mappable range, i.e. what training
+    optimised; the device noise is not baked in. Modifies ``model`` in place and returns it.
+    """
+    for name, layer in _convertible(model):
+        if isinstance(layer, CIMLinear):
+            new = nn.Linear(layer.in_features, layer.out_features, layer.bias is not None)
+        elif isinstance(layer, CIMConv2d):
+            new = nn.Conv2d(
+                layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                layer.padding, layer.dilation, bias=layer.bias is not None,
+            )  # fmt: skip
+        else:
+            continue
+        with torch.no_grad():
+            new.weight.copy_(layer.mapped_weight().reshape(new.weight.shape))
+            if layer.bias is not None:
+                new.bias.copy_(layer.bias)
+        new.train(layer.training)
+        _set_module(model, name, new)
+    return model
+
+
+def cim_layers(model: nn.Module) -> list[_CIMLayer]:
+    """The crossbar layers of ``model``, in module order."""
+    return [m for m in model.modules() if isinstance(m, _CIMLayer)]
+
+
+def drift_to(model: nn.Module, t_s: float) -> nn.Module:
+    """Set the inference time (s since programming) of every crossbar layer."""
+    t_s = check_time(t_s)
+    for layer in cim_layers(model):
+        layer.t_s = t_s
+    return model
+
+
+def seed(model: nn.Module, value: int) -> nn.Module:
+    """Re-seed every crossbar layer's generator (layer i gets ``value + i``).
+
+    Cached reads are dropped too, so the next forward draws its read noise from the new seed.
+    """
+    for i, layer in enumerate(cim_layers(model)):
+        layer.generator.manual_seed(value + i)
+        if layer._matrix is not None:
+            layer._matrix.reset_read_cache()
+    return model
+
+
+def program(model: nn.Module) -> nn.Module:
+    """Program every crossbar layer's current weights onto its tiles now."""
+    for layer in cim_layers(model):
+        layer.program()
+    return model

@@ -1,0 +1,300 @@
+"""Linear and convolution layers whose weights live on simulated crossbar tiles.
+
+Two modes, switched by ``module.train()`` / ``module.eval()``:
+
+* **Training (hardware-aware).** Each forward maps the float weights onto conductances, draws
+  the device's programming and read noise for every cell (a Gaussian with the device's own
+  moments, see :mod:`memcim.nn.noise`), decodes the noisy weights, and passes inputs and partial
+  sums through the DAC and ADC quantisers — tile by tile, as the hardware would. Gradients flow
+  to the ideal float weights with straight-through estimators (the noise and the rounding are
+  treated as constants). Weights beyond the mappable range are clipped.
+* **Inference.** The weights are programmed once onto a :class:`~memcim.crossbar.TiledMatrix`
+  (re-programmed automatically if they change) and every forward reads the devices at the
+  layer's inference time ``t_s`` (see :func:`memcim.nn.drift_to`).
+
+Biases stay digital (added after the ADC in float).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from memcim._errors import ConfigError, require
+from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
+from memcim.crossbar.tiled import split_sizes
+from memcim.devices.base import check_time
+from memcim.nn.noise import ConductanceNoiseTable
+
+
+@dataclass(frozen=True, kw_only=True)
+class CIMConfig:
+    """How layers are put on crossbars.
+
+    Attributes:
+        tile: technology and periphery of every tile (device, mapping, DAC/ADC, read noise,
+            drift compensation — on by default).
+        max_rows, max_cols: largest tile (word lines × output columns).
+        train_noise: inject device noise in training mode (hardware-aware training).
+        train_t_s: read time whose noise statistics training injects (s); 0 = programming and
+            read noise right after programming.
+        clip_sigma: clip weights to ± clip_sigma · std(W) per layer (the mappable range) when
+            ``tile.mapping.w_max`` is not set; ``None`` disables clipping.
+        seed: seed of the layers' private generators (layer i gets ``seed + i``).
+    """
+
+    tile: TileConfig = field(default_factory=TileConfig)
+    max_rows: int = 512
+    max_cols: int = 512
+    train_noise: bool = True
+    train_t_s: float = 0.0
+    clip_sigma: float | None = 2.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("max_rows", "max_cols"):
+            value = getattr(self, name)
+            require(isinstance(value, int) and value >= 1, f"CIMConfig.{name}", value, ">= 1")
+        check_time(self.train_t_s, "CIMConfig.train_t_s")
+        if self.clip_sigma is not None:
+            require(self.clip_sigma > 0, "CIMConfig.clip_sigma", self.clip_sigma, "> 0 or None")
+
+
+def _fake_quant(x: Tensor, full_scale: Tensor, converter: ConverterConfig) -> Tensor:
+    """Quantise ``x`` to the converter's codes with a straight-through gradient."""
+    if converter.ideal:
+        return x
+    step = full_scale / converter.max_code
+    q = (x.detach() / step).round_().clamp_(-converter.max_code, converter.max_code) * step
+    return x + (q - x).detach()
+
+
+class _CIMLayer(nn.Module):
+    """Shared machinery: weights [out, in_flat] on a TiledMatrix, train/eval behaviour."""
+
+    weight: nn.Parameter
+    bias: nn.Parameter | None
+
+    def _setup(self, out_features: int, in_flat: int, config: CIMConfig | None) -> None:
+        self.cim_config = config if config is not None else CIMConfig()
+        self.out_features_flat, self.in_flat = out_features, in_flat
+        self.t_s = 0.0
+        self.generator = torch.Generator().manual_seed(self.cim_config.seed)
+        self._matrix: TiledMatrix | None = None
+        self._programmed_version: int | None = None
+        self._noise_table: ConductanceNoiseTable | None = None
+
+    # --- weights ------------------------------------------------------------------------------
+    def flat_weight(self) -> Tensor:
+        return self.weight.reshape(self.out_features_flat, self.in_flat)
+
+    def weight_limit(self) -> Tensor | None:
+        """Largest mappable |weight| (a 0-d tensor), or ``None`` when nothing is clipped."""
+        w_max = self.cim_config.tile.mapping.w_max
+        if w_max is not None:
+            return torch.tensor(w_max)
+        if self.cim_config.clip_sigma is None:
+            return None
+        return self.cim_config.clip_sigma * self.weight.detach().std()
+
+    def mapped_weight(self) -> Tensor:
+        """The weights as the hardware holds them: clipped to the mappable range, [out, in]."""
+        w = self.flat_weight()
+        limit = self.weight_limit()
+        return w if limit is None else w.clamp(-limit, limit)
+
+    # --- inference ----------------------------------------------------------------------------
+    @property
+    def matrix(self) -> TiledMatrix:
+        """The tiles, programmed with the current weights (programs them if needed)."""
+        if self._matrix is None:
+            cfg = self.cim_config
+            self._matrix = TiledMatrix(
+                self.out_features_flat, self.in_flat, cfg.tile,
+                max_rows=cfg.max_rows, max_cols=cfg.max_cols,
+            )  # fmt: skip
+        if self._programmed_version != self.weight._version or not self._matrix.programmed:
+            self.program()
+        return self._matrix
+
+    def program(self) -> None:
+        """Program the current (clipped) weights onto the tiles now."""
+        if self._matrix is None:
+            _ = self.matrix  # builds and programs
+            return
+        with torch.no_grad():
+            self._matrix.program(self.mapped_weight(), generator=self.generator)
+        self._programmed_version = self.weight._version
+
+    def _analog_matmul(self, x2d: Tensor) -> Tensor:
+        return self.matrix.mvm(x2d, t_s=self.t_s, generator=self.generator)
+
+    # --- hardware-aware training --------------------------------------------------------------
+    def noise_table(self) -> ConductanceNoiseTable:
+        cfg = self.cim_config
+        if self._noise_table is None or self._noise_table.t_s != cfg.train_t_s:
+            self._noise_table = ConductanceNoiseTable(
+                cfg.tile.device, cfg.train_t_s, generator=self.generator
+            )
+        return self._noise_table
+
+    def _noisy_block(self, w: Tensor) -> Tensor:
+        """One tile's weights [out, in] after programming and reading, as a noisy copy."""
+        cfg = self.cim_config.tile
+        dev, mapping = cfg.device, cfg.mapping
+        with torch.no_grad():
+            w_max = torch.tensor(mapping.w_max) if mapping.w_max else w.abs().amax()
+            w_max = torch.where(w_max > 0, w_max, torch.ones_like(w_max))
+            planes, ref = mapping.targets(w.T / w_max, dev.g_min_us, dev.g_max_us)
+            table = self.noise_table()
+            noisy = table.sample(planes, generator=self.generator)
+            noisy_ref = None if ref is None else table.sample(ref, generator=self.generator)
+            g = mapping.slice_conductance(noisy, noisy_ref)
+            return mapping.decode(g, w_max, dev.g_min_us, dev.g_max_us).T
+
+    def _hwa_matmul(self, x2d: Tensor) -> Tensor:
+        """Training forward: tile by tile, noisy weights, DAC and ADC with straight-through."""
+        cfg = self.cim_config
+        dac, adc = cfg.tile.dac, cfg.tile.adc
+        w = self.mapped_weight()
+        rows = split_sizes(self.in_flat, cfg.max_rows)
+        cols = split_sizes(self.out_features_flat, cfg.max_cols)
+        out = []
+        for w_cols in torch.split(w, cols, dim=0):
+            partial = None
+            for x_r, w_rc in zip(
+                torch.split(x2d, rows, dim=-1), torch.split(w_cols, rows, dim=-1), strict=True
+            ):
+                if cfg.train_noise:
+                    w_rc = w_rc + (self._noisy_block(w_rc) - w_rc).detach()
+                scale = torch.ones(()) if dac.ideal else dac.calibrate(x_r.detach(), dim=-1)
+                y = F.linear(_fake_quant(x_r / scale, torch.ones(()), dac), w_rc)
+                if not adc.ideal:
+                    y = _fake_quant(y, adc.calibrate(y.detach()), adc)
+                y = y * scale
+                partial = y if partial is None else partial + y
+            out.append(partial)
+        return torch.cat(out, dim=-1) if len(out) > 1 else out[0]
+
+    def _matmul(self, x2d: Tensor) -> Tensor:
+        if self.training:
+            return self._hwa_matmul(x2d)
+        with torch.no_grad():
+            return self._analog_matmul(x2d)
+
+    # --- state_dict: the programmed devices travel with the weights ---------------------------
+    def get_extra_state(self) -> dict:
+        tensors = {} if self._matrix is None else self._matrix.state_tensors()
+        return {"t_s": self.t_s, "tiles": tensors}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.t_s = float(state["t_s"])
+        tensors = state["tiles"]
+        if not tensors:
+            self._matrix, self._programmed_version = None, None
+            return
+        self._matrix = None
+        cfg = self.cim_config
+        self._matrix = TiledMatrix(
+            self.out_features_flat, self.in_flat, cfg.tile,
+            max_rows=cfg.max_rows, max_cols=cfg.max_cols,
+        )  # fmt: skip
+        self._matrix.load_state_tensors(tensors)
+        self._programmed_version = self.weight._version
+
+
+class CIMLinear(_CIMLayer):
+    """``nn.Linear`` on crossbar tiles: y = x Wᵀ (analog) + b (digital).
+
+    Args:
+        in_features, out_features: as ``nn.Linear``.
+        bias: learnable digital bias.
+        config: tiles and training behaviour (:class:`CIMConfig`).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 config: CIMConfig | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        self._setup(out_features, in_features, config)
+        with torch.no_grad():  # nn.Linear's default init, from the layer's own generator
+            bound = 1 / math.sqrt(in_features)
+            self.weight.uniform_(-bound, bound, generator=self.generator)
+            if self.bias is not None:
+                self.bias.uniform_(-bound, bound, generator=self.generator)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.in_features:
+            raise ConfigError(
+                f"CIMLinear expects inputs [..., {self.in_features}], got {tuple(x.shape)}"
+            )
+        lead = x.shape[:-1]
+        y = self._matmul(x.reshape(-1, self.in_features)).reshape(*lead, self.out_features)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        dev = type(self.cim_config.tile.device).__name__
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}, device={dev}, t_s={self.t_s:g}"
+        )
+
+
+class CIMConv2d(_CIMLayer):
+    """``nn.Conv2d`` on crossbar tiles, as an exact im2col product (``F.unfold``).
+
+    Each output pixel is one MVM of the C·kh·kw input patch with the [out, C·kh·kw] kernel
+    matrix; biases are digital. ``groups`` must be 1 and ``padding_mode`` ``"zeros"``.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+        dilation=1, bias: bool = True, config: CIMConfig | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        pair = nn.modules.utils._pair
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = pair(kernel_size), pair(stride)
+        self.padding, self.dilation = pair(padding), pair(dilation)
+        kh, kw = self.kernel_size
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kh, kw))
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self._setup(out_channels, in_channels * kh * kw, config)
+        with torch.no_grad():  # nn.Conv2d's default init, from the layer's own generator
+            bound = 1 / math.sqrt(in_channels * kh * kw)
+            self.weight.uniform_(-bound, bound, generator=self.generator)
+            if self.bias is not None:
+                self.bias.uniform_(-bound, bound, generator=self.generator)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ConfigError(
+                f"CIMConv2d expects inputs [N, {self.in_channels}, H, W], got {tuple(x.shape)}"
+            )
+        n, _, h, w = x.shape
+        kh, kw = self.kernel_size
+        h_out = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
+        w_out = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
+        if h_out < 1 or w_out < 1:
+            raise ConfigError(
+                f"CIMConv2d input {h}x{w} is smaller than the kernel {kh}x{kw} "
+                f"(padding {self.padding}, dilation {self.dilation})"
+            )
+        patches = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
+        y = self._matmul(patches.transpose(1, 2).reshape(-1, self.in_flat))
+        y = y.reshape(n, h_out * w_out, self.out_channels).transpose(1, 2)
+        y = y.reshape(n, self.out_channels, h_out, w_out)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        dev = type(self.cim_config.tile.device).__name__
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, device={dev}, t_s={self.t_s:g}"
+        )
