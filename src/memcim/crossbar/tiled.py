@@ -96,12 +96,11 @@ class TiledMatrix:
         chunks = torch.split(x, self.row_splits, dim=-1)
         outputs = []
         for c in range(len(self.col_splits)):
-            partial = [
-                self.tiles[r][c].mvm(chunk, t_s=t_s, generator=generator)
-                for r, chunk in enumerate(chunks)
-            ]
-            outputs.append(torch.stack(partial).sum(0) if len(partial) > 1 else partial[0])
-        return torch.cat(outputs, dim=-1)
+            total = self.tiles[0][c].mvm(chunks[0], t_s=t_s, generator=generator)
+            for r in range(1, len(chunks)):  # digital accumulation of the partial sums
+                total += self.tiles[r][c].mvm(chunks[r], t_s=t_s, generator=generator)
+            outputs.append(total)
+        return torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
 
     def read_weights(self, t_s: float = 0.0) -> Tensor:
         """The weights held at ``t_s`` (drifted mean, compensation applied), [..., out, in]."""

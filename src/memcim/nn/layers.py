@@ -28,7 +28,7 @@ from memcim._errors import ConfigError, require
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
 from memcim.crossbar.tiled import split_sizes
 from memcim.devices.base import check_time
-from memcim.nn.noise import ConductanceNoiseTable
+from memcim.nn.noise import ConductanceNoiseTable, WeightNoiseTable
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +87,8 @@ class _CIMLayer(nn.Module):
         self._matrix: TiledMatrix | None = None
         self._programmed_version: int | None = None
         self._noise_table: ConductanceNoiseTable | None = None
+        self._weight_table: WeightNoiseTable | None = None
+        self._weight_table_source: ConductanceNoiseTable | None = None
 
     # --- weights ------------------------------------------------------------------------------
     def flat_weight(self) -> Tensor:
@@ -142,6 +144,17 @@ class _CIMLayer(nn.Module):
             )
         return self._noise_table
 
+    def _weight_noise_table(self) -> WeightNoiseTable | None:
+        """Weight-domain noise for analog differential mappings (``None`` otherwise)."""
+        mapping = self.cim_config.tile.mapping
+        if mapping.scheme != "differential" or mapping.weight_bits is not None:
+            return None
+        table = self.noise_table()
+        if self._weight_table is None or self._weight_table_source is not table:
+            self._weight_table = WeightNoiseTable(table, mapping)
+            self._weight_table_source = table
+        return self._weight_table
+
     def _noisy_block(self, w: Tensor) -> Tensor:
         """One tile's weights [out, in] after programming and reading, as a noisy copy."""
         cfg = self.cim_config.tile
@@ -149,6 +162,9 @@ class _CIMLayer(nn.Module):
         with torch.no_grad():
             w_max = torch.tensor(mapping.w_max) if mapping.w_max else w.abs().amax()
             w_max = torch.where(w_max > 0, w_max, torch.ones_like(w_max))
+            fast = self._weight_noise_table()
+            if fast is not None:
+                return fast.sample(w, w_max, generator=self.generator)
             planes, ref = mapping.targets(w.T / w_max, dev.g_min_us, dev.g_max_us)
             table = self.noise_table()
             noisy = table.sample(planes, generator=self.generator)
