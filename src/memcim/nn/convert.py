@@ -35,14 +35,14 @@ def _select(model: nn.Module, layers: Selection) -> list[str]:
             f"layers={layers!r} is invalid: use 'all', 'all_but_first_last' or a list of "
             f"layer names ({', '.join(names)})"
         )
-    wanted = list(layers)
-    unknown = [n for n in wanted if n not in names]
+    wanted = set(layers)
+    unknown = sorted(wanted.difference(names))
     if unknown:
         raise ConfigError(
             f"layers {unknown} are not nn.Linear/nn.Conv2d layers of this model; "
             f"convertible layers: {', '.join(names) or 'none'}"
         )
-    return wanted
+    return [n for n in names if n in wanted]  # module order, each once
 
 
 def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -85,12 +85,25 @@ def convert(
             common choice) or an iterable of module names (as in ``model.named_modules()``).
 
     Returns:
-        ``model``. Layer i (in module order) gets a private generator seeded ``config.seed + i``.
+        ``model`` (a new module when ``model`` is itself a single ``nn.Linear``/``nn.Conv2d``).
+        The i-th converted layer in module order gets a private generator seeded
+        ``config.seed + i``; converting in several calls restarts i, so call :func:`seed`
+        afterwards if the layers must not share seeds.
     """
     config = config if config is not None else CIMConfig()
-    for i, name in enumerate(_select(model, layers)):
-        layer = model.get_submodule(name)
-        _set_module(model, name, _to_cim(layer, replace(config, seed=config.seed + i)))
+    # Build every replacement first, so that an unsupported layer leaves the model untouched.
+    new = {
+        name: _to_cim(model.get_submodule(name), replace(config, seed=config.seed + i))
+        for i, name in enumerate(_select(model, layers))
+    }
+    return _replace_all(model, new)
+
+
+def _replace_all(model: nn.Module, new: dict[str, nn.Module]) -> nn.Module:
+    if "" in new:  # the model is itself a single layer
+        return new[""]
+    for name, module in new.items():
+        _set_module(model, name, module)
     return model
 
 
@@ -98,8 +111,10 @@ def to_digital(model: nn.Module) -> nn.Module:
     """Replace crossbar layers by plain ``nn.Linear`` / ``nn.Conv2d`` with their mapped weights.
 
     The mapped weights are the float weights clipped to the mappable range, i.e. what training
-    optimised; the device noise is not baked in. Modifies ``model`` in place and returns it.
+    optimised; the device noise is not baked in. Modifies ``model`` in place and returns it
+    (a new module when ``model`` is itself a crossbar layer).
     """
+    new_layers = {}
     for name, layer in _convertible(model):
         if isinstance(layer, CIMLinear):
             new = nn.Linear(layer.in_features, layer.out_features, layer.bias is not None)
@@ -115,8 +130,8 @@ def to_digital(model: nn.Module) -> nn.Module:
             if layer.bias is not None:
                 new.bias.copy_(layer.bias)
         new.train(layer.training)
-        _set_module(model, name, new)
-    return model
+        new_layers[name] = new
+    return _replace_all(model, new_layers)
 
 
 def cim_layers(model: nn.Module) -> list[_CIMLayer]:
@@ -135,12 +150,11 @@ def drift_to(model: nn.Module, t_s: float) -> nn.Module:
 def seed(model: nn.Module, value: int) -> nn.Module:
     """Re-seed every crossbar layer's generator (layer i gets ``value + i``).
 
-    Cached reads are dropped too, so the next forward draws its read noise from the new seed.
+    Cached reads and training-noise tables are dropped too, so everything random afterwards
+    follows from the new seed.
     """
     for i, layer in enumerate(cim_layers(model)):
-        layer.generator.manual_seed(value + i)
-        if layer._matrix is not None:
-            layer._matrix.reset_read_cache()
+        layer.reseed(value + i)
     return model
 
 

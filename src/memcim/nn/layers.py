@@ -64,6 +64,10 @@ class CIMConfig:
             require(self.clip_sigma > 0, "CIMConfig.clip_sigma", self.clip_sigma, "> 0 or None")
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _fake_quant(x: Tensor, full_scale: Tensor, converter: ConverterConfig) -> Tensor:
     """Quantise ``x`` to the converter's codes with a straight-through gradient."""
     if converter.ideal:
@@ -85,7 +89,7 @@ class _CIMLayer(nn.Module):
         self.t_s = 0.0
         self.generator = torch.Generator().manual_seed(self.cim_config.seed)
         self._matrix: TiledMatrix | None = None
-        self._programmed_version: int | None = None
+        self._programmed_weight: Tensor | None = None  # the float weights the tiles hold
         self._noise_table: ConductanceNoiseTable | None = None
         self._weight_table: WeightNoiseTable | None = None
         self._weight_table_source: ConductanceNoiseTable | None = None
@@ -110,27 +114,44 @@ class _CIMLayer(nn.Module):
         return w if limit is None else w.clamp(-limit, limit)
 
     # --- inference ----------------------------------------------------------------------------
+    def reseed(self, value: int) -> None:
+        """Re-seed the generator and drop everything drawn from the old one that is reused
+        (a cached read's noise realisation, the training-noise tables)."""
+        self.generator.manual_seed(value)
+        self._noise_table = self._weight_table = self._weight_table_source = None
+        if self._matrix is not None:
+            self._matrix.reset_read_cache()
+
+    def tiles_current(self) -> bool:
+        """True when the tiles hold the present weights (changes via ``.data`` included)."""
+        return (
+            self._matrix is not None
+            and self._matrix.programmed
+            and self._programmed_weight is not None
+            and torch.equal(self._programmed_weight, self.weight.detach())
+        )
+
     @property
     def matrix(self) -> TiledMatrix:
         """The tiles, programmed with the current weights (programs them if needed)."""
-        if self._matrix is None:
-            cfg = self.cim_config
-            self._matrix = TiledMatrix(
-                self.out_features_flat, self.in_flat, cfg.tile,
-                max_rows=cfg.max_rows, max_cols=cfg.max_cols,
-            )  # fmt: skip
-        if self._programmed_version != self.weight._version or not self._matrix.programmed:
+        if not self.tiles_current():
             self.program()
         return self._matrix
+
+    def _new_matrix(self) -> TiledMatrix:
+        cfg = self.cim_config
+        return TiledMatrix(
+            self.out_features_flat, self.in_flat, cfg.tile,
+            max_rows=cfg.max_rows, max_cols=cfg.max_cols,
+        )  # fmt: skip
 
     def program(self) -> None:
         """Program the current (clipped) weights onto the tiles now."""
         if self._matrix is None:
-            _ = self.matrix  # builds and programs
-            return
+            self._matrix = self._new_matrix()
         with torch.no_grad():
             self._matrix.program(self.mapped_weight(), generator=self.generator)
-        self._programmed_version = self.weight._version
+        self._programmed_weight = self.weight.detach().clone()
 
     def _analog_matmul(self, x2d: Tensor) -> Tensor:
         return self.matrix.mvm(x2d, t_s=self.t_s, generator=self.generator)
@@ -164,13 +185,34 @@ class _CIMLayer(nn.Module):
             w_max = torch.where(w_max > 0, w_max, torch.ones_like(w_max))
             fast = self._weight_noise_table()
             if fast is not None:
-                return fast.sample(w, w_max, generator=self.generator)
-            planes, ref = mapping.targets(w.T / w_max, dev.g_min_us, dev.g_max_us)
-            table = self.noise_table()
-            noisy = table.sample(planes, generator=self.generator)
-            noisy_ref = None if ref is None else table.sample(ref, generator=self.generator)
-            g = mapping.slice_conductance(noisy, noisy_ref)
-            return mapping.decode(g, w_max, dev.g_min_us, dev.g_max_us).T
+                noisy = fast.sample(w, w_max, generator=self.generator)
+                if not cfg.drift_compensation:
+                    return noisy
+                mean0, mean_t = fast.drift_means(w, w_max)
+            else:
+                planes, ref = mapping.targets(w.T / w_max, dev.g_min_us, dev.g_max_us)
+                table = self.noise_table()
+
+                def decode(p: Tensor, r: Tensor | None) -> Tensor:
+                    g = mapping.slice_conductance(p, r)
+                    return mapping.decode(g, w_max, dev.g_min_us, dev.g_max_us).T
+
+                noisy = decode(
+                    table.sample(planes, generator=self.generator),
+                    None if ref is None else table.sample(ref, generator=self.generator),
+                )
+                if not cfg.drift_compensation:
+                    return noisy
+                p0, pt = table.drift_shifts(planes)
+                r0, rt = (None, None) if ref is None else table.drift_shifts(ref)
+                mean0 = decode(planes + p0, None if ref is None else ref + r0)
+                mean_t = decode(planes + pt, None if ref is None else ref + rt)
+            # Inference rescales outputs by Σ|W(0)| / Σ|W(t)| of the noise-free programmed
+            # weights (global drift compensation); training at train_t_s sees the same factor.
+            now = mean_t.abs().sum()
+            factor = torch.where(now > 0, mean0.abs().sum() / now, torch.ones_like(now))
+            return noisy * factor
+            return noisy
 
     def _hwa_matmul(self, x2d: Tensor) -> Tensor:
         """Training forward: tile by tile, noisy weights, DAC and ADC with straight-through."""
@@ -204,23 +246,19 @@ class _CIMLayer(nn.Module):
 
     # --- state_dict: the programmed devices travel with the weights ---------------------------
     def get_extra_state(self) -> dict:
-        tensors = {} if self._matrix is None else self._matrix.state_tensors()
+        # Tiles that no longer hold the weights would be stale after loading: save none.
+        tensors = self._matrix.state_tensors() if self.tiles_current() else {}
         return {"t_s": self.t_s, "tiles": tensors}
 
     def set_extra_state(self, state: dict) -> None:
         self.t_s = float(state["t_s"])
         tensors = state["tiles"]
-        if not tensors:
-            self._matrix, self._programmed_version = None, None
-            return
-        self._matrix = None
-        cfg = self.cim_config
-        self._matrix = TiledMatrix(
-            self.out_features_flat, self.in_flat, cfg.tile,
-            max_rows=cfg.max_rows, max_cols=cfg.max_cols,
-        )  # fmt: skip
-        self._matrix.load_state_tensors(tensors)
-        self._programmed_version = self.weight._version
+        self._matrix, self._programmed_weight = None, None
+        if tensors:
+            self._matrix = self._new_matrix()
+            self._matrix.load_state_tensors(tensors)
+            # load_state_dict copies the parameters before the extra state: they are current.
+            self._programmed_weight = self.weight.detach().clone()
 
 
 class CIMLinear(_CIMLayer):
@@ -235,6 +273,8 @@ class CIMLinear(_CIMLayer):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  config: CIMConfig | None = None) -> None:  # fmt: skip
         super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            require(_is_int(value) and value >= 1, f"CIMLinear.{name}", value, "an int >= 1")
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
@@ -278,6 +318,13 @@ class CIMConv2d(_CIMLayer):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = pair(kernel_size), pair(stride)
         self.padding, self.dilation = pair(padding), pair(dilation)
+        for name, values, low in (
+            ("in_channels", (in_channels,), 1), ("out_channels", (out_channels,), 1),
+            ("kernel_size", self.kernel_size, 1), ("stride", self.stride, 1),
+            ("dilation", self.dilation, 1), ("padding", self.padding, 0),
+        ):  # fmt: skip
+            require(all(_is_int(v) and v >= low for v in values), f"CIMConv2d.{name}",
+                    values if len(values) > 1 else values[0], f"ints >= {low}")  # fmt: skip
         kh, kw = self.kernel_size
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kh, kw))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None

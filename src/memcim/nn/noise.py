@@ -20,8 +20,21 @@ from memcim._errors import require
 from memcim.devices import Device
 
 
+def _interpolate(pos: Tensor, *tables: Tensor) -> list[Tensor]:
+    """Linear interpolation of 1-D ``tables`` at fractional grid positions ``pos``."""
+    last = len(tables[0]) - 1
+    pos = pos.clamp(0, last)
+    lo = pos.floor().clamp_max(last - 1).long()
+    frac = pos - lo
+    return [torch.lerp(t[lo], t[lo + 1], frac) for t in tables]
+
+
 class ConductanceNoiseTable:
-    """Mean shift and std (µS) of ``read(program(g), t)`` − g over the device window.
+    """Moments (µS) of programmed-then-read conductance over the device window.
+
+    Tabulated per target g: the mean shift and std of ``read(program(g), t)`` − g (what
+    training samples), and the noise-free mean shifts ``drift(·, 0)`` − g and ``drift(·, t)`` − g
+    (what global drift compensation compares, as the tiles do at inference).
 
     Args:
         device: the cell technology.
@@ -49,16 +62,22 @@ class ConductanceNoiseTable:
         reads = device.read(state, t_s=t_s, generator=generator) - targets
         self.mean_shift_us = reads.mean(0)
         self.std_us = reads.std(0)
+        self.drift_shift0_us = (device.drift(state, 0.0) - targets).mean(0)
+        self.drift_shift_us = (device.drift(state, t_s) - targets).mean(0)
         self._step = (device.g_max_us - device.g_min_us) / (points - 1)
 
+    def _pos(self, g_us: Tensor) -> Tensor:
+        return (g_us - self.device.g_min_us) / self._step
+
     def moments(self, g_target_us: Tensor) -> tuple[Tensor, Tensor]:
-        """Interpolated (mean shift, std) in µS at each target conductance."""
-        pos = ((g_target_us - self.device.g_min_us) / self._step).clamp(0, len(self.g_grid_us) - 1)
-        lo = pos.floor().clamp_max(len(self.g_grid_us) - 2).long()
-        frac = pos - lo
-        mean = torch.lerp(self.mean_shift_us[lo], self.mean_shift_us[lo + 1], frac)
-        std = torch.lerp(self.std_us[lo], self.std_us[lo + 1], frac)
+        """Interpolated (mean shift, std) in µS of a read at each target conductance."""
+        mean, std = _interpolate(self._pos(g_target_us), self.mean_shift_us, self.std_us)
         return mean, std
+
+    def drift_shifts(self, g_target_us: Tensor) -> tuple[Tensor, Tensor]:
+        """Interpolated noise-free mean shifts (µS) at t = 0 and at ``t_s``."""
+        at0, at_t = _interpolate(self._pos(g_target_us), self.drift_shift0_us, self.drift_shift_us)
+        return at0, at_t
 
     def sample(self, g_target_us: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """One Gaussian draw of the programmed-then-read conductance for each target (µS)."""
@@ -91,18 +110,28 @@ class WeightNoiseTable:
         dev = table.device
         self.w_grid = torch.linspace(-1.0, 1.0, points)
         planes, _ = mapping.targets(self.w_grid.view(1, -1), dev.g_min_us, dev.g_max_us)
-        shift, std = table.moments(planes)
         unit = mapping.unit_us(dev.g_min_us, dev.g_max_us) * mapping.devices_per_weight
-        self.mean_shift = (mapping.slice_conductance(shift, None) / unit).flatten()
+
+        def fold(shift_us: Tensor) -> Tensor:  # signed sum over the pair, in units of w_max
+            return (mapping.slice_conductance(shift_us, None) / unit).flatten()
+
+        shift, std = table.moments(planes)
+        self.mean_shift = fold(shift)
         self.std = (mapping.slice_variance(std.square(), None).sqrt() / unit).flatten()
+        drift0, drift_t = table.drift_shifts(planes)
+        self.drift_shift0, self.drift_shift = fold(drift0), fold(drift_t)
         self._points = points
+
+    def _pos(self, w: Tensor, w_max: Tensor) -> Tensor:
+        return (w / w_max + 1.0) * ((self._points - 1) / 2)
 
     def sample(self, w: Tensor, w_max: Tensor, *, generator: torch.Generator | None) -> Tensor:
         """Noisy copy of weights ``w`` (any shape) mapped with full scale ``w_max``."""
-        pos = ((w / w_max + 1.0) * ((self._points - 1) / 2)).clamp(0, self._points - 1)
-        lo = pos.floor().clamp_max(self._points - 2).long()
-        frac = pos - lo
-        mean = torch.lerp(self.mean_shift[lo], self.mean_shift[lo + 1], frac)
-        std = torch.lerp(self.std[lo], self.std[lo + 1], frac)
+        mean, std = _interpolate(self._pos(w, w_max), self.mean_shift, self.std)
         noise = torch.randn(w.shape, generator=generator, dtype=w.dtype)
         return w + w_max * (mean + std * noise)
+
+    def drift_means(self, w: Tensor, w_max: Tensor) -> tuple[Tensor, Tensor]:
+        """Noise-free mean weights at t = 0 and at the table's ``t_s``."""
+        at0, at_t = _interpolate(self._pos(w, w_max), self.drift_shift0, self.drift_shift)
+        return w + w_max * at0, w + w_max * at_t
