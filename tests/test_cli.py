@@ -34,3 +34,28 @@ def test_demo_quick_writes_results(tmp_path, capsys):
     assert metrics["mvm_error_PCM_1day_compensated"] < 0.7 * metrics["mvm_error_PCM_1day"]
     assert 0.9 < metrics["accuracy_software"] <= 1.0
     assert abs(metrics["accuracy_ideal_devices"] - metrics["accuracy_software"]) < 0.02
+
+
+def test_list_run_and_report_through_the_cli(tmp_path, capsys):
+    assert cli.main(["list"]) == 0
+    assert "mvm-error" in capsys.readouterr().out
+    out = tmp_path / "run"
+    args = ["run", "mvm-error", "--out", str(out), "--seed", "3", "--set", "rows=32",
+            "--set", "cols=8", "--set", "batch=4", "--set", "device=rram"]  # fmt: skip
+    assert cli.main(args) == 0
+    record = json.loads((out / "results.json").read_text())
+    assert set(record) == {"experiment", "config", "seed", "versions", "metrics", "artifacts",
+                           "wall_s"}  # fmt: skip
+    assert record["seed"] == 3 and record["config"]["device"] == "rram"
+    assert set(record["versions"]) == {"memcim", "torch", "python"}
+    assert 0 < record["metrics"]["mvm_error"] < 1
+    assert cli.main(["report", str(out)]) == 0
+    assert (out / "report.html").exists()
+
+
+def test_cli_errors_are_clear_and_exit_2(tmp_path, capsys):
+    assert cli.main(["run", "mvm-error", "--out", str(tmp_path), "--set", "rowz=3"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config key(s) ['rowz']" in err and "valid keys: device, t_s" in err
+    assert cli.main(["run", "no-such-experiment", "--out", str(tmp_path)]) == 2
+    assert "registered experiments: mvm-error" in capsys.readouterr().err

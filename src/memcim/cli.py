@@ -6,7 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from memcim import __version__
+from memcim import ConfigError, __version__
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of ints"
+        ) from None
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -17,21 +26,93 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"memcim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("list", help="list the registered experiments")
+
     demo = sub.add_parser(
         "demo",
         help="program a small network onto simulated arrays and show what the non-idealities do",
         description="Mean relative MVM error of a 784x256 matrix on PCM and filamentary RRAM "
         "over time, then a digits MLP on simulated arrays with each non-ideality in turn.",
     )
-    demo.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="folder for results.json and a figure of MVM error vs time",
-    )
+    demo.add_argument("--out", type=Path, default=None,
+                      help="folder for results.json and a figure of MVM error vs time")  # fmt: skip
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--quick", action="store_true", help="skip the 1-year point")
+
+    run = sub.add_parser(
+        "run", help="run one experiment",
+        description="Run a registered experiment; writes DIR/results.json.",
+    )  # fmt: skip
+    run.add_argument("name", help="experiment name (see `memcim list`)")
+    run.add_argument("--out", type=Path, required=True, help="output folder")
+    run.add_argument("--set", dest="assignments", action="append", default=[],
+                     metavar="KEY=VALUE", help="override a config field (repeatable)")  # fmt: skip
+    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+    sweep = sub.add_parser(
+        "sweep", help="run an experiment over a grid of values and seeds (resumable)",
+        description="Each finished point appends a line to DIR/sweep.jsonl; re-running the "
+        "same command skips finished points.",
+    )  # fmt: skip
+    sweep.add_argument("name", help="experiment name (see `memcim list`)")
+    sweep.add_argument("--out", type=Path, required=True, help="sweep folder")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="values of one config field (repeatable; ';' separates tuple "
+                       "elements inside a value)")  # fmt: skip
+    sweep.add_argument("--set", dest="assignments", action="append", default=[],
+                       metavar="KEY=VALUE", help="a fixed override for every point")  # fmt: skip
+    sweep.add_argument("--seeds", type=_int_list, default=[0], help="e.g. 0,1,2 (default 0)")
+    sweep.add_argument("--jobs", type=int, default=1, help="points run at once (default 1)")
+    sweep.add_argument("--backend", choices=["local", "dask"], default="local",
+                       help="joblib on this machine (default) or Dask")  # fmt: skip
+    sweep.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="an existing Dask scheduler (default: a LocalCluster)")  # fmt: skip
+
+    report = sub.add_parser("report", help="Markdown + HTML summary of a run or sweep folder")
+    report.add_argument("dir", type=Path, help="a run or sweep output folder")
     return parser
+
+
+def _assignments(items: list[str]) -> dict[str, str]:
+    from memcim.experiments.overrides import split_assignment
+
+    pairs = [split_assignment(item) for item in items]
+    return dict(pairs)
+
+
+def _dispatch(args: argparse.Namespace) -> None:
+    if args.command == "demo":
+        from memcim import demo
+
+        demo.run(args.out, seed=args.seed, quick=args.quick)
+    elif args.command == "list":
+        from memcim.experiments.registry import get, names
+
+        for name in names():
+            print(f"{name:<20} {get(name).description}")
+    elif args.command == "run":
+        from memcim.experiments.runner import run_experiment
+
+        record = run_experiment(args.name, args.out, assignments=_assignments(args.assignments),
+                                seed=args.seed)  # fmt: skip
+        for key, value in record["metrics"].items():
+            print(f"{key:<40} {value:.6g}")
+        print(f"results written to {args.out / 'results.json'} ({record['wall_s']:.1f} s)")
+    elif args.command == "sweep":
+        from memcim.experiments.sweep import parse_grid, run_sweep
+
+        fixed = _assignments(args.assignments)
+        grid = {k: [v] for k, v in fixed.items()} | parse_grid(args.grid)
+        records = run_sweep(args.name, args.out, grid, seeds=args.seeds, jobs=args.jobs,
+                            backend=args.backend, scheduler=args.scheduler)  # fmt: skip
+        failed = sum(r["status"] != "ok" for r in records)
+        print(f"{len(records)} points in {args.out / 'sweep.jsonl'} ({failed} failed)")
+    elif args.command == "report":
+        from memcim.experiments.report import write_report
+
+        md, page = write_report(args.dir)
+        print(f"report written to {md} and {page}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,10 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if args.command == "demo":
-        from memcim import demo
-
-        demo.run(args.out, seed=args.seed, quick=args.quick)
+    try:
+        _dispatch(args)
+    except ConfigError as error:
+        print(f"memcim {args.command}: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

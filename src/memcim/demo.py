@@ -23,35 +23,10 @@ from torch import nn
 
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
 from memcim.devices import PCM, Device, FilamentaryRRAM, IdealDevice
+from memcim.experiments.mvm_error import relative_mvm_error
 
 TIMES_S = {"1 s": 1.0, "1 h": 3600.0, "1 day": 86_400.0, "1 year": 3.15e7}
 IDEAL_IO = {"dac": ConverterConfig(bits=None), "adc": ConverterConfig(bits=None)}
-
-
-def relative_mvm_error(
-    device: Device,
-    t_s: float,
-    *,
-    compensation: bool,
-    seed: int,
-    rows: int = 784,
-    cols: int = 256,
-    batch: int = 256,
-) -> float:
-    """Mean over input vectors of ‖y_analog − x Wᵀ‖₂ / ‖x Wᵀ‖₂ for a random matrix.
-
-    Weights ~ N(0, 1/rows), inputs ~ U[0, 1] (like image pixels); 8-bit DAC and ADC,
-    differential pairs. One programming and one read per vector; the same ``seed`` gives the
-    same matrix, inputs, programming and noise, so runs that differ in one setting compare.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    w = torch.randn(cols, rows, generator=generator) / rows**0.5
-    x = torch.rand(batch, rows, generator=generator)
-    config = TileConfig(device=device, drift_compensation=compensation)
-    matrix = TiledMatrix(cols, rows, config).program(w, generator=generator)
-    y = matrix.mvm(x, t_s=t_s, generator=generator)
-    exact = x @ w.T
-    return ((y - exact).norm(dim=-1) / exact.norm(dim=-1)).mean().item()
 
 
 def plot_error_vs_time(devices: dict[str, Device], seed: int, path: Path) -> Path:
