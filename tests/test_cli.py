@@ -58,4 +58,5 @@ def test_cli_errors_are_clear_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown config key(s) ['rowz']" in err and "valid keys: device, t_s" in err
     assert cli.main(["run", "no-such-experiment", "--out", str(tmp_path)]) == 2
-    assert "registered experiments: mvm-error" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown experiment 'no-such-experiment'" in err and "mvm-error" in err

@@ -23,10 +23,13 @@ class Result:
     Attributes:
         metrics: flat name -> number (accuracies as fractions, energies with units in names).
         artifacts: files written under the output folder, as paths relative to it.
+        extra: further JSON-serialisable bookkeeping for results.json (e.g. per-stage
+            timings); it cannot replace the standard keys.
     """
 
     metrics: dict[str, float]
     artifacts: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 RunFn = Callable[..., Result]

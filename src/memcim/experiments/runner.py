@@ -95,6 +95,7 @@ def run_experiment(
     start = time.perf_counter()
     result = experiment.run(config, seed=seed, out_dir=out, progress=progress)
     record = {
+        **{k: to_jsonable(v) for k, v in result.extra.items()},
         "experiment": name,
         "config": to_jsonable(config),
         "seed": seed,

@@ -186,7 +186,7 @@ class _CIMLayer(nn.Module):
             fast = self._weight_noise_table()
             if fast is not None:
                 noisy = fast.sample(w, w_max, generator=self.generator)
-                if not cfg.drift_compensation:
+                if not cfg.drift_compensation or self.noise_table().drift_free:
                     return noisy
                 mean0, mean_t = fast.drift_means(w, w_max)
             else:
@@ -201,7 +201,7 @@ class _CIMLayer(nn.Module):
                     table.sample(planes, generator=self.generator),
                     None if ref is None else table.sample(ref, generator=self.generator),
                 )
-                if not cfg.drift_compensation:
+                if not cfg.drift_compensation or table.drift_free:
                     return noisy
                 p0, pt = table.drift_shifts(planes)
                 r0, rt = (None, None) if ref is None else table.drift_shifts(ref)

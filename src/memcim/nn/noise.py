@@ -64,6 +64,8 @@ class ConductanceNoiseTable:
         self.std_us = reads.std(0)
         self.drift_shift0_us = (device.drift(state, 0.0) - targets).mean(0)
         self.drift_shift_us = (device.drift(state, t_s) - targets).mean(0)
+        #: No mean change between t = 0 and t_s (e.g. t_s = 0): compensation is exactly 1.
+        self.drift_free = bool(torch.equal(self.drift_shift0_us, self.drift_shift_us))
         self._step = (device.g_max_us - device.g_min_us) / (points - 1)
 
     def _pos(self, g_us: Tensor) -> Tensor:
