@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from memcim import ConfigError
-from memcim.data import MnistData, default_data_dir, load_mnist
+from memcim.data import MnistData, default_data_dir, load_fashion_mnist, load_mnist
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -128,3 +128,44 @@ def test_default_data_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("MEMCIM_DATA_DIR")
     repo = Path(__file__).resolve().parents[2]
     assert default_data_dir() == repo.parent / "shared" / "data"
+
+
+def test_label_range_is_checked_in_archives(tmp_path):
+    x = np.zeros((2, 4, 4), np.uint8)
+    path = _write_npz(
+        tmp_path / "m.npz", x_train=x, y_train=np.array([0, 12]), x_test=x, y_test=np.zeros(2)
+    )
+    with pytest.raises(ConfigError, match=r"y_train has labels 0\.\.12"):
+        load_mnist(path)
+    path = _write_npz(
+        tmp_path / "m.npz",
+        x_train=x,
+        y_train=np.zeros(2, np.uint8),
+        x_test=np.zeros((2, 5, 5), np.uint8),
+        y_test=np.zeros(2, np.uint8),
+    )
+    with pytest.raises(ConfigError, match="x_test images"):
+        load_mnist(path)
+
+
+def test_fashion_mnist_matches_the_shared_readme(data_dir):
+    path = data_dir / "fashion_mnist.npz"
+    if not path.is_file():
+        pytest.skip(f"shared Fashion-MNIST not found at {path}")
+    data = load_fashion_mnist()
+    assert isinstance(data, MnistData)
+    assert data.x_train.shape == (60_000, 28, 28) and data.x_test.shape == (10_000, 28, 28)
+    assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.int64
+    assert data.y_train[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+    assert data.y_test[:10].tolist() == [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]
+    assert torch.bincount(data.y_train).tolist() == [6000] * 10
+    assert torch.bincount(data.y_test).tolist() == [1000] * 10
+    assert data.x_train.double().mean().item() == pytest.approx(0.2860, abs=5e-5)
+    assert torch.equal(load_fashion_mnist(path).y_test, data.y_test)
+
+
+def test_fashion_missing_file_names_path(tmp_path):
+    with pytest.raises(ConfigError, match="fashion_mnist.npz") as info:
+        load_fashion_mnist(tmp_path)
+    message = str(info.value)
+    assert "Fashion-MNIST" in message and "x_train" in message and "idx3-ubyte" in message
