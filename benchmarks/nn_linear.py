@@ -17,8 +17,6 @@ Run: ``python benchmarks/nn_linear.py [--repeats N]``.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from torch import nn
@@ -26,27 +24,7 @@ from torch import nn
 from memcim.crossbar import TileConfig
 from memcim.devices import PCM
 from memcim.nn import CIMConfig, CIMLinear, drift_to
-
-
-def _median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
-def _compare(runs: dict, repeats: int) -> dict[str, float]:
-    """Median ms per run, interleaved in 5 rounds so that machine load hits all alike."""
-    for fn in runs.values():
-        for _ in range(5):
-            fn()
-    rounds = {name: [] for name in runs}
-    for _ in range(5):
-        for name, fn in runs.items():
-            rounds[name].append(_median_ms(fn, max(1, repeats // 5)))
-    return {name: statistics.median(v) for name, v in rounds.items()}
+from timing import compare
 
 
 def _aihwkit_forward(x: torch.Tensor, weight: torch.Tensor):
@@ -79,7 +57,7 @@ def main() -> None:
     analog.eval()
     drift_to(analog, 3600.0)
     with torch.no_grad():
-        fwd = _compare({"nn.Linear": lambda: digital(x), "CIMLinear": lambda: analog(x)},
+        fwd = compare({"nn.Linear": lambda: digital(x), "CIMLinear": lambda: analog(x)},
                        args.repeats)  # fmt: skip
 
     # One training step: forward, backward (no optimiser update, identical for both).
@@ -94,7 +72,7 @@ def main() -> None:
 
         return run
 
-    train = _compare({"nn.Linear": step(digital), "CIMLinear": step(analog)}, args.repeats)
+    train = compare({"nn.Linear": step(digital), "CIMLinear": step(analog)}, args.repeats)
 
     print(f"torch threads: {torch.get_num_threads()}  batch: 1024  784 -> 256, PCM, 8-bit DAC/ADC")
     ratio_f = fwd["CIMLinear"] / fwd["nn.Linear"]
@@ -109,7 +87,7 @@ def main() -> None:
         print("aihwkit: not importable here, skipped (pip install aihwkit to compare)")
     else:
         with torch.no_grad():
-            res = _compare({"nn.Linear": lambda: digital(x), "aihwkit": aihw}, args.repeats)
+            res = compare({"nn.Linear": lambda: digital(x), "aihwkit": aihw}, args.repeats)
         print(f"aihwkit AnalogLinear (InferenceRPUConfig) forward {res['aihwkit']:7.3f} ms   "
               f"ratio {res['aihwkit'] / res['nn.Linear']:5.2f} vs nn.Linear")  # fmt: skip
 

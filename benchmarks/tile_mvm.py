@@ -13,23 +13,13 @@ Run: ``python benchmarks/tile_mvm.py [--repeats N]``.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
 from memcim.crossbar import ConverterConfig, MappingConfig, Tile, TileConfig
 from memcim.devices import PCM
-
-
-def _median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+from timing import compare
 
 
 def main() -> None:
@@ -59,15 +49,7 @@ def main() -> None:
     runs = {"F.linear": digital}
     for mode, tile in tiles.items():
         runs[mode] = lambda tile=tile: tile.mvm(x, t_s=3600.0, generator=gen)
-    for fn in runs.values():  # warm-up, including each tile's drift cache for t = 1 h
-        for _ in range(10):
-            fn()
-    # Interleave so that machine load affects all alike; median of per-round medians.
-    rounds = {name: [] for name in runs}
-    for _ in range(5):
-        for name, fn in runs.items():
-            rounds[name].append(_median_ms(fn, max(1, args.repeats // 5)))
-    ms = {name: statistics.median(values) for name, values in rounds.items()}
+    ms = compare(runs, args.repeats, warmup=10)  # warm-up fills the drift caches for t = 1 h
     print(f"torch threads: {torch.get_num_threads()}  batch: {args.batch}  shape: 784 x 256")
     print(f"F.linear                          : {ms['F.linear']:8.3f} ms")
     labels = {
