@@ -24,6 +24,7 @@ from torch import nn
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
 from memcim.devices import PCM, Device, FilamentaryRRAM, IdealDevice
 from memcim.experiments.mvm_error import relative_mvm_error
+from memcim.experiments.training import train
 
 TIMES_S = {"1 s": 1.0, "1 h": 3600.0, "1 day": 86_400.0, "1 year": 3.15e7}
 IDEAL_IO = {"dac": ConverterConfig(bits=None), "adc": ConverterConfig(bits=None)}
@@ -73,11 +74,7 @@ def _train_mlp(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> 
             bound = layer.in_features**-0.5
             for p in (layer.weight, layer.bias):
                 p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(300):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    train(model, x, y, epochs=20, lr=1e-2, batch_size=64, generator=generator, progress=False)
     return model.eval()
 
 
