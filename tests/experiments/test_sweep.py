@@ -108,3 +108,14 @@ def test_a_failing_point_is_recorded_with_its_traceback_and_the_sweep_goes_on(tm
     assert len(records) == 6 and len(failed) == 3
     assert all("deliberate failure for the test" in r["error"] for r in failed)
     assert all("Traceback" in r["error"] for r in failed)
+
+
+def test_dask_backend_on_an_existing_scheduler(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    grid = {"t_s": ["1", "3600"], "rows": ["32"], "cols": ["8"], "batch": ["8"]}
+    local = run_sweep("mvm-error", tmp_path / "local", grid, seeds=[3])
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:  # fmt: skip
+        remote = run_sweep("mvm-error", tmp_path / "remote", grid, seeds=[3], backend="dask",
+                           scheduler=cluster.scheduler_address)  # fmt: skip
+    assert {r["key"]: r["metrics"] for r in remote} == {r["key"]: r["metrics"] for r in local}
