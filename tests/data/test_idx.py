@@ -203,3 +203,16 @@ def test_real_mnist_slice_through_idx(tmp_path, data_dir):
     for a, b in zip(from_idx, from_npz, strict=True):
         assert torch.equal(a, b)
     assert from_idx.y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+
+
+def test_implicit_folder_reads_only_the_torchvision_layout(tmp_path, small_set, monkeypatch):
+    monkeypatch.setenv("MEMCIM_DATA_DIR", str(tmp_path))
+    _write_set(tmp_path, small_set, gz=True)  # loose files: MNIST or Fashion-MNIST?
+    for loader in (load_mnist, load_fashion_mnist):
+        with pytest.raises(ConfigError, match="passed explicitly"):
+            loader()
+        assert loader(tmp_path).x_train.shape == (7, 5, 4)  # explicit folder: trusted
+    _write_set(tmp_path / "MNIST" / "raw", small_set, gz=False)
+    assert load_mnist().y_train.tolist() == small_set["y_train"].tolist()
+    with pytest.raises(ConfigError, match="FashionMNIST"):
+        load_fashion_mnist()

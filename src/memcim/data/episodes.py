@@ -48,6 +48,8 @@ class EpisodeSampler:
 
     The class-to-sample table is built once (vectorised); each :meth:`sample` call draws from
     ``generator``, so a sampler built with a freshly seeded generator replays the same episodes.
+    Drawing ``B`` episodes takes ``O(B * n_way * largest class size)`` random keys (8 bytes
+    each): trivial for Omniglot (20 per class), about 50 MB for 100 10-way MNIST episodes.
 
     Args:
         x: samples [N, *sample_shape] (e.g. Omniglot images [N, 28, 28]).

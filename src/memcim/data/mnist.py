@@ -8,8 +8,9 @@ The ``.npz`` archive holds four ``uint8`` arrays, as ``keras.datasets.mnist`` sa
 ``shared/data/mnist.npz`` and ``shared/data/fashion_mnist.npz`` have this layout (see the README
 next to them). A folder without the archive may instead hold the four original IDX files,
 raw or gzip (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``,
-``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``), directly or in the
-torchvision layout ``<folder>/MNIST/raw`` / ``<folder>/FashionMNIST/raw``.
+``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``), directly (when the folder
+is passed explicitly) or in the torchvision layout ``<folder>/MNIST/raw`` /
+``<folder>/FashionMNIST/raw``.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def load_mnist(
     Args:
         path_or_dir: the ``.npz`` file, or a folder holding ``name`` or else the four IDX files
             (directly or under ``MNIST/raw``); ``None`` uses :func:`default_data_dir`
-            (``$MEMCIM_DATA_DIR``, else the shared data folder).
+            (``$MEMCIM_DATA_DIR``, else the shared data folder), where IDX files are looked up
+            only under ``MNIST/raw`` (loose IDX files do not say which data set they hold).
         name: archive name looked up inside a folder (e.g. ``"fashion_mnist.npz"``).
 
     Returns:
@@ -107,7 +109,8 @@ def load_fashion_mnist(
 
     Args:
         path_or_dir: the ``.npz`` file, or a folder holding ``name`` or else the four IDX files
-            (directly or under ``FashionMNIST/raw``); ``None`` uses :func:`default_data_dir`.
+            (directly or under ``FashionMNIST/raw``); ``None`` uses :func:`default_data_dir`,
+            where IDX files are looked up only under ``FashionMNIST/raw``.
         name: archive name looked up inside a folder.
 
     Returns:
@@ -124,19 +127,27 @@ def load_fashion_mnist(
 def _load_family(
     path_or_dir: str | os.PathLike[str] | None, *, name: str, label: str, torchvision_dir: str
 ) -> MnistData:
-    path = Path(path_or_dir) if path_or_dir is not None else default_data_dir()
+    explicit = path_or_dir is not None
+    path = Path(path_or_dir) if explicit else default_data_dir()
     if path.is_dir():
         folder = path
         path = path / name
         if not path.is_file():
-            for candidate in (folder, folder / torchvision_dir / "raw"):
+            # MNIST and Fashion-MNIST IDX files share their names, so loose IDX files are only
+            # trusted in a folder the caller named for this data set; the implicit data folder
+            # needs the unambiguous torchvision layout.
+            candidates = [folder] if explicit else []
+            candidates.append(folder / torchvision_dir / "raw")
+            for candidate in candidates:
                 files = _find_idx(candidate, label)
                 if files is not None:
                     return _from_idx(files, label)
+            where = " or ".join(repr(str(c)) for c in candidates)
             raise ConfigError(
-                f"{label} file {str(path)!r} not found and {str(folder)!r} holds no IDX files: "
-                f"expected {_FORMAT}, or {_IDX_FORMAT} (set MEMCIM_DATA_DIR or pass the file or "
-                "its folder)"
+                f"{label} file {str(path)!r} not found and no IDX files in {where}: expected "
+                f"{_FORMAT}, or {_IDX_FORMAT} (set MEMCIM_DATA_DIR or pass the file or its "
+                f"folder; IDX files directly in {str(folder)!r} are read only when that folder "
+                "is passed explicitly, since MNIST and Fashion-MNIST use the same file names)"
             )
     if not path.is_file():
         raise ConfigError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 
 import torch
 from torch import Tensor
@@ -58,6 +59,7 @@ class PermutedTasks:
             require(
                 task.shape == (x.shape[0],)
                 and not task.is_floating_point()
+                and task.dtype != torch.bool
                 and bool(((task >= 0) & (task < self.n_tasks)).all()),
                 "task",
                 f"tensor {tuple(task.shape)} {task.dtype}",
@@ -66,12 +68,14 @@ class PermutedTasks:
             out = flat.gather(1, perms[task.to(x.device).long()])
         else:
             require(
-                isinstance(task, int) and 0 <= task < self.n_tasks,
+                isinstance(task, Integral)
+                and not isinstance(task, bool)
+                and 0 <= task < self.n_tasks,
                 "task",
                 task,
                 f"an integer in 0..{self.n_tasks - 1}",
             )
-            out = flat[:, perms[task]]
+            out = flat[:, perms[int(task)]]
         return out.reshape(x.shape)
 
     def apply_all(self, x: Tensor) -> Tensor:
@@ -129,7 +133,7 @@ def permuted_tasks(
     d = math.prod(sample_shape)
     # argsort of i.i.d. uniform keys is a uniform random permutation per row; float64 keys
     # make ties (which would bias it) negligible: P(tie) ~ D^2 / 2^54.
-    keys = torch.rand(n_tasks, d, generator=generator, dtype=torch.float64)
+    keys = torch.rand(n_tasks, d, generator=generator, dtype=torch.float64, device=generator.device)
     perms = keys.argsort(dim=1).cpu()
     if first_identity:
         perms[0] = torch.arange(d)
@@ -155,7 +159,11 @@ def split_tasks(y: Tensor, groups: Sequence[Sequence[int]]) -> list[Tensor]:
             or not integers, a class occurs in two groups, or a class has no sample in ``y``.
     """
     require(
-        isinstance(y, Tensor) and y.ndim == 1 and not y.is_floating_point() and y.dtype != bool,
+        isinstance(y, Tensor)
+        and y.ndim == 1
+        and not y.is_floating_point()
+        and not y.is_complex()
+        and y.dtype != torch.bool,
         "y",
         f"{tuple(y.shape)} {y.dtype}" if isinstance(y, Tensor) else type(y).__name__,
         "a 1-D integer label tensor [N]",
@@ -168,14 +176,16 @@ def split_tasks(y: Tensor, groups: Sequence[Sequence[int]]) -> list[Tensor]:
     )
     present = set(torch.unique(y).tolist())
     seen: dict[int, int] = {}
+    classes: list[list[int]] = []
     for g, group in enumerate(groups):
         ok = (
             isinstance(group, Sequence)
             and len(group) > 0
-            and all(isinstance(c, int) and not isinstance(c, bool) for c in group)
+            and all(isinstance(c, Integral) and not isinstance(c, bool) for c in group)
         )
         require(ok, f"groups[{g}]", group, "a non-empty sequence of integer class labels")
-        for c in group:
+        classes.append([int(c) for c in group])
+        for c in classes[-1]:
             if c in seen:
                 raise ConfigError(
                     f"groups={list(groups)!r} is invalid: class {c} is in groups[{seen[c]}] "
@@ -189,7 +199,8 @@ def split_tasks(y: Tensor, groups: Sequence[Sequence[int]]) -> list[Tensor]:
                 f"classes present in y; class {c} has no sample (y has {sorted(present)})",
             )
     return [
-        torch.isin(y, torch.tensor(list(group), dtype=y.dtype)).nonzero()[:, 0] for group in groups
+        torch.isin(y, torch.tensor(group, dtype=y.dtype, device=y.device)).nonzero()[:, 0]
+        for group in classes
     ]
 
 
