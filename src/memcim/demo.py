@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
+from memcim.data import load_digits
 from memcim.devices import PCM, Device, FilamentaryRRAM, IdealDevice
 from memcim.experiments.mvm_error import relative_mvm_error
 from memcim.experiments.training import train
@@ -54,17 +55,6 @@ def plot_error_vs_time(devices: dict[str, Device], seed: int, path: Path) -> Pat
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
-
-
-def _digits(generator: torch.Generator):
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = torch.tensor(data.data, dtype=torch.float32) / 16.0
-    y = torch.tensor(data.target)
-    order = torch.randperm(len(y), generator=generator)
-    split = int(0.7 * len(y))
-    return x[order[:split]], y[order[:split]], x[order[split:]], y[order[split:]]
 
 
 def _train_mlp(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> nn.Sequential:
@@ -124,7 +114,7 @@ def run(
             metrics[f"mvm_error_{key}_compensated"] = comp
             echo(f"   {name:<16}{label:>8}{raw:>17.2%}{comp:>20.2%}")
 
-    x_tr, y_tr, x_te, y_te = _digits(gen)
+    x_tr, y_tr, x_te, y_te = load_digits(seed=seed)  # stratified 70/30 split
     model = _train_mlp(x_tr, y_tr, gen)
     with torch.no_grad():
         software = (model(x_te).argmax(-1) == y_te).float().mean().item()
