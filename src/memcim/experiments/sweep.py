@@ -5,7 +5,8 @@ opened with ``O_APPEND``, then ``fsync``), from the parent process only. Re-runn
 command reads the file first and skips the points it holds, so a sweep killed at any moment —
 ``kill -9`` included — resumes without losing or duplicating points: a point killed before its
 line was written runs again, a torn last line (if the machine died mid-write) is dropped. A point
-that raises is recorded with ``"status": "failed"`` and its traceback, and the sweep goes on.
+that raises is recorded with ``"status": "failed"`` and its traceback, and the sweep goes on;
+a re-run counts it as finished (delete its line from ``sweep.jsonl`` to retry it).
 
 Each point runs in its own folder ``DIR/points/<id>/`` with one torch thread, on both backends,
 so that a point's numbers do not depend on where it ran.
