@@ -25,7 +25,7 @@ from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
 from memcim.data import load_digits
 from memcim.devices import PCM, Device, FilamentaryRRAM, IdealDevice
 from memcim.experiments.mvm_error import relative_mvm_error
-from memcim.experiments.training import train
+from memcim.training import train
 
 TIMES_S = {"1 s": 1.0, "1 h": 3600.0, "1 day": 86_400.0, "1 year": 3.15e7}
 IDEAL_IO = {"dac": ConverterConfig(bits=None), "adc": ConverterConfig(bits=None)}

@@ -54,9 +54,9 @@ from memcim.data import default_data_dir, load_mnist
 from memcim.devices import PCM, Device, FilamentaryRRAM
 from memcim.experiments.registry import Result, register
 from memcim.experiments.runner import versions, write_json_atomic
-from memcim.experiments.training import accuracy, train
 from memcim.nn import CIMConfig, convert, drift_to, program
 from memcim.nn import seed as seed_layers
+from memcim.training import accuracy, train
 
 EXPERIMENT = "hwa-drift"
 ModelName = Literal["mlp", "cnn"]

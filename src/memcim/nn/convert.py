@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import replace
-from typing import Literal
 
 import torch
 from torch import nn
 
 from memcim._errors import ConfigError
+from memcim._modules import Selection, replace_modules, select_layers
 from memcim.devices.base import check_time
 from memcim.nn.layers import CIMConfig, CIMConv2d, CIMLinear, _CIMLayer
-
-Selection = Literal["all", "all_but_first_last"] | Iterable[str]
 
 
 def _convertible(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -22,33 +19,6 @@ def _convertible(model: nn.Module) -> list[tuple[str, nn.Module]]:
         for name, m in model.named_modules()
         if type(m) in (nn.Linear, nn.Conv2d) or isinstance(m, _CIMLayer)
     ]
-
-
-def _select(model: nn.Module, layers: Selection) -> list[str]:
-    names = [name for name, m in _convertible(model) if type(m) in (nn.Linear, nn.Conv2d)]
-    if layers == "all":
-        return names
-    if layers == "all_but_first_last":
-        return names[1:-1]
-    if isinstance(layers, str):
-        raise ConfigError(
-            f"layers={layers!r} is invalid: use 'all', 'all_but_first_last' or a list of "
-            f"layer names ({', '.join(names)})"
-        )
-    wanted = set(layers)
-    unknown = sorted(wanted.difference(names))
-    if unknown:
-        raise ConfigError(
-            f"layers {unknown} are not nn.Linear/nn.Conv2d layers of this model; "
-            f"convertible layers: {', '.join(names) or 'none'}"
-        )
-    return [n for n in names if n in wanted]  # module order, each once
-
-
-def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, module)
 
 
 def _to_cim(layer: nn.Module, config: CIMConfig) -> _CIMLayer:
@@ -94,17 +64,9 @@ def convert(
     # Build every replacement first, so that an unsupported layer leaves the model untouched.
     new = {
         name: _to_cim(model.get_submodule(name), replace(config, seed=config.seed + i))
-        for i, name in enumerate(_select(model, layers))
+        for i, name in enumerate(select_layers(model, layers))
     }
-    return _replace_all(model, new)
-
-
-def _replace_all(model: nn.Module, new: dict[str, nn.Module]) -> nn.Module:
-    if "" in new:  # the model is itself a single layer
-        return new[""]
-    for name, module in new.items():
-        _set_module(model, name, module)
-    return model
+    return replace_modules(model, new)
 
 
 def to_digital(model: nn.Module) -> nn.Module:
@@ -131,7 +93,7 @@ def to_digital(model: nn.Module) -> nn.Module:
                 new.bias.copy_(layer.bias)
         new.train(layer.training)
         new_layers[name] = new
-    return _replace_all(model, new_layers)
+    return replace_modules(model, new_layers)
 
 
 def cim_layers(model: nn.Module) -> list[_CIMLayer]:

@@ -1,13 +1,25 @@
-"""The shared supervised training loop and evaluation of the experiments."""
+"""The shared supervised training loop and evaluation.
+
+Plain PyTorch with nothing of memcim's below it, so that every layer of the library (the
+Bayesian layers' ELBO training, the experiments) trains through the same loop.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
+
+LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
+
+
+def cross_entropy_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """Mean cross-entropy of ``model(x)`` against labels ``y``."""
+    return F.cross_entropy(model(x), y)
 
 
 def train(
@@ -19,14 +31,26 @@ def train(
     lr: float,
     batch_size: int,
     generator: torch.Generator,
+    loss_fn: LossFn | None = None,
     desc: str = "train",
     progress: bool = True,
 ) -> nn.Module:
-    """Adam on cross-entropy in train mode, reshuffled with ``generator`` every epoch.
+    """Adam in train mode, reshuffled with ``generator`` every epoch.
 
     The learning rate decays from ``lr`` to 0 along a cosine over all steps, so the last
     weights are converged rather than wherever a constant step size left them.
+
+    Args:
+        model: trained in place and returned.
+        x, y: training inputs [D, ...] and integer labels [D].
+        epochs, lr, batch_size: the schedule.
+        generator: shuffles the training set.
+        loss_fn: ``loss_fn(model, x_batch, y_batch) -> scalar``; default cross-entropy of
+            ``model(x_batch)`` (e.g. :func:`memcim.bayes.elbo_objective` for Bayesian models).
+        desc, progress: progress-bar label; shown on a terminal only.
     """
+    if loss_fn is None:
+        loss_fn = cross_entropy_loss
     model.train()
     n = len(y)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -43,7 +67,7 @@ def train(
         )
         for i, start in enumerate(bar):
             idx = order[start : start + batch_size]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            loss = loss_fn(model, x[idx], y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

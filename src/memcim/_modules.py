@@ -1,0 +1,59 @@
+"""Choosing and swapping the layers of a PyTorch model (shared by memcim.nn and memcim.bayes)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+from torch import nn
+
+from memcim._errors import ConfigError
+
+Selection = Literal["all", "all_but_first_last"] | Iterable[str]
+
+
+def select_layers(model: nn.Module, layers: Selection) -> list[str]:
+    """Names of the ``nn.Linear`` / ``nn.Conv2d`` layers to convert, in module order, each once.
+
+    Exact types only: subclasses (and memcim's own layers) may behave differently.
+
+    Args:
+        model: the model.
+        layers: ``"all"``, ``"all_but_first_last"`` or an iterable of module names.
+
+    Raises:
+        ConfigError: a bad string or names that are not such layers (the message lists the
+            convertible layers).
+    """
+    names = [n for n, m in model.named_modules() if type(m) in (nn.Linear, nn.Conv2d)]
+    if isinstance(layers, str):
+        if layers == "all":
+            return names
+        if layers == "all_but_first_last":
+            return names[1:-1]
+        raise ConfigError(
+            f"layers={layers!r} is invalid: use 'all', 'all_but_first_last' or a list of "
+            f"layer names ({', '.join(names)})"
+        )
+    wanted = set(layers)
+    unknown = sorted(wanted.difference(names))
+    if unknown:
+        raise ConfigError(
+            f"layers={unknown} is invalid: not nn.Linear/nn.Conv2d layers of this model; "
+            f"convertible layers: {', '.join(names) or 'none'}"
+        )
+    return [n for n in names if n in wanted]
+
+
+def replace_modules(model: nn.Module, new: dict[str, nn.Module]) -> nn.Module:
+    """Put ``new[name]`` in place of each named submodule; returns the (possibly new) model.
+
+    The name ``""`` is the model itself, which is then returned replaced.
+    """
+    if "" in new:
+        return new[""]
+    for name, module in new.items():
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, module)
+    return model

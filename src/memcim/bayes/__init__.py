@@ -1,0 +1,53 @@
+"""Bayesian neural networks for compute-in-memory: variational layers and MC prediction.
+
+- :class:`BayesianLinear`, :class:`BayesianConv2d`: mean-field Gaussian layers (μ, ρ,
+  σ = softplus(ρ)) with a Gaussian prior (:class:`BayesConfig`), trained by reparameterisation
+  or local reparameterisation, with a Monte-Carlo sample dimension (``layer(x, samples=S)``).
+- :func:`to_bayesian`: convert a trained model's ``nn.Linear``/``nn.Conv2d`` layers.
+- :func:`forward_samples` / :func:`mc_sampling`: S samples of a whole model in one forward,
+  folded into the batch (plain modules in between see ``[S·N, ...]``).
+- :func:`predict`: predictive ``[S, N, C]`` with total / aleatoric / epistemic entropy (nats).
+- :func:`model_kl`, :func:`elbo_loss`, :func:`elbo_objective`, :func:`train_elbo`: training.
+- :class:`SamplingScheme`, :class:`HardwareSampling`, :func:`realise`: weight samples drawn by
+  the devices themselves; :mod:`memcim.bayes.fidelity` measures how well they follow N(μ, σ²).
+"""
+
+from memcim.bayes.convert import to_bayesian
+from memcim.bayes.layers import (
+    BayesConfig,
+    BayesianConv2d,
+    BayesianLinear,
+    bayesian_layers,
+    forward_samples,
+    inverse_softplus,
+    mc_sampling,
+    model_kl,
+    seed,
+    set_eval_mode,
+)
+from memcim.bayes.predict import Predictive, predict
+from memcim.bayes.schemes import HardwareSampling, Realisation, SamplingScheme, realise
+from memcim.bayes.train import elbo_loss, elbo_objective, train_elbo
+
+__all__ = [
+    "BayesConfig",
+    "BayesianConv2d",
+    "BayesianLinear",
+    "HardwareSampling",
+    "Predictive",
+    "Realisation",
+    "SamplingScheme",
+    "bayesian_layers",
+    "elbo_loss",
+    "elbo_objective",
+    "forward_samples",
+    "inverse_softplus",
+    "mc_sampling",
+    "model_kl",
+    "predict",
+    "realise",
+    "seed",
+    "set_eval_mode",
+    "to_bayesian",
+    "train_elbo",
+]

@@ -1,0 +1,59 @@
+"""Out-of-distribution detection: AUROC of an uncertainty score, OOD as the positive class."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from memcim._errors import require
+from memcim.metrics._checks import check_scores
+
+
+def ood_auroc(score_in: Tensor, score_out: Tensor) -> float:
+    """Area under the ROC curve for telling out-of-distribution samples from in-distribution ones.
+
+    The score is any uncertainty where *higher means more likely OOD* (e.g. the epistemic or
+    total uncertainty of :func:`memcim.metrics.decompose`); OOD samples are the positive class
+    (``REFERENCES.md``, "Bayesian CIM"). The AUROC is the probability that a random OOD sample
+    scores higher than a random in-distribution one, ties counting one half: 1 is perfect
+    separation, 0.5 chance, 0 a reversed score.
+
+    Computed exactly (no threshold grid) by torchmetrics' ``BinaryAUROC``. The scores are
+    first replaced by their ranks, scaled to [0, 1] in float64: the AUROC depends only on the
+    order, and torchmetrics would otherwise pass scores outside [0, 1] through a sigmoid, which
+    saturates in float32 (for scores above about 17) and would merge distinct scores into ties.
+
+    Args:
+        score_in: scores of the in-distribution samples [N_in], real-valued (±inf allowed).
+        score_out: scores of the out-of-distribution samples [N_out], real-valued.
+
+    Returns:
+        The AUROC, in [0, 1].
+
+    Raises:
+        ConfigError: a score tensor is not 1-D and real, is empty (only one class would be
+            present, and the AUROC is undefined), or contains NaN.
+    """
+    # Imported on use: torchmetrics takes about a second to import (see metrics.classification).
+    from torchmetrics.classification import BinaryAUROC
+
+    for field, score in (("score_in", score_in), ("score_out", score_out)):
+        require(
+            not (isinstance(score, Tensor) and score.ndim == 1 and score.shape[0] == 0),
+            field,
+            "an empty tensor",
+            "at least one sample: the AUROC needs both in-distribution and OOD samples",
+        )
+        check_scores(score, field)
+    scores = torch.cat([score_in.double().flatten(), score_out.double().to(score_in.device)])
+    # Dense ranks keep ties tied and distinct values distinct (float64 holds any rank exactly).
+    unique, ranks = torch.unique(scores, return_inverse=True)
+    ranked = ranks.double() / max(unique.numel() - 1, 1)
+    target = torch.cat(
+        [
+            torch.zeros(score_in.shape[0], dtype=torch.long, device=scores.device),
+            torch.ones(score_out.shape[0], dtype=torch.long, device=scores.device),
+        ]
+    )
+    metric = BinaryAUROC(thresholds=None).to(scores.device)
+    return float(metric(ranked, target))
