@@ -9,10 +9,12 @@
 - :func:`predict`: predictive ``[S, N, C]`` with total / aleatoric / epistemic entropy (nats).
 - :func:`model_kl`, :func:`elbo_loss`, :func:`elbo_objective`, :func:`train_elbo`: training.
 - :class:`SamplingScheme`, :class:`HardwareSampling`, :func:`realise`: weight samples drawn by
-  the devices themselves; :mod:`memcim.bayes.fidelity` measures how well they follow N(μ, σ²).
+  the devices themselves; :func:`to_hardware` puts a trained model's samples on devices;
+  :mod:`memcim.bayes.fidelity` measures how well they follow N(μ, σ²).
 """
 
 from memcim.bayes.convert import to_bayesian
+from memcim.bayes.hardware import resample, to_hardware
 from memcim.bayes.layers import (
     BayesConfig,
     BayesianConv2d,
@@ -46,8 +48,10 @@ __all__ = [
     "model_kl",
     "predict",
     "realise",
+    "resample",
     "seed",
     "set_eval_mode",
     "to_bayesian",
+    "to_hardware",
     "train_elbo",
 ]
