@@ -19,3 +19,14 @@ def require(condition: bool, field: str, value: object, allowed: str) -> None:
     """
     if not condition:
         raise ConfigError(f"{field}={value!r} is invalid: {allowed}")
+
+
+def is_int(value: object) -> bool:
+    """True for a Python ``int`` that is not a ``bool``."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_count(value: object, field: str, minimum: int) -> int:
+    """Return an ``int`` (not bool) ``value`` >= ``minimum``; else raise naming ``field``."""
+    require(is_int(value) and value >= minimum, field, value, f"an integer >= {minimum}")
+    return value  # type: ignore[return-value]

@@ -53,16 +53,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 
-from memcim._errors import ConfigError, require
+from memcim._errors import ConfigError, is_int, require
 
 Estimator = Literal["reparam", "local"]
 EvalMode = Literal["sample", "mean"]
 _ESTIMATORS = ("reparam", "local")
 _EVAL_MODES = ("sample", "mean")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_real(value) -> bool:
@@ -111,7 +107,7 @@ class BayesConfig:
             f"one of {_EVAL_MODES}",
         )
         require(
-            _is_int(self.seed) and 0 <= self.seed < 2**63,
+            is_int(self.seed) and 0 <= self.seed < 2**63,
             "BayesConfig.seed",
             self.seed,
             "an int in [0, 2**63)",
@@ -124,8 +120,16 @@ def inverse_softplus(sigma: float | Tensor) -> Tensor:
     return sigma + torch.log(-torch.expm1(-sigma))
 
 
+def _compose(mu: Tensor, sigma: Tensor, eps: Tensor) -> Tensor:
+    """``μ + σ ε``; without autograd, in place in ``eps`` (a fresh draw), saving two passes
+    over the ``[S, ...]`` sample tensor. Same rounding either way (σ·ε, then + μ)."""
+    if torch.is_grad_enabled() and (mu.requires_grad or sigma.requires_grad):
+        return mu + sigma * eps
+    return eps.mul_(sigma).add_(mu)
+
+
 def _check_samples(samples, name: str = "samples") -> int:
-    require(_is_int(samples) and samples >= 1, name, samples, "an int >= 1")
+    require(is_int(samples) and samples >= 1, name, samples, "an int >= 1")
     return samples
 
 
@@ -237,11 +241,11 @@ class _BayesianLayer(nn.Module):
 
     def _sample_parameters(self, samples: int) -> tuple[Tensor, Tensor | None]:
         w_eps = self._normal((samples, *self.weight_mu.shape), self.weight_mu)
-        w = self.weight_mu + self.weight_sigma * w_eps
+        w = _compose(self.weight_mu, self.weight_sigma, w_eps)
         b = None
         if self.bias_mu is not None:
             b_eps = self._normal((samples, *self.bias_mu.shape), self.bias_mu)
-            b = self.bias_mu + self.bias_sigma * b_eps
+            b = _compose(self.bias_mu, self.bias_sigma, b_eps)
         return w, b
 
     def _mode(self) -> str:
@@ -344,7 +348,7 @@ class BayesianLinear(_BayesianLayer):
     ) -> None:  # fmt: skip
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
-            require(_is_int(value) and value >= 1, f"BayesianLinear.{name}", value, "an int >= 1")
+            require(is_int(value) and value >= 1, f"BayesianLinear.{name}", value, "an int >= 1")
         self.in_features, self.out_features = in_features, out_features
         self._setup((out_features, in_features), out_features, bias, config)
 
@@ -420,7 +424,7 @@ class BayesianConv2d(_BayesianLayer):
         if not isinstance(self.padding, str):
             checks.append(("padding", self.padding, 0))
         for name, values, low in checks:
-            require(all(_is_int(v) and v >= low for v in values), f"BayesianConv2d.{name}",
+            require(all(is_int(v) and v >= low for v in values), f"BayesianConv2d.{name}",
                     values if len(values) > 1 else values[0], f"ints >= {low}")  # fmt: skip
         require(
             in_channels % groups == 0 and out_channels % groups == 0,
@@ -510,7 +514,7 @@ def model_kl(model: nn.Module) -> Tensor:
 
 def seed(model: nn.Module, value: int) -> nn.Module:
     """Re-seed every Bayesian layer's private generator (layer i gets ``value + i``)."""
-    require(_is_int(value) and value >= 0, "seed", value, "an int >= 0")
+    require(is_int(value) and value >= 0, "seed", value, "an int >= 0")
     for i, layer in enumerate(bayesian_layers(model)):
         layer.reseed(value + i)
     return model

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from memcim._errors import ConfigError, require
-from memcim.bayes.layers import _is_int, forward_samples
+from memcim._errors import ConfigError, is_int, require
+from memcim.bayes.layers import forward_samples
 from memcim.metrics import decompose
 
 
@@ -72,9 +72,9 @@ def predict(
     Raises:
         ConfigError: bad ``samples``/``batch_size``, non-finite inputs or non-``[N, C]`` outputs.
     """
-    require(_is_int(samples) and samples >= 1, "samples", samples, "an int >= 1")
+    require(is_int(samples) and samples >= 1, "samples", samples, "an int >= 1")
     if batch_size is not None:
-        require(_is_int(batch_size) and batch_size >= 1, "batch_size", batch_size, "an int >= 1")
+        require(is_int(batch_size) and batch_size >= 1, "batch_size", batch_size, "an int >= 1")
     if not isinstance(x, Tensor) or x.dim() < 1 or x.shape[0] < 1:
         raise ConfigError(f"x must be a tensor [N, ...] with N >= 1, got {x!r:.80}")
     if x.is_floating_point() and not torch.isfinite(x).all():

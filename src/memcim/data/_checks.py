@@ -16,14 +16,3 @@ def check_generator(generator: object) -> torch.Generator:
         "a torch.Generator (e.g. torch.Generator().manual_seed(0)); memcim never uses global RNG",
     )
     return generator  # type: ignore[return-value]
-
-
-def check_count(value: object, field: str, minimum: int) -> int:
-    """Return an ``int`` (not bool) ``value`` >= ``minimum``; else raise naming ``field``."""
-    require(
-        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
-        field,
-        value,
-        f"an integer >= {minimum}",
-    )
-    return value  # type: ignore[return-value]

@@ -15,8 +15,8 @@ from numbers import Integral
 import torch
 from torch import Tensor
 
-from memcim._errors import ConfigError, require
-from memcim.data._checks import check_count, check_generator
+from memcim._errors import ConfigError, check_count, require
+from memcim.data._checks import check_generator
 
 
 @dataclass(frozen=True)

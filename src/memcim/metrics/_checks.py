@@ -135,17 +135,6 @@ def check_scores(x: object, field: str, n: int | None = None) -> Tensor:
     return x
 
 
-def check_count(value: object, field: str, minimum: int) -> int:
-    """Return an ``int`` (not bool) ``value >= minimum``; else raise naming ``field``."""
-    require(
-        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
-        field,
-        value,
-        f"an integer >= {minimum}",
-    )
-    return value  # type: ignore[return-value]
-
-
 def check_number_list(
     values: object, field: str, *, low: float, high: float, low_open: bool
 ) -> list[float]:

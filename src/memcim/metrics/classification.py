@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from memcim._errors import require
-from memcim.metrics._checks import check_count, check_labels, check_probs
+from memcim._errors import check_count, require
+from memcim.metrics._checks import check_labels, check_probs
 
 
 def _checked(probs: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:

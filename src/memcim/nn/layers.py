@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from memcim._errors import ConfigError, require
+from memcim._errors import ConfigError, is_int, require
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
 from memcim.crossbar.tiled import split_sizes
 from memcim.devices.base import check_time
@@ -62,10 +62,6 @@ class CIMConfig:
         check_time(self.train_t_s, "CIMConfig.train_t_s")
         if self.clip_sigma is not None:
             require(self.clip_sigma > 0, "CIMConfig.clip_sigma", self.clip_sigma, "> 0 or None")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _fake_quant(x: Tensor, full_scale: Tensor, converter: ConverterConfig) -> Tensor:
@@ -274,7 +270,7 @@ class CIMLinear(_CIMLayer):
                  config: CIMConfig | None = None) -> None:  # fmt: skip
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
-            require(_is_int(value) and value >= 1, f"CIMLinear.{name}", value, "an int >= 1")
+            require(is_int(value) and value >= 1, f"CIMLinear.{name}", value, "an int >= 1")
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
@@ -323,7 +319,7 @@ class CIMConv2d(_CIMLayer):
             ("kernel_size", self.kernel_size, 1), ("stride", self.stride, 1),
             ("dilation", self.dilation, 1), ("padding", self.padding, 0),
         ):  # fmt: skip
-            require(all(_is_int(v) and v >= low for v in values), f"CIMConv2d.{name}",
+            require(all(is_int(v) and v >= low for v in values), f"CIMConv2d.{name}",
                     values if len(values) > 1 else values[0], f"ints >= {low}")  # fmt: skip
         kh, kw = self.kernel_size
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kh, kw))
