@@ -118,3 +118,18 @@ def test_same_seed_is_bit_identical_and_errors_are_clear():
     with pytest.raises(ConfigError, match="sigma must be > 0"):
         per_weight(a, mu, torch.zeros(3, 4))
     assert math.isfinite(summary(a, mu, sigma)["ks_mean"])
+
+
+def test_laplace_noise_is_finite_even_when_the_uniform_draw_is_zero(gen, monkeypatch):
+    """torch.rand can return exactly 0; the inverse CDF must not turn it into an infinity."""
+    from memcim.bayes import schemes
+
+    monkeypatch.setattr(schemes.torch, "rand", lambda shape, generator=None: torch.zeros(shape))
+    draws = schemes.laplace_noise(torch.tensor(0.05), (4,), generator=gen)
+    assert torch.isfinite(draws).all()
+    monkeypatch.undo()
+    # Its moments: Laplace(0, b) has mean 0 and variance 2b²; 5 SE over 200k draws.
+    b, n = 0.05, 200_000
+    x = schemes.laplace_noise(torch.tensor(b), (n,), generator=gen).double()
+    assert abs(x.mean().item()) < 5 * (2 * b * b / n) ** 0.5
+    assert abs(x.var().item() / (2 * b * b) - 1) < 5 * (5 / n) ** 0.5  # kurtosis 6: Var(s²)=5σ⁴/n

@@ -63,6 +63,17 @@ def lin_laplace_scale_ua(i_ua: Tensor) -> Tensor:
     return -0.0058 * i_ua * i_ua + 0.0324 * i_ua + 0.0141
 
 
+def laplace_noise(scale: Tensor, shape: tuple[int, ...], *, generator: torch.Generator) -> Tensor:
+    """Laplace(0, scale) draws of ``shape`` by inverse CDF: −b·sign(u)·ln(1 − 2|u|).
+
+    u must lie in the *open* interval (−½, ½): ``torch.rand`` returns multiples of 2⁻²⁴ in
+    [0, 1) and can return exactly 0, which would give |u| = ½ and an infinite draw; 0 is moved
+    to the next float32 grid point (the largest draw is then b·ln 2²³ ≈ 15.9 b).
+    """
+    u = torch.rand(shape, generator=generator).clamp_min(2.0**-24) - 0.5
+    return -scale * torch.sign(u) * torch.log1p(-2 * u.abs())
+
+
 @dataclass(frozen=True, kw_only=True)
 class HardwareSampling:
     """Where and how weight samples are drawn.
@@ -275,9 +286,7 @@ def _read_noise(mu: Tensor, sigma: Tensor, samples: int,
     total = (mu / scale) * _LIN_GAIN_UA + _LIN_OFFSET_UA
     currents = (total / _LIN_DEVICES).clamp(_LIN_I_MIN_UA, _LIN_I_MAX_UA)  # equal split
     b = lin_laplace_scale_ua(currents)
-    u = torch.rand((samples, _LIN_DEVICES, *mu.shape), generator=generator) - 0.5
-    # Inverse-CDF Laplace draws: −b · sign(u) · ln(1 − 2|u|).
-    laplace = -b * torch.sign(u) * torch.log1p(-2 * u.abs())
+    laplace = laplace_noise(b, (samples, _LIN_DEVICES, *mu.shape), generator=generator)
     read = _LIN_DEVICES * currents + laplace.sum(1)
     realised = (read - _LIN_OFFSET_UA) / _LIN_GAIN_UA * scale
     realised_sigma = math.sqrt(2 * _LIN_DEVICES) * b / _LIN_GAIN_UA * scale
