@@ -1,5 +1,7 @@
 """Exceptions shared by every memcim module."""
 
+import math
+
 
 class ConfigError(ValueError):
     """A configuration field or an argument is out of its allowed range.
@@ -24,6 +26,11 @@ def require(condition: bool, field: str, value: object, allowed: str) -> None:
 def is_int(value: object) -> bool:
     """True for a Python ``int`` that is not a ``bool``."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_real(value: object) -> bool:
+    """True for a finite Python ``int`` or ``float`` that is not a ``bool``."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_count(value: object, field: str, minimum: int) -> int:

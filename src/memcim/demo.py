@@ -25,7 +25,7 @@ from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
 from memcim.data import load_digits
 from memcim.devices import PCM, Device, FilamentaryRRAM, IdealDevice
 from memcim.experiments.mvm_error import relative_mvm_error
-from memcim.training import train
+from memcim.training import init_default_, train
 
 TIMES_S = {"1 s": 1.0, "1 h": 3600.0, "1 day": 86_400.0, "1 year": 3.15e7}
 IDEAL_IO = {"dac": ConverterConfig(bits=None), "adc": ConverterConfig(bits=None)}
@@ -59,11 +59,7 @@ def plot_error_vs_time(devices: dict[str, Device], seed: int, path: Path) -> Pat
 
 def _train_mlp(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> nn.Sequential:
     model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
-    with torch.no_grad():  # PyTorch's default U(±1/√fan_in) init, drawn from our generator
-        for layer in (model[0], model[2]):
-            bound = layer.in_features**-0.5
-            for p in (layer.weight, layer.bias):
-                p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
+    init_default_(model, generator)
     train(model, x, y, epochs=20, lr=1e-2, batch_size=64, generator=generator, progress=False)
     return model.eval()
 

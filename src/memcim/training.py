@@ -17,6 +17,22 @@ from tqdm.auto import tqdm
 LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
 
+@torch.no_grad()
+def init_default_(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """PyTorch's default init of every ``nn.Linear`` / ``nn.Conv2d``, from ``generator``.
+
+    Weights and biases ~ U(±1/√fan_in), drawn layer by layer in module order (weight, then
+    bias), so a model's initial weights depend on the seed only, never on the global RNG.
+    """
+    for layer in model.modules():
+        if isinstance(layer, nn.Linear | nn.Conv2d):
+            bound = layer.weight[0].numel() ** -0.5
+            for p in (layer.weight, layer.bias):
+                if p is not None:
+                    p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
+    return model
+
+
 def cross_entropy_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     """Mean cross-entropy of ``model(x)`` against labels ``y``."""
     return F.cross_entropy(model(x), y)

@@ -53,16 +53,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 
-from memcim._errors import ConfigError, is_int, require
+from memcim._errors import ConfigError, is_int, is_real, require
 
 Estimator = Literal["reparam", "local"]
 EvalMode = Literal["sample", "mean"]
 _ESTIMATORS = ("reparam", "local")
 _EVAL_MODES = ("sample", "mean")
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,10 +86,10 @@ class BayesConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        require(_is_real(self.prior_mu), "BayesConfig.prior_mu", self.prior_mu, "a finite number")
+        require(is_real(self.prior_mu), "BayesConfig.prior_mu", self.prior_mu, "a finite number")
         for name in ("prior_sigma", "sigma_init"):
             value = getattr(self, name)
-            require(_is_real(value) and value > 0, f"BayesConfig.{name}", value, "finite and > 0")
+            require(is_real(value) and value > 0, f"BayesConfig.{name}", value, "finite and > 0")
         require(
             self.estimator in _ESTIMATORS,
             "BayesConfig.estimator",

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from memcim._errors import ConfigError, is_int, require
-from memcim.bayes.layers import _is_real, forward_samples, model_kl
+from memcim._errors import ConfigError, is_int, is_real, require
+from memcim.bayes.layers import forward_samples, model_kl
 from memcim.training import train
 
 LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
@@ -47,7 +47,7 @@ def elbo_loss(
         The loss, a 0-d tensor in nats per example.
     """
     require(is_int(dataset_size) and dataset_size >= 1, "dataset_size", dataset_size, ">= 1")
-    require(_is_real(kl_weight) and kl_weight >= 0, "kl_weight", kl_weight, "finite and >= 0")
+    require(is_real(kl_weight) and kl_weight >= 0, "kl_weight", kl_weight, "finite and >= 0")
     logits = logits_or_samples
     if logits.dim() not in (2, 3) or y.dim() != 1 or logits.shape[-2] != y.shape[0]:
         raise ConfigError(
@@ -66,7 +66,7 @@ def elbo_objective(dataset_size: int, *, kl_weight: float = 1.0, samples: int = 
     The hook a shared training loop can call in place of ``F.cross_entropy(model(x), y)``.
     """
     require(is_int(dataset_size) and dataset_size >= 1, "dataset_size", dataset_size, ">= 1")
-    require(_is_real(kl_weight) and kl_weight >= 0, "kl_weight", kl_weight, "finite and >= 0")
+    require(is_real(kl_weight) and kl_weight >= 0, "kl_weight", kl_weight, "finite and >= 0")
     require(is_int(samples) and samples >= 1, "samples", samples, "an int >= 1")
 
     def loss_fn(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
@@ -106,7 +106,7 @@ def train_elbo(
         desc, progress: progress-bar label; ``progress=False`` silences it.
     """
     require(is_int(epochs) and epochs >= 1, "epochs", epochs, "an int >= 1")
-    require(_is_real(lr) and lr > 0, "lr", lr, "finite and > 0")
+    require(is_real(lr) and lr > 0, "lr", lr, "finite and > 0")
     require(is_int(batch_size) and batch_size >= 1, "batch_size", batch_size, "an int >= 1")
     if y.dim() != 1 or len(y) < 1 or x.shape[0] != len(y):
         raise ConfigError(

@@ -38,10 +38,8 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 import os
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -49,7 +47,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from memcim._errors import require
+from memcim._errors import is_int, is_real, require
 from memcim.bayes import (
     BayesConfig,
     BayesianLinear,
@@ -65,7 +63,7 @@ from memcim.crossbar import TileConfig
 from memcim.data import gaussian_corruption, load_fashion_mnist, load_mnist
 from memcim.data.sklearn_sets import load_digits
 from memcim.devices import PCM, FilamentaryRRAM
-from memcim.experiments.registry import Result, register
+from memcim.experiments.registry import Result, register, stage_seed
 from memcim.metrics import (
     accuracy,
     accuracy_at_coverage,
@@ -78,21 +76,13 @@ from memcim.metrics import (
 )
 from memcim.nn import CIMConfig, convert, drift_to, program
 from memcim.nn import seed as seed_layers
-from memcim.training import train
+from memcim.training import init_default_, train
 
 EXPERIMENT = "bayes-ood"
 SCHEMES: tuple[str, ...] = tuple(s.value for s in SamplingScheme)
 DEVICES = {"rram": FilamentaryRRAM, "pcm": PCM}
 HEADLINE_SCHEME = SamplingScheme.DIFFERENTIAL.value
 _MAX_SAMPLES = 100
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _scheme_name(name: object) -> str:
@@ -174,7 +164,7 @@ class BayesOodConfig:
             require(value in allowed, f"{name}.{field}", value, f"must be one of {allowed}")
         hidden = tuple(self.hidden) if isinstance(self.hidden, tuple | list) else self.hidden
         require(
-            isinstance(hidden, tuple) and len(hidden) > 0 and all(_is_int(h) and h >= 1
+            isinstance(hidden, tuple) and len(hidden) > 0 and all(is_int(h) and h >= 1
                                                                   for h in hidden),
             f"{name}.hidden",
             self.hidden,
@@ -192,9 +182,9 @@ class BayesOodConfig:
         object.__setattr__(self, "schemes", schemes)
         for field in ("epochs", "bnn_epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, field)
-            require(_is_int(value) and value >= 1, f"{name}.{field}", value, "must be an int >= 1")
+            require(is_int(value) and value >= 1, f"{name}.{field}", value, "must be an int >= 1")
         require(
-            _is_int(self.samples) and 1 <= self.samples <= _MAX_SAMPLES,
+            is_int(self.samples) and 1 <= self.samples <= _MAX_SAMPLES,
             f"{name}.samples",
             self.samples,
             f"must be an int in [1, {_MAX_SAMPLES}]",
@@ -202,15 +192,15 @@ class BayesOodConfig:
         for field in ("lr", "bnn_lr", "prior_sigma", "sigma_init"):
             value = getattr(self, field)
             require(
-                _is_real(value) and value > 0, f"{name}.{field}", value, "must be finite and > 0"
+                is_real(value) and value > 0, f"{name}.{field}", value, "must be finite and > 0"
             )
         for field in ("kl_weight", "t_s", "noise_sigma"):
             value = getattr(self, field)
             require(
-                _is_real(value) and value >= 0, f"{name}.{field}", value, "must be finite and >= 0"
+                is_real(value) and value >= 0, f"{name}.{field}", value, "must be finite and >= 0"
             )
         require(
-            _is_real(self.coverage) and 0 < self.coverage <= 1,
+            is_real(self.coverage) and 0 < self.coverage <= 1,
             f"{name}.coverage",
             self.coverage,
             "must be in (0, 1]",
@@ -218,7 +208,7 @@ class BayesOodConfig:
         for field in ("train_subset", "test_subset"):
             value = getattr(self, field)
             require(
-                value is None or (_is_int(value) and value >= 1),
+                value is None or (is_int(value) and value >= 1),
                 f"{name}.{field}",
                 value,
                 "must be None (the whole split) or an int >= 1",
@@ -248,13 +238,8 @@ class BayesOodConfig:
 
 
 # --- data and models --------------------------------------------------------------------------
-def _stage_seed(seed: int, *parts: str) -> int:
-    """A stable 63-bit seed for one stage, independent of the order stages run in."""
-    return (seed * 1_000_003 + zlib.crc32("/".join(parts).encode())) % (2**63)
-
-
 def _gen(seed: int, *parts: str) -> torch.Generator:
-    return torch.Generator().manual_seed(_stage_seed(seed, *parts))
+    return torch.Generator().manual_seed(stage_seed(seed, *parts))
 
 
 @dataclass
@@ -300,13 +285,7 @@ def build_mlp(
         if i < len(widths) - 2:
             layers.append(nn.ReLU())
     model = nn.Sequential(*layers)
-    with torch.no_grad():
-        for layer in model:
-            if isinstance(layer, nn.Linear):
-                bound = layer.in_features**-0.5
-                for p in (layer.weight, layer.bias):
-                    p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
-    return model
+    return init_default_(model, generator)
 
 
 def _softmax(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
@@ -505,7 +484,7 @@ def run(
     metrics.update({k: m[k] for k in ("accuracy_det", "ece_det", "nll_det", "ood_auroc_det")})
     timings["det_train"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    cim_seed = _stage_seed(seed, "det_cim") % 2**31
+    cim_seed = stage_seed(seed, "det_cim") % 2**31
     tile = TileConfig(device=DEVICES[config.device]())
     det_cim = convert(copy.deepcopy(det), CIMConfig(tile=tile, seed=cim_seed))
     det_cim.eval()
@@ -529,7 +508,7 @@ def run(
         prior_sigma=config.prior_sigma,
         sigma_init=config.sigma_init,
         estimator="local",
-        seed=_stage_seed(seed, "bnn_layers") % 2**62,
+        seed=stage_seed(seed, "bnn_layers") % 2**62,
     )
     bnn = to_bayesian(base, config=bayes)
     train_elbo(bnn, data.x_train, data.y_train, epochs=config.bnn_epochs, lr=config.bnn_lr,

@@ -39,7 +39,6 @@ import math
 import os
 import sys
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -52,11 +51,11 @@ from memcim._errors import ConfigError, require
 from memcim.crossbar import TileConfig
 from memcim.data import default_data_dir, load_mnist
 from memcim.devices import PCM, Device, FilamentaryRRAM
-from memcim.experiments.registry import Result, register
+from memcim.experiments.registry import Result, register, stage_seed
 from memcim.experiments.runner import versions, write_json_atomic
 from memcim.nn import CIMConfig, convert, drift_to, program
 from memcim.nn import seed as seed_layers
-from memcim.training import accuracy, train
+from memcim.training import accuracy, init_default_, train
 
 EXPERIMENT = "hwa-drift"
 ModelName = Literal["mlp", "cnn"]
@@ -232,21 +231,10 @@ def build_model(name: str, generator: torch.Generator) -> nn.Sequential:
         )
     else:
         raise ConfigError(f"model={name!r} is invalid: must be one of {MODELS}")
-    with torch.no_grad():
-        for layer in model:
-            if isinstance(layer, nn.Linear | nn.Conv2d):
-                bound = layer.weight[0].numel() ** -0.5
-                for p in (layer.weight, layer.bias):
-                    p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
-    return model
+    return init_default_(model, generator)
 
 
 # --- training and evaluation ------------------------------------------------------------------
-def _stage_seed(seed: int, *parts: str) -> int:
-    """A stable 63-bit seed for one stage, independent of the order stages run in."""
-    return (seed * 1_000_003 + zlib.crc32("/".join(parts).encode())) % (2**63)
-
-
 def accuracy_vs_time(
     model: nn.Module, x: Tensor, y: Tensor, times_s: Sequence[float], *, seed: int, batch_size: int
 ) -> list[float]:
@@ -338,7 +326,7 @@ def run(
     data = load_mnist(config.data_dir if config.data_dir is not None else default_data_dir())
     x_train, y_train, x_test, y_test = data
     if config.train_subset is not None and config.train_subset < len(y_train):
-        subset_gen = torch.Generator().manual_seed(_stage_seed(seed, "train_subset"))
+        subset_gen = torch.Generator().manual_seed(stage_seed(seed, "train_subset"))
         pick = torch.randperm(len(y_train), generator=subset_gen)
         pick = pick[: config.train_subset]
         x_train, y_train = x_train[pick], y_train[pick]
@@ -383,12 +371,12 @@ def run(
 
     for m in config.models:
         t0 = time.perf_counter()
-        software = build_model(m, torch.Generator().manual_seed(_stage_seed(seed, m, "init")))
+        software = build_model(m, torch.Generator().manual_seed(stage_seed(seed, m, "init")))
         fit(
             software,
             epochs=config.epochs,
             lr=config.lr,
-            gen_seed=_stage_seed(seed, m, "sw"),
+            gen_seed=stage_seed(seed, m, "sw"),
             desc=f"{m} software",
         )
         metrics[f"accuracy_{m}_software"] = accuracy(
@@ -400,9 +388,9 @@ def run(
             f"({timings[f'{m}_software']:.0f} s)"
         )
         for d in config.devices:
-            cim_seed = _stage_seed(seed, m, d, "cim") % 2**31
+            cim_seed = stage_seed(seed, m, d, "cim") % 2**31
             eval_seeds = [
-                _stage_seed(seed, m, d, "eval", str(r)) % 2**31 for r in range(config.eval_repeats)
+                stage_seed(seed, m, d, "eval", str(r)) % 2**31 for r in range(config.eval_repeats)
             ]
             cim = config.cim_config(DEVICES[d](), seed=cim_seed)
             for variant in VARIANTS:
@@ -413,7 +401,7 @@ def run(
                         model,
                         epochs=config.hwa_epochs,
                         lr=config.hwa_lr,
-                        gen_seed=_stage_seed(seed, m, d, "hwa"),
+                        gen_seed=stage_seed(seed, m, d, "hwa"),
                         desc=f"{m} {d} HWA",
                     )
                     timings[f"{m}_{d}_hwa_train"] = time.perf_counter() - t0

@@ -8,6 +8,7 @@ adds everything else a ``results.json`` holds (config, seed, versions, wall time
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,12 @@ def get(name: str) -> Experiment:
         known = ", ".join(sorted(_REGISTRY)) or "none"
         raise ConfigError(f"unknown experiment {name!r}; registered experiments: {known}")
     return _REGISTRY[name]
+
+
+def stage_seed(seed: int, *parts: str) -> int:
+    """A stable 63-bit seed for one stage of a run (e.g. ``stage_seed(seed, "mlp", "init")``),
+    independent of the order in which stages run or which other stages a config lists."""
+    return (seed * 1_000_003 + zlib.crc32("/".join(parts).encode())) % (2**63)
 
 
 def output_dir(path: str | Path) -> Path:
