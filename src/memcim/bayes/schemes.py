@@ -29,6 +29,7 @@ the device model (:class:`memcim.nn.ConductanceNoiseTable`), so every device mod
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -130,8 +131,15 @@ class Realisation:
 
 
 def _table(config: HardwareSampling) -> ConductanceNoiseTable:
-    gen = torch.Generator().manual_seed(0)  # a fixed characterisation of the device model
-    return ConductanceNoiseTable(config.device, config.t_s, generator=gen)
+    return _device_table(config.device, config.t_s)
+
+
+@functools.lru_cache(maxsize=8)
+def _device_table(device: Device, t_s: float) -> ConductanceNoiseTable:
+    # A fixed characterisation of the (frozen, hashable) device model, reused by every layer
+    # and by the bias of each layer instead of being re-tabulated per call.
+    gen = torch.Generator().manual_seed(0)
+    return ConductanceNoiseTable(device, t_s, generator=gen)
 
 
 def _std_at(table: ConductanceNoiseTable, g_us: Tensor) -> Tensor:
