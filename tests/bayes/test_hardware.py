@@ -36,6 +36,8 @@ def test_hardware_layers_use_the_realised_samples_and_leave_the_model_alone(gen)
     assert set(report) == {"0", "2"} and report["0"]["writes"] > 0
     pred = mb.predict(hw, x, samples=8)
     assert pred.probs.shape == (8, 5, 3)
+    # The default method="local" never replaces device samples by a software Gaussian.
+    assert torch.equal(pred.probs, mb.predict(hw, x, samples=8, method="weights").probs)
 
 
 def test_resample_draws_new_device_realisations(gen):

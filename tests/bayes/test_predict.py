@@ -152,7 +152,9 @@ def test_predict_equals_a_loop_over_weight_samples(gen):
     model = to_bayesian(copy.deepcopy(plain), config=BayesConfig(sigma_init=0.1))
     x = torch.randn(4, 1, 8, 8, generator=gen)
     s = 5
-    pred = predict(model, x, samples=s, generator=torch.Generator().manual_seed(21))
+    pred = predict(
+        model, x, samples=s, generator=torch.Generator().manual_seed(21), method="weights"
+    )
 
     # Loop reference: the same ε, drawn as documented (per layer in execution order, ε_w
     # [S, *weight.shape] then ε_b [S, out] from the shared generator), applied one sample at a
@@ -177,6 +179,67 @@ def test_predict_equals_a_loop_over_weight_samples(gen):
         with torch.no_grad():
             probs = F.softmax(net(x), -1)
         torch.testing.assert_close(pred.probs[i], probs, rtol=1e-5, atol=1e-6)
+
+
+def _mlp_bayes(gen) -> nn.Module:
+    model = to_bayesian(
+        nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 4)),
+        config=BayesConfig(sigma_init=0.4),
+    )
+    with torch.no_grad():
+        for layer in bayesian_layers(model):
+            layer.weight_mu.copy_(torch.randn(layer.weight_mu.shape, generator=gen) * 0.7)
+    return model
+
+
+def test_local_predict_has_the_per_input_distribution_of_weight_samples(gen):
+    from scipy.stats import ks_2samp
+
+    model = _mlp_bayes(gen)
+    x = torch.randn(2, 6, generator=gen)
+    s = 20_000
+    local = predict(model, x, samples=s, generator=torch.Generator().manual_seed(1))
+    weights = predict(
+        model, x, samples=s, generator=torch.Generator().manual_seed(2), method="weights"
+    )
+    # Two-sample KS per input and class: with 20k vs 20k draws, D <= 1.95·sqrt(2/s) = 0.0195
+    # is the α = 0.001 critical value (fixed seeds, so the test is deterministic; the bound is
+    # what a true equality of distributions passes 99.9 % of the time).
+    for i in range(2):
+        for c in range(4):
+            d = ks_2samp(local.probs[:, i, c].numpy(), weights.probs[:, i, c].numpy()).statistic
+            assert d <= 1.95 * math.sqrt(2 / s), (i, c, d)
+        # And the per-input epistemic part (a functional of the same distribution), 5 SE.
+        se = weights.probs[:, i].std(0).max() / math.sqrt(s)
+        torch.testing.assert_close(local.mean[i], weights.mean[i], rtol=0, atol=float(5 * se))
+
+
+def test_local_predict_draws_each_input_independently_weights_share_a_network(gen):
+    model = _mlp_bayes(gen)
+    x = torch.randn(1, 6, generator=gen).repeat(2, 1)  # the same input twice
+    local = predict(model, x, samples=8, generator=gen)
+    weights = predict(model, x, samples=8, generator=gen, method="weights")
+    assert not torch.allclose(local.probs[:, 0], local.probs[:, 1])
+    torch.testing.assert_close(weights.probs[:, 0], weights.probs[:, 1])
+
+
+def test_shared_first_layer_is_computed_once_with_the_same_draws(gen):
+    # The first layer sees the S·N repeat: its mean/variance are computed on one chunk. With the
+    # same generator the result equals the unshared computation on a copy of the input.
+    layer = BayesianLinear(5, 3, config=BayesConfig(sigma_init=0.3)).eval()
+    x = torch.randn(4, 5, generator=gen)
+    folded = x.repeat(7, 1)
+    outs = []
+    for marker in (folded, None):
+        with mc_sampling(layer, 7, generator=torch.Generator().manual_seed(3), draw="local",
+                         shared_input=marker):  # fmt: skip
+            outs.append(layer(folded.clone() if marker is None else folded))
+    torch.testing.assert_close(outs[0], outs[1])
+
+
+def test_predict_rejects_an_unknown_method(gen):
+    with pytest.raises(ConfigError, match="method"):
+        predict(_mlp_bayes(gen), torch.randn(2, 6), method="exact")
 
 
 def test_predict_is_reproducible_and_chunks(gen):

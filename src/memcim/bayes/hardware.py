@@ -35,6 +35,9 @@ class _RealisedSamples:
         bias = None if self.realised_bias is None else self.realised_bias[index]
         return self.realised_weight[index], bias
 
+    def _local_is_exact(self, xs: Tensor) -> bool:
+        return False  # the samples are the devices' realisations, never a software Gaussian
+
     def train(self, mode: bool = True):
         if mode:
             raise ConfigError(

@@ -15,7 +15,8 @@ Which noise a forward draws:
   convolution it also drops the correlation between positions that share a kernel.)
 * **eval mode** — ``eval_mode="sample"`` (default) draws whole weight samples ``w = μ + σ ε``:
   one network per Monte-Carlo sample, as a programmed array would hold it; ``eval_mode="mean"``
-  uses μ (deterministic). :func:`memcim.bayes.predict` always draws weight samples.
+  uses μ (deterministic). :func:`memcim.bayes.predict` overrides both (its ``method``): whole
+  weight samples everywhere, or local noise where that is exact for each input.
 
 The Monte-Carlo sample dimension
 --------------------------------
@@ -57,8 +58,10 @@ from memcim._errors import ConfigError, is_int, is_real, require
 
 Estimator = Literal["reparam", "local"]
 EvalMode = Literal["sample", "mean"]
+Draw = Literal["weights", "local"]
 _ESTIMATORS = ("reparam", "local")
 _EVAL_MODES = ("sample", "mean")
+_DRAWS = ("weights", "local")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,8 +120,9 @@ def inverse_softplus(sigma: float | Tensor) -> Tensor:
 
 
 def _compose(mu: Tensor, sigma: Tensor, eps: Tensor) -> Tensor:
-    """``μ + σ ε``; without autograd, in place in ``eps`` (a fresh draw), saving two passes
-    over the ``[S, ...]`` sample tensor. Same rounding either way (σ·ε, then + μ)."""
+    """``μ + σ ε`` (μ, σ broadcast against ``eps``); without autograd, in place in ``eps`` (a
+    fresh draw), saving two passes over the ``[S, ...]`` sample tensor. Same rounding either
+    way (σ·ε, then + μ)."""
     if torch.is_grad_enabled() and (mu.requires_grad or sigma.requires_grad):
         return mu + sigma * eps
     return eps.mul_(sigma).add_(mu)
@@ -153,7 +157,8 @@ class _BayesianLayer(nn.Module):
         # Set by forward_samples / mc_sampling; not part of the state.
         self.folded_samples: int | None = None
         self._generator_override: torch.Generator | None = None
-        self._force_weight_samples = False
+        self._draw: Draw | None = None
+        self._shared_input: tuple[int, int] | None = None  # (data_ptr, numel) of the S·N repeat
         rho0 = float(inverse_softplus(config.sigma_init))
         self.weight_mu = nn.Parameter(torch.empty(weight_shape))
         self.weight_rho = nn.Parameter(torch.full(weight_shape, rho0))
@@ -244,8 +249,15 @@ class _BayesianLayer(nn.Module):
             b = _compose(self.bias_mu, self.bias_sigma, b_eps)
         return w, b
 
-    def _mode(self) -> str:
-        if self._force_weight_samples:
+    def _local_is_exact(self, xs: Tensor) -> bool:
+        """Whether local noise on ``xs`` [S, N, ...] gives every example exactly the output
+        distribution of whole weight samples (true only for a fully connected layer)."""
+        return False
+
+    def _mode(self, xs: Tensor) -> str:
+        if self._draw == "local" and self._local_is_exact(xs):
+            return "local"
+        if self._draw is not None:
             return "weights"
         if self.training:
             return "local" if self.config.estimator == "local" else "weights"
@@ -304,23 +316,38 @@ class _BayesianLayer(nn.Module):
                     f"{name}: a folded batch of {x.shape[0]} rows is not a multiple of the "
                     f"{s} Monte-Carlo samples"
                 )
-            y = self._forward_samples(x.reshape(s, x.shape[0] // s, *x.shape[1:]), s)
+            xs = x.reshape(s, x.shape[0] // s, *x.shape[1:])
+            if self._is_shared_input(x):  # every chunk is the same: compute on one
+                xs = xs[:1].expand_as(xs)
+            y = self._forward_samples(xs, s)
             return y.reshape(-1, *y.shape[2:])
         self._check_input(x, "plain")
         return self._forward_samples(x.unsqueeze(0), 1).squeeze(0)
 
+    def _is_shared_input(self, x: Tensor) -> bool:
+        """Whether ``x`` is (a contiguous view of) the sample-major repeat that
+        :func:`forward_samples` built, so that its S chunks are identical."""
+        return (
+            self._shared_input is not None
+            and x.is_contiguous()
+            and (x.data_ptr(), x.numel()) == self._shared_input
+        )
+
     def _forward_samples(self, xs: Tensor, samples: int) -> Tensor:
         """xs ``[S, N, ...]`` -> ``[S, N, ...]``."""
-        mode = self._mode()
+        mode = self._mode(xs)
         if mode == "mean":
             return self._shared_op(xs, self.weight_mu, self.bias_mu)
         if mode == "local":
-            mean = self._shared_op(xs, self.weight_mu, self.bias_mu)
+            # Mean and variance of a shared input are the same for every sample: once, [1, ...].
+            one = xs[:1] if xs.stride(0) == 0 else xs
+            mean = self._shared_op(one, self.weight_mu, self.bias_mu)
             b_var = None if self.bias_rho is None else self.bias_sigma.square()
-            var = self._shared_op(xs.square(), self.weight_sigma.square(), b_var)
+            var = self._shared_op(one.square(), self.weight_sigma.square(), b_var)
             # The floor keeps sqrt's gradient finite where every σ underflowed to 0.
             std = var.clamp_min(torch.finfo(var.dtype).tiny).sqrt()
-            return mean + std * self._normal(tuple(mean.shape), mean)
+            eps = self._normal((samples, *mean.shape[1:]), mean)
+            return _compose(mean, std, eps)
         w, b = self._sample_parameters(samples)
         return self._per_sample_op(xs, w, b)
 
@@ -350,6 +377,12 @@ class BayesianLinear(_BayesianLayer):
 
     def _feature_dims(self) -> int:
         return 1
+
+    def _local_is_exact(self, xs: Tensor) -> bool:
+        # One example's outputs y_j = Σ_i x_i w_ji use disjoint, independent weights, so given x
+        # they are independent Gaussians N(x μ_jᵀ + b_j, x² σ_j²ᵀ + σ_bj²) — exactly what local
+        # noise draws. Extra dims ([S, N, T, in]) would share weights between rows: not exact.
+        return xs.dim() == 3
 
     def _check_input(self, x: Tensor, kind: str) -> None:
         expected = {"plain": "[..., in]", "samples": "[N, in] or [S, N, in]", "folded": "[S·N, in]"}
@@ -524,13 +557,19 @@ def set_eval_mode(model: nn.Module, mode: EvalMode) -> nn.Module:
     return model
 
 
+def _check_draw(draw) -> None:
+    if draw is not None:
+        require(draw in _DRAWS, "draw", draw, f"None or one of {_DRAWS}")
+
+
 @contextlib.contextmanager
 def mc_sampling(
     model: nn.Module,
     samples: int,
     *,
     generator: torch.Generator | None = None,
-    weight_samples: bool = False,
+    draw: Draw | None = None,
+    shared_input: Tensor | None = None,
 ) -> Iterator[nn.Module]:
     """Within the block, every Bayesian layer treats its input as S folded sample chunks.
 
@@ -542,21 +581,30 @@ def mc_sampling(
         samples: S >= 1.
         generator: when given, every layer draws from it (in the order the layers run) instead
             of its private generator.
-        weight_samples: draw whole weight samples whatever the mode (no local
-            reparameterisation, no mean mode), as :func:`memcim.bayes.predict` does.
+        draw: override the training/eval mode of every layer: ``"weights"`` draws whole weight
+            samples (no local reparameterisation, no mean mode); ``"local"`` samples the outputs
+            of fully connected layers on ``[S·N, in]`` (exact for each example, see
+            :func:`memcim.bayes.predict`) and whole weights elsewhere. ``None``: the layers'
+            own modes.
+        shared_input: the ``[S·N, ...]`` repeat of one batch fed to the model; a layer whose
+            input is this very tensor (or a contiguous view of it) knows its S chunks are equal
+            and computes local-noise means and variances once.
     """
     samples = _check_samples(samples)
+    _check_draw(draw)
+    marker = None if shared_input is None else (shared_input.data_ptr(), shared_input.numel())
     layers = bayesian_layers(model)
-    saved = [(m.folded_samples, m._generator_override, m._force_weight_samples) for m in layers]
+    fields = ("folded_samples", "_generator_override", "_draw", "_shared_input")
+    saved = [[getattr(m, f) for f in fields] for m in layers]
     try:
         for m in layers:
-            m.folded_samples = samples
-            m._generator_override = generator
-            m._force_weight_samples = weight_samples
+            for field, value in zip(fields, (samples, generator, draw, marker), strict=True):
+                setattr(m, field, value)
         yield model
     finally:
-        for m, (folded, gen, force) in zip(layers, saved, strict=True):
-            m.folded_samples, m._generator_override, m._force_weight_samples = folded, gen, force
+        for m, values in zip(layers, saved, strict=True):
+            for field, value in zip(fields, values, strict=True):
+                setattr(m, field, value)
 
 
 def forward_samples(
@@ -565,7 +613,7 @@ def forward_samples(
     samples: int,
     *,
     generator: torch.Generator | None = None,
-    weight_samples: bool = False,
+    draw: Draw | None = None,
 ) -> Tensor:
     """Run ``model`` for S Monte-Carlo samples in one batched forward; differentiable.
 
@@ -578,17 +626,18 @@ def forward_samples(
         x: inputs ``[N, ...]``.
         samples: S >= 1.
         generator: see :func:`mc_sampling`.
-        weight_samples: see :func:`mc_sampling`.
+        draw: see :func:`mc_sampling`.
 
     Returns:
         outputs ``[S, N, ...]``.
     """
     samples = _check_samples(samples)
+    _check_draw(draw)
     if x.dim() < 1 or x.shape[0] < 1:
         raise ConfigError(f"inputs must be [N, ...] with N >= 1, got {tuple(x.shape)}")
     n = x.shape[0]
     folded = x.unsqueeze(0).expand(samples, *x.shape).reshape(samples * n, *x.shape[1:])
-    with mc_sampling(model, samples, generator=generator, weight_samples=weight_samples):
+    with mc_sampling(model, samples, generator=generator, draw=draw, shared_input=folded):
         y = model(folded)
     if not isinstance(y, Tensor) or y.dim() < 1 or y.shape[0] != samples * n:
         shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
