@@ -48,6 +48,7 @@ def train(
     batch_size: int,
     generator: torch.Generator,
     loss_fn: LossFn | None = None,
+    after_step: Callable[[nn.Module], None] | None = None,
     desc: str = "train",
     progress: bool = True,
 ) -> nn.Module:
@@ -63,6 +64,9 @@ def train(
         generator: shuffles the training set.
         loss_fn: ``loss_fn(model, x_batch, y_batch) -> scalar``; default cross-entropy of
             ``model(x_batch)`` (e.g. :func:`memcim.bayes.elbo_objective` for Bayesian models).
+        after_step: ``after_step(model)`` called after every optimizer step, e.g. to project
+            parameters onto a constraint (:func:`memcim.bayes.sigma_projection`); its changes
+            are not seen by Adam's moment estimates. ``None``: nothing.
         desc, progress: progress-bar label; shown on a terminal only.
     """
     if loss_fn is None:
@@ -87,6 +91,8 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if after_step is not None:
+                after_step(model)
             sched.step()
             if i % 50 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)

@@ -11,9 +11,23 @@
 - :class:`SamplingScheme`, :class:`HardwareSampling`, :func:`realise`: weight samples drawn by
   the devices themselves; :func:`to_hardware` puts a trained model's samples on devices;
   :mod:`memcim.bayes.fidelity` measures how well they follow N(μ, σ²).
+- :class:`DeviceAware` (``train_elbo(..., device_aware=)``), :func:`realisable_sigma`,
+  :func:`technological_loss`, :func:`project_sigma_`, :func:`feasible_fraction`: device-aware
+  training, keeping each σ within what the devices realise at its μ.
 """
 
 from memcim.bayes.convert import to_bayesian
+from memcim.bayes.device_aware import (
+    DeviceAware,
+    SigmaRange,
+    feasible_fraction,
+    project_sigma_,
+    realisable_ranges,
+    realisable_sigma,
+    sigma_projection,
+    technological_loss,
+    technological_penalty,
+)
 from memcim.bayes.hardware import resample, to_hardware
 from memcim.bayes.layers import (
     BayesConfig,
@@ -35,22 +49,31 @@ __all__ = [
     "BayesConfig",
     "BayesianConv2d",
     "BayesianLinear",
+    "DeviceAware",
     "HardwareSampling",
     "Predictive",
     "Realisation",
     "SamplingScheme",
+    "SigmaRange",
     "bayesian_layers",
     "elbo_loss",
     "elbo_objective",
+    "feasible_fraction",
     "forward_samples",
     "inverse_softplus",
     "mc_sampling",
     "model_kl",
     "predict",
+    "project_sigma_",
+    "realisable_ranges",
+    "realisable_sigma",
     "realise",
     "resample",
     "seed",
     "set_eval_mode",
+    "sigma_projection",
+    "technological_loss",
+    "technological_penalty",
     "to_bayesian",
     "to_hardware",
     "train_elbo",

@@ -152,6 +152,33 @@ def _scale(mu: Tensor, window_us: float) -> float:
     return window_us / peak if peak > 0 else window_us
 
 
+def _lower_median_range(mu: Tensor, k_us: float, dev: Device) -> tuple[Tensor, Tensor, Tensor]:
+    """``(d, lo, hi)`` (µS): the pair's difference k|μ| and the range of its lower median that
+    keeps both medians inside the window."""
+    d = k_us * mu.abs()
+    lo = torch.full_like(d, dev.g_min_us)
+    hi = (dev.g_max_us - d).clamp_min(dev.g_min_us)
+    return d, lo, hi
+
+
+def _pair_variance(table: ConductanceNoiseTable, m_low: Tensor, d: Tensor) -> Tensor:
+    """Variance (µS²) of G_a − G_b for medians ``m_low + d`` and ``m_low``."""
+    return _std_at(table, m_low + d) ** 2 + _std_at(table, m_low) ** 2
+
+
+def differential_sigma_range(
+    mu: Tensor, k_us: float, table: ConductanceNoiseTable
+) -> tuple[Tensor, Tensor]:
+    """Smallest and largest σ (weight units) a differential pair can give each μ at scale k.
+
+    The ends of the bisection of :func:`differential_medians`: the lower median at g_min and at
+    its highest (σ(m) increasing, as that solve assumes). A target σ is flagged feasible there
+    exactly when it lies in this interval.
+    """
+    d, lo, hi = _lower_median_range(mu, k_us, table.device)
+    return _pair_variance(table, lo, d).sqrt() / k_us, _pair_variance(table, hi, d).sqrt() / k_us
+
+
 def differential_medians(
     mu: Tensor, sigma: Tensor, k_us: float, table: ConductanceNoiseTable, steps: int
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -165,13 +192,11 @@ def differential_medians(
         ``(m_plus, m_minus, feasible)``: the medians for the device carrying +|μ| and the other.
     """
     dev = table.device
-    d = k_us * mu.abs()
+    d, lo, hi = _lower_median_range(mu, k_us, dev)
     target = (k_us * sigma) ** 2
-    lo = torch.full_like(d, dev.g_min_us)
-    hi = (dev.g_max_us - d).clamp_min(dev.g_min_us)
 
     def spread(m_low: Tensor) -> Tensor:
-        return _std_at(table, m_low + d) ** 2 + _std_at(table, m_low) ** 2
+        return _pair_variance(table, m_low, d)
 
     feasible = (spread(lo) <= target) & (spread(hi) >= target) & (d <= dev.g_span_us)
     a, b = lo.clone(), hi.clone()
@@ -230,6 +255,62 @@ def _reprogrammed_samples(
     return torch.cat([first.unsqueeze(0), again])
 
 
+def _cycle_to_cycle_mapping(mu: Tensor, config: HardwareSampling, k: float | None = None
+                            ) -> tuple[float, float, Tensor, Tensor]:  # fmt: skip
+    """``(k, g_mid, median, sigma)``: µS per weight unit (the largest |μ| on half the window
+    unless given), the reference and the medians (µS), and the σ (weight units) that the
+    device's σ(median) imposes on each μ."""
+    dev = config.device
+    k = _scale(mu, dev.g_span_us / 2) if k is None else k
+    g_mid = dev.g_min_us + dev.g_span_us / 2
+    median = g_mid + k * mu
+    return k, g_mid, median, _std_at(_table(config), median) / k
+
+
+def _read_noise_mapping(mu: Tensor, scale: float | None = None
+                        ) -> tuple[float, Tensor, Tensor, Tensor]:  # fmt: skip
+    """``(scale, currents, b, sigma)`` of Lin et al.'s mapping [9]: weight units per unit of
+    (ΣI − 7.2)/10.5 (chosen from the largest |μ| unless given), the per-device currents and
+    Laplace scales (µA) and the σ (weight units) they impose."""
+    if scale is None:
+        # Scale so that the largest |μ| sits inside the representable (ΣI − 7.2)/10.5 range.
+        w_hi = (_LIN_DEVICES * _LIN_I_MAX_UA - _LIN_OFFSET_UA) / _LIN_GAIN_UA  # 0.457
+        w_lo = (_LIN_DEVICES * _LIN_I_MIN_UA - _LIN_OFFSET_UA) / _LIN_GAIN_UA  # −0.571
+        peak = float(mu.abs().max())
+        scale = peak / (0.95 * min(w_hi, -w_lo)) if peak > 0 else 1.0
+    total = (mu / scale) * _LIN_GAIN_UA + _LIN_OFFSET_UA
+    currents = (total / _LIN_DEVICES).clamp(_LIN_I_MIN_UA, _LIN_I_MAX_UA)  # equal split
+    b = lin_laplace_scale_ua(currents)
+    realised_sigma = math.sqrt(2 * _LIN_DEVICES) * b / _LIN_GAIN_UA * scale
+    return scale, currents, b, realised_sigma
+
+
+def coupled_sigma(
+    mu: Tensor, config: HardwareSampling, *, k_us: float | None = None
+) -> tuple[Tensor, float]:
+    """The only σ (weight units) a coupled scheme realises at each μ, and its scale.
+
+    Args:
+        mu: target means (weight units), any shape.
+        config: a ``CYCLE_TO_CYCLE`` or ``READ_NOISE`` sampling.
+        k_us: the scale to assume (as returned); ``None``: chosen from the largest |μ| as
+            :func:`realise` does.
+
+    Returns:
+        ``(sigma, k)``: σ(μ), same shape as ``mu``, and the scale ``realise`` reports as
+        ``k_us`` (µS per weight unit; µA per weight unit for ``READ_NOISE``).
+    """
+    mu = mu.detach().float()
+    if config.scheme is SamplingScheme.CYCLE_TO_CYCLE:
+        k, _, _, sigma = _cycle_to_cycle_mapping(mu, config, k_us)
+        return sigma, k
+    if config.scheme is SamplingScheme.READ_NOISE:
+        scale, _, _, sigma = _read_noise_mapping(mu, None if k_us is None else _LIN_GAIN_UA / k_us)
+        return sigma, _LIN_GAIN_UA / scale
+    raise ConfigError(f"scheme={config.scheme!r} is invalid: coupled_sigma needs "
+                      "CYCLE_TO_CYCLE or READ_NOISE")  # fmt: skip
+
+
 def realise(
     mu: Tensor, sigma: Tensor, config: HardwareSampling, samples: int,
     *, generator: torch.Generator,
@@ -253,11 +334,8 @@ def realise(
         return _read_noise(mu, sigma, samples, generator)
     dev, table = config.device, _table(config)
     if scheme is SamplingScheme.CYCLE_TO_CYCLE:
-        k = _scale(mu, dev.g_span_us / 2)
-        g_mid = dev.g_min_us + dev.g_span_us / 2
-        median = g_mid + k * mu
+        k, g_mid, median, realised_sigma = _cycle_to_cycle_mapping(mu, config)
         out = (_reprogrammed_samples(dev, median, samples, config.t_s, generator) - g_mid) / k
-        realised_sigma = _std_at(table, median) / k
         feasible = (realised_sigma - sigma).abs() <= 0.1 * sigma.clamp_min(1e-12)
         writes = samples * mu.numel()
         return Realisation(out, feasible, writes, writes * dev.e_write_pj, k)
@@ -286,18 +364,10 @@ def realise(
 
 def _read_noise(mu: Tensor, sigma: Tensor, samples: int,
                 generator: torch.Generator) -> Realisation:  # fmt: skip
-    # Scale so that the largest |μ| sits inside the representable (ΣI − 7.2)/10.5 range.
-    w_hi = (_LIN_DEVICES * _LIN_I_MAX_UA - _LIN_OFFSET_UA) / _LIN_GAIN_UA  # 0.457
-    w_lo = (_LIN_DEVICES * _LIN_I_MIN_UA - _LIN_OFFSET_UA) / _LIN_GAIN_UA  # −0.571
-    peak = float(mu.abs().max())
-    scale = peak / (0.95 * min(w_hi, -w_lo)) if peak > 0 else 1.0
-    total = (mu / scale) * _LIN_GAIN_UA + _LIN_OFFSET_UA
-    currents = (total / _LIN_DEVICES).clamp(_LIN_I_MIN_UA, _LIN_I_MAX_UA)  # equal split
-    b = lin_laplace_scale_ua(currents)
+    scale, currents, b, realised_sigma = _read_noise_mapping(mu)
     laplace = laplace_noise(b, (samples, _LIN_DEVICES, *mu.shape), generator=generator)
     read = _LIN_DEVICES * currents + laplace.sum(1)
     realised = (read - _LIN_OFFSET_UA) / _LIN_GAIN_UA * scale
-    realised_sigma = math.sqrt(2 * _LIN_DEVICES) * b / _LIN_GAIN_UA * scale
     feasible = (realised_sigma - sigma).abs() <= 0.1 * sigma.clamp_min(1e-12)
     return Realisation(realised, feasible, _LIN_DEVICES * mu.numel(), 0.0, _LIN_GAIN_UA / scale)
 

@@ -8,6 +8,11 @@ The full-data negative ELBO is Σ_n E_q[−log p(y_n | x_n, w)] + KL(q‖p); div
 the KL a cost *per training example*, on the scale of the mean cross-entropy, and a mini-batch
 mean of the NLL is an unbiased estimate of the first term divided by D. ``kl_weight`` < 1 tempers
 the posterior (a common, documented departure from the exact ELBO).
+
+Device-aware training (:class:`~memcim.bayes.device_aware.DeviceAware`, the "technological
+loss" of [8]) keeps every σ realisable by a chosen device and mapping: ``"penalty"`` adds
+``weight · Σ d² / D`` (d the log-distance of each σ to its realisable interval; scaled like the
+KL) to L; ``"project"`` clamps σ into the interval after every optimizer step.
 """
 
 from __future__ import annotations
@@ -19,6 +24,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, is_int, is_real, require
+from memcim.bayes.device_aware import (
+    DeviceAware,
+    project_sigma_,
+    sigma_projection,
+    technological_penalty,
+)
 from memcim.bayes.layers import forward_samples, model_kl
 from memcim.training import train
 
@@ -60,18 +71,37 @@ def elbo_loss(
     return F.cross_entropy(logits, y) + kl_weight * kl / dataset_size
 
 
-def elbo_objective(dataset_size: int, *, kl_weight: float = 1.0, samples: int = 1) -> LossFn:
+def _check_device_aware(device_aware: object) -> None:
+    require(device_aware is None or isinstance(device_aware, DeviceAware), "device_aware",
+            device_aware, "None or a memcim.bayes.DeviceAware")  # fmt: skip
+
+
+def elbo_objective(
+    dataset_size: int,
+    *,
+    kl_weight: float = 1.0,
+    samples: int = 1,
+    device_aware: DeviceAware | None = None,
+) -> LossFn:
     """A ``loss_fn(model, x, y)`` computing :func:`elbo_loss` with S samples per step.
 
     The hook a shared training loop can call in place of ``F.cross_entropy(model(x), y)``.
+    With ``device_aware`` in ``"penalty"`` mode it adds ``weight · Σ d² / D`` (bounds
+    refreshed every ``refresh_steps`` calls, i.e. optimizer steps); ``"project"`` mode adds
+    nothing here: pass :func:`memcim.bayes.sigma_projection` as the loop's ``after_step``.
     """
     require(is_int(dataset_size) and dataset_size >= 1, "dataset_size", dataset_size, ">= 1")
     require(is_real(kl_weight) and kl_weight >= 0, "kl_weight", kl_weight, "finite and >= 0")
     require(is_int(samples) and samples >= 1, "samples", samples, "an int >= 1")
+    _check_device_aware(device_aware)
+    penalty = None
+    if device_aware is not None and device_aware.mode == "penalty":
+        penalty = technological_penalty(device_aware, dataset_size=dataset_size)
 
     def loss_fn(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         logits = model(x) if samples == 1 else forward_samples(model, x, samples)
-        return elbo_loss(logits, y, model_kl(model), dataset_size, kl_weight=kl_weight)
+        loss = elbo_loss(logits, y, model_kl(model), dataset_size, kl_weight=kl_weight)
+        return loss if penalty is None else loss + penalty(model)
 
     return loss_fn
 
@@ -87,6 +117,7 @@ def train_elbo(
     generator: torch.Generator,
     kl_weight: float = 1.0,
     samples: int = 1,
+    device_aware: DeviceAware | None = None,
     desc: str = "train",
     progress: bool = True,
 ) -> nn.Module:
@@ -103,6 +134,9 @@ def train_elbo(
         generator: shuffles the training set.
         kl_weight: multiplier of the KL term (1 = the ELBO).
         samples: Monte-Carlo samples per step, folded into the batch.
+        device_aware: keep σ realisable on its devices (see the module docstring): a penalty
+            in the loss, or a projection after every step and once more, with fresh bounds,
+            after the last. ``None``: plain ELBO training.
         desc, progress: progress-bar label; ``progress=False`` silences it.
     """
     require(is_int(epochs) and epochs >= 1, "epochs", epochs, "an int >= 1")
@@ -112,6 +146,13 @@ def train_elbo(
         raise ConfigError(
             f"x [D, ...] and y [D] must match; got {tuple(x.shape)} and {tuple(y.shape)}"
         )
-    loss_fn = elbo_objective(len(y), kl_weight=kl_weight, samples=samples)
-    return train(model, x, y, epochs=epochs, lr=lr, batch_size=batch_size, generator=generator,
-                 loss_fn=loss_fn, desc=desc, progress=progress)  # fmt: skip
+    _check_device_aware(device_aware)
+    loss_fn = elbo_objective(len(y), kl_weight=kl_weight, samples=samples,
+                             device_aware=device_aware)  # fmt: skip
+    project = device_aware is not None and device_aware.mode == "project"
+    train(model, x, y, epochs=epochs, lr=lr, batch_size=batch_size, generator=generator,
+          loss_fn=loss_fn, after_step=sigma_projection(device_aware) if project else None,
+          desc=desc, progress=progress)  # fmt: skip
+    if project:  # the cached bounds may be up to refresh_steps steps old
+        project_sigma_(model, device_aware.sampling)
+    return model
