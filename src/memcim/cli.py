@@ -31,14 +31,24 @@ def _build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="program a small network onto simulated arrays and show what the non-idealities do",
-        description="Mean relative MVM error of a 784x256 matrix on PCM and filamentary RRAM "
-        "over time, then a digits MLP on simulated arrays with each non-ideality in turn.",
+        help="a Bayesian network sampled by simulated memristors, in under a minute",
+        description="Train a Bayesian MLP on scikit-learn digits, draw its weight samples with "
+        "simulated RRAM (every sampling scheme) and compare accuracy, calibration, OOD "
+        "detection and noisy-input rejection with the deterministic network on the same "
+        "devices. Writes results.json, figures and report.md/.html. --foundation runs the "
+        "device/crossbar demo instead (MVM error over time, a digits MLP on arrays).",
     )
     demo.add_argument("--out", type=Path, default=None,
-                      help="folder for results.json and a figure of MVM error vs time")  # fmt: skip
+                      help="output folder (default ./memcim-demo; --foundation: none unless "
+                           "given)")  # fmt: skip
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo.add_argument("--quick", action="store_true", help="skip the 1-year point")
+    demo.add_argument(
+        "--foundation",
+        action="store_true",
+        help="the device/crossbar demo (MVM error vs time, MLP on arrays)",
+    )
+    demo.add_argument("--quick", action="store_true",
+                      help="with --foundation: skip the 1-year point")  # fmt: skip
 
     run = sub.add_parser(
         "run", help="run one experiment",
@@ -83,9 +93,14 @@ def _assignments(items: list[str]) -> dict[str, str]:
 
 def _dispatch(args: argparse.Namespace) -> None:
     if args.command == "demo":
-        from memcim import demo
+        if args.foundation:
+            from memcim import foundation_demo
 
-        demo.run(args.out, seed=args.seed, quick=args.quick)
+            foundation_demo.run(args.out, seed=args.seed, quick=args.quick)
+        else:
+            from memcim import demo
+
+            demo.run(args.out, seed=args.seed)
     elif args.command == "list":
         from memcim.experiments.registry import get, names
 

@@ -1,4 +1,5 @@
-"""The foundation demo: what device and periphery non-idealities do to a matrix and a network.
+"""``memcim demo --foundation``: what device and periphery non-idealities do to a matrix and a
+network.
 
 Two parts, both computed on the spot (nothing cached):
 
@@ -7,7 +8,7 @@ Two parts, both computed on the spot (nothing cached):
 2. A small MLP trained in software on scikit-learn's 8 × 8 digits, programmed onto simulated
    arrays; test accuracy as each non-ideality is switched on in turn.
 
-Until the Bayesian demo lands this is what ``memcim demo`` runs.
+``memcim demo`` itself runs the Bayesian demo (:mod:`memcim.demo`).
 """
 
 from __future__ import annotations

@@ -114,9 +114,14 @@ class BayesOodConfig:
             (a newly initialised MLP).
         prior_sigma: std of the N(0, prior_sigma²) prior of every weight and bias.
         sigma_init: initial posterior σ.
-        kl_weight: multiplier of the KL term of the ELBO (1 = the ELBO). The default 2 (a
-            "cold" prior weight, more posterior spread) was tuned on MNIST: with 1 the software
-            BNN's epistemic OOD AUROC against Fashion-MNIST was 0.900 at equal accuracy.
+        kl_weight: multiplier of the KL term of the ELBO (1 = the ELBO; < 1 a tempered,
+            "cold" posterior, Wenzel et al. 2020). Selected on a validation split, never on the
+            test set (``scripts/select_kl_weight.py``: train on 50 000 MNIST training images,
+            score on the other 10 000 and on Fashion-MNIST *training* images): the value with
+            the highest validation epistemic OOD AUROC among those whose validation ECE is at
+            most the deterministic network's. Of 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02 that was 0.05
+            (ECE 0.0024 vs 0.0041 deterministic, AUROC 0.890); 1 gave ECE 0.028 (an
+            under-confident BNN), 2 gave 0.044.
         samples: S, Monte-Carlo samples (software) and device-realised weight sets per layer
             (hardware), 1 <= S <= 100.
         schemes: sampling schemes evaluated on hardware (``SamplingScheme`` values or names).
@@ -141,7 +146,7 @@ class BayesOodConfig:
     bnn_init: Literal["deterministic", "fresh"] = "deterministic"
     prior_sigma: float = 0.1
     sigma_init: float = 0.01
-    kl_weight: float = 2.0
+    kl_weight: float = 0.05
     samples: int = 64
     schemes: tuple[str, ...] = SCHEMES
     device: Literal["rram", "pcm"] = "rram"
@@ -222,7 +227,11 @@ class BayesOodConfig:
 
     @classmethod
     def quick(cls, **overrides) -> BayesOodConfig:
-        """A run of seconds: scikit-learn digits, a small MLP, S = 16."""
+        """A run of seconds: scikit-learn digits, a small MLP, S = 16.
+
+        ``kl_weight`` 0.005 was selected as for MNIST (see the class docstring), on 5 splits
+        of the digits training set (900 train / 357 validation, uniform-noise OOD).
+        """
         fields = {
             "dataset": "digits",
             "hidden": (64,),
@@ -231,7 +240,7 @@ class BayesOodConfig:
             "lr": 1e-2,
             "bnn_lr": 1e-2,
             "batch_size": 64,
-            "kl_weight": 0.1,
+            "kl_weight": 0.005,
             "samples": 16,
         }
         return cls(**{**fields, **overrides})
@@ -366,7 +375,7 @@ def plot_reliability(curves: dict[str, tuple[Tensor, Tensor]], path: Path) -> No
         c = reliability_curve(probs, y)
         full = c.count > 0
         ax.plot(c.confidence[full], c.accuracy[full], marker="o", ms=4,
-                label=f"{label} (ECE {100 * c.ece:.2f}%)")  # fmt: skip
+                label=f"{label} (ECE {100 * ece(probs, y):.2f}%)")  # fmt: skip
     ax.set_xlabel("confidence (top-1 probability)")
     ax.set_ylabel("accuracy")
     ax.set_title("Reliability on the test set", fontsize=10)
@@ -431,6 +440,34 @@ def plot_fidelity(metrics: dict[str, float], schemes: tuple[str, ...], path: Pat
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# --- summary ----------------------------------------------------------------------------------
+def summary_table(metrics: dict[str, float], config: BayesOodConfig) -> dict[str, list]:
+    """The headline numbers as a table: one row per model, percentages and nats as text.
+
+    Rows: the deterministic network in software and on the device, the software BNN, and the
+    BNN on the device with each sampling scheme. Missing metrics (the software deterministic
+    network has no noisy-input column) are shown as "–".
+    """
+    columns = (
+        ("accuracy", "accuracy", 100, "{:.2f} %"),
+        ("ECE", "ece", 100, "{:.2f} %"),
+        ("NLL (nats)", "nll", 1, "{:.3f}"),
+        ("OOD AUROC", "ood_auroc", 1, "{:.3f}"),
+        (f"noisy acc. @ {config.coverage:.0%} cov.", "acc_at_coverage_noisy", 100, "{:.1f} %"),
+    )
+    models = [("deterministic, software", "det"), (f"deterministic, {config.device}", "det_hw"),
+              ("BNN, software", "sw")]  # fmt: skip
+    models += [(f"BNN, {config.device}, {s}", f"hw_{s}") for s in config.schemes]
+    rows = []
+    for label, suffix in models:
+        cells = [label]
+        for _, key, scale, fmt in columns:
+            value = metrics.get(f"{key}_{suffix}")
+            cells.append("–" if value is None else fmt.format(scale * value))
+        rows.append(cells)
+    return {"header": ["model", *(c[0] for c in columns)], "rows": rows}
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -608,5 +645,6 @@ def run(
         "train_images": len(data.y_train),
         "test_images": len(y),
         "ood_set": data.ood_name,
+        "summary_table": summary_table(metrics, config),
     }
     return Result(metrics=metrics, artifacts=list(figures), extra=extra)

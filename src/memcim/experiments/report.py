@@ -1,6 +1,7 @@
 """``memcim report DIR``: a Markdown and an HTML summary of a run or a sweep.
 
-A run folder (``results.json``) gives its metrics and figures. A sweep folder (``sweep.jsonl``)
+A run folder (``results.json``) gives its metrics — or, where the experiment recorded one, its
+``summary_table`` (header and rows of text) — and figures. A sweep folder (``sweep.jsonl``)
 gives one row per grid point with mean ± std over seeds (sample std, n − 1; "±0" with one seed),
 the failed points with the last line of their traceback, and one figure per metric.
 """
@@ -125,11 +126,16 @@ def write_report(out_dir: str | Path) -> tuple[Path, Path]:
         title = f"Sweep of {experiment}"
     elif (out / "results.json").exists():
         result = json.loads((out / "results.json").read_text())
-        header = ["metric", "value"]
-        rows = [[k, _fmt(v)] for k, v in result["metrics"].items()]
         figures = [a for a in result.get("artifacts", []) if a.endswith(".png")]
         notes = [f"seed {result['seed']}, {result['wall_s']:.1f} s, versions "
                  + ", ".join(f"{k} {v}" for k, v in result["versions"].items())]  # fmt: skip
+        table = result.get("summary_table")
+        if table:  # the experiment's own short table; every metric stays in results.json
+            header, rows = table["header"], table["rows"]
+            notes.append(f"All {len(result['metrics'])} metrics are in results.json.")
+        else:
+            header = ["metric", "value"]
+            rows = [[k, _fmt(v)] for k, v in result["metrics"].items()]
         title = f"Run of {result['experiment']}"
     else:
         raise ConfigError(f"{out} holds neither {SWEEP_FILE} nor results.json: nothing to report")

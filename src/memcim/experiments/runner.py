@@ -83,10 +83,31 @@ def run_experiment(
 
     Returns:
         The results.json content: experiment, config, seed, versions, metrics, artifacts,
-        wall_s.
+        wall_s (and whatever extra records the experiment returns).
+    """
+    config = apply_overrides(get(name).default_config(), assignments or {})
+    return run_config(name, config, out_dir, seed=seed, progress=progress)
+
+
+def run_config(
+    name: str,
+    config: Any,
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> dict:
+    """Run experiment ``name`` with a ready config object; write and return results.json.
+
+    Same as :func:`run_experiment`, for callers holding a config (e.g. a preset such as
+    ``BayesOodConfig.quick()``) rather than ``key=value`` text.
     """
     experiment = get(name)
-    config = apply_overrides(experiment.default_config(), assignments or {})
+    if not isinstance(config, experiment.config_type):
+        raise ConfigError(
+            f"config for {name!r} must be a {experiment.config_type.__name__}, "
+            f"got {type(config).__name__}"
+        )
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed={seed!r} is invalid: must be an int")
     out = output_dir(out_dir)
