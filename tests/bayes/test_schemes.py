@@ -1,5 +1,6 @@
 """Sampling schemes: device-realised weight samples against their targets and closed forms."""
 
+import itertools
 import math
 
 import pytest
@@ -133,3 +134,25 @@ def test_laplace_noise_is_finite_even_when_the_uniform_draw_is_zero(gen, monkeyp
     x = schemes.laplace_noise(torch.tensor(b), (n,), generator=gen).double()
     assert abs(x.mean().item()) < 5 * (2 * b * b / n) ** 0.5
     assert abs(x.var().item() / (2 * b * b) - 1) < 5 * (5 / n) ** 0.5  # kurtosis 6: Var(s²)=5σ⁴/n
+
+
+def test_versus_time_programs_once_for_the_design_time_and_drift_degrades_it(gen):
+    from memcim.bayes.fidelity import versus_time
+
+    mu, sigma = targets(gen)
+    cfg = HardwareSampling(scheme=SamplingScheme.DEVICE_POPULATION, device=PCM(), t_s=1.0)
+    times = (1.0, 3600.0, 86_400.0, 3.15e7)
+    trend = versus_time(mu, sigma, cfg, times, samples=100, generator=gen)
+    w1 = [trend[t]["wasserstein_mean"] for t in times]
+    # PCM drift (ν ≈ 0.05-0.1) shrinks every conductance: the sample means move away from μ
+    # further with every decade, so W1 must grow at each step (and by > 2x over a year).
+    assert all(a < b for a, b in itertools.pairwise(w1)), w1
+    assert w1[-1] > 2 * w1[0]
+    # design_t_s = t_s explicitly is the default (None) exactly.
+    explicit = HardwareSampling(scheme=SamplingScheme.DEVICE_POPULATION, device=PCM(), t_s=1.0,
+                                design_t_s=1.0)  # fmt: skip
+    a = realise(mu, sigma, cfg, 4, generator=torch.Generator().manual_seed(2)).samples
+    b = realise(mu, sigma, explicit, 4, generator=torch.Generator().manual_seed(2)).samples
+    assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="design_t_s"):
+        HardwareSampling(design_t_s=-1.0)

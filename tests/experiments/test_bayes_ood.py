@@ -49,6 +49,7 @@ def tiny(**overrides) -> BayesOodConfig:
         ("kl_weight", float("nan")),
         ("prior_sigma", 0.0),
         ("t_s", -1.0),
+        ("fidelity_times_s", (3600.0, -1.0)),
         ("epochs", 0),
         ("train_subset", 0),
         ("bnn_init", "pretrained"),
@@ -66,6 +67,14 @@ def test_config_normalises_scheme_names_and_defaults():
     assert default.dataset == "mnist" and default.samples <= 100
     assert default.schemes == SCHEMES == tuple(s.value for s in SamplingScheme)
     assert default.noise_sigma == 0.5 and default.coverage == 0.5
+
+
+def test_time_labels():
+    from memcim.experiments.bayes_ood import time_label
+
+    assert [time_label(t) for t in (0.0, 1.0, 3600.0, 7200.0, 86_400.0, 3.15e7, 90.0)] == [
+        "0s", "1s", "1h", "2h", "1d", "1y", "90s"
+    ]  # fmt: skip
 
 
 def test_build_mlp_shape_and_seeded_init():
@@ -108,6 +117,7 @@ def test_smoke_run_reports_every_metric_and_writes_figures(tmp_path: Path, one_t
     for scheme in SCHEMES:
         names += [f"{k}_hw_{scheme}" for k in PER_SCHEME]
         names += [f"fidelity_wasserstein_{scheme}", f"fidelity_sigma_rel_error_{scheme}"]
+        names += [f"fidelity_wasserstein_{scheme}_at_{t}" for t in ("0s", "1h", "1d", "1y")]
     missing = [n for n in names if n not in m]
     assert not missing, missing
     for name in names:
@@ -121,7 +131,8 @@ def test_smoke_run_reports_every_metric_and_writes_figures(tmp_path: Path, one_t
     assert m["accuracy_hw"] == m["accuracy_hw_differential"]
     # Chance on 10 classes is 0.1; even this tiny run must learn the digits.
     assert m["accuracy_det"] > 0.5 and m["accuracy_sw"] > 0.5
-    expected = {"reliability.png", "uncertainty_hist.png", "accuracy_rejection.png", "fidelity.png"}
+    expected = {"reliability.png", "uncertainty_hist.png", "accuracy_rejection.png", "fidelity.png",
+                "fidelity_vs_time.png"}  # fmt: skip
     assert set(result.artifacts) == expected
     for name in expected:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

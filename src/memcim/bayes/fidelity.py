@@ -11,14 +11,19 @@ z = (w − μ)/σ, and compared with N(0, 1):
 * ``ks``: the Kolmogorov–Smirnov statistic sup |F_S(z) − Φ(z)|.
 
 Each is reported as statistics over weights (mean, median, 95th percentile of |·|).
+:func:`versus_time` repeats the measurement for a posterior programmed for one read time and
+read at later times (drift and relaxation).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import Tensor
 
 from memcim._errors import ConfigError
+from memcim.bayes.schemes import HardwareSampling, realise
 
 
 def per_weight(samples: Tensor, mu: Tensor, sigma: Tensor) -> dict[str, Tensor]:
@@ -62,4 +67,38 @@ def summary(samples: Tensor, mu: Tensor, sigma: Tensor) -> dict[str, float]:
         out[f"{name}_mean"] = float(values.mean())
         out[f"{name}_abs_median"] = float(mag.median())
         out[f"{name}_abs_p95"] = float(mag.kthvalue(max(1, int(0.95 * mag.numel()))).values)
+    return out
+
+
+def versus_time(
+    mu: Tensor,
+    sigma: Tensor,
+    sampling: HardwareSampling,
+    times_s: tuple[float, ...],
+    *,
+    samples: int,
+    generator: torch.Generator,
+) -> dict[float, dict[str, float]]:
+    """:func:`summary` of samples programmed for ``sampling.t_s`` and read at each later time.
+
+    The programming conditions (medians, scale) are those chosen for ``sampling.t_s``
+    (``design_t_s``); each entry realises fresh samples read ``t`` seconds after programming, so
+    the trend shows what drift and relaxation do to a posterior nobody re-tunes.
+
+    Args:
+        mu, sigma: target Gaussians (weight units), σ > 0.
+        sampling: scheme and device; its ``t_s`` is the design time.
+        times_s: read times (s), each >= 0.
+        samples: S >= 2 per time.
+        generator: randomness of every programming and read.
+
+    Returns:
+        ``{t: summary}`` in the order of ``times_s``.
+    """
+    design = sampling.t_s if sampling.design_t_s is None else sampling.design_t_s
+    out = {}
+    for t in times_s:
+        at_t = dataclasses.replace(sampling, t_s=t, design_t_s=design)
+        drawn = realise(mu, sigma, at_t, samples, generator=generator)
+        out[t] = summary(drawn.samples, mu.detach().float(), sigma.detach().float())
     return out

@@ -83,6 +83,11 @@ class HardwareSampling:
         scheme: the sampling scheme.
         device: the memory cell (default filamentary RRAM, whose programming noise [7][8] use).
         t_s: read time after the (last) programming (s): drift and relaxation degrade fidelity.
+        design_t_s: read time (s) the programming conditions are chosen for (σ(m) and the
+            differential medians come from the device's statistics at this time); ``None``:
+            ``t_s``. Programming for one time and reading at a later ``t_s`` measures how drift
+            degrades a posterior programmed once (:func:`memcim.bayes.fidelity.versus_time`).
+            ``READ_NOISE`` uses Lin et al.'s measured currents, which have no time dependence.
         population: K, rows per weight for ``DEVICE_POPULATION``.
         random_bits: n, stochastic bits per ε for ``SEPARATE_MU_SIGMA``.
         rng_device: the MTJ used as random bit source for ``SEPARATE_MU_SIGMA``.
@@ -93,6 +98,7 @@ class HardwareSampling:
     scheme: SamplingScheme = SamplingScheme.DIFFERENTIAL
     device: Device = field(default_factory=FilamentaryRRAM)
     t_s: float = 0.0
+    design_t_s: float | None = None
     population: int = 100
     random_bits: int = 16
     rng_device: STTMRAM = field(default_factory=STTMRAM)
@@ -105,6 +111,8 @@ class HardwareSampling:
         require(isinstance(self.device, Device), "HardwareSampling.device", self.device,
                 "must be a memcim.devices.Device")  # fmt: skip
         check_time(self.t_s, "HardwareSampling.t_s")
+        if self.design_t_s is not None:
+            check_time(self.design_t_s, "HardwareSampling.design_t_s")
         for name in ("population", "random_bits", "bisection_steps"):
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 1, f"HardwareSampling.{name}", value,
@@ -131,7 +139,8 @@ class Realisation:
 
 
 def _table(config: HardwareSampling) -> ConductanceNoiseTable:
-    return _device_table(config.device, config.t_s)
+    design = config.t_s if config.design_t_s is None else config.design_t_s
+    return _device_table(config.device, design)
 
 
 @functools.lru_cache(maxsize=8)

@@ -127,7 +127,10 @@ class BayesOodConfig:
         schemes: sampling schemes evaluated on hardware (``SamplingScheme`` values or names).
         device: ``"rram"`` (:class:`~memcim.devices.FilamentaryRRAM`) or ``"pcm"``
             (:class:`~memcim.devices.PCM`), for the BNN samples and the deterministic network.
-        t_s: read time after programming (s).
+        t_s: read time after programming (s), also the time the programming is designed for.
+        fidelity_times_s: later read times (s) at which the first layer's samples are drawn
+            again, programmed for ``t_s``, to measure how drift degrades fidelity
+            (``fidelity_wasserstein_<scheme>_at_<time>``, ``fidelity_vs_time.png``); empty: skip.
         noise_sigma: σ of the Gaussian input noise (pixel units, images in [0, 1]).
         coverage: fraction of the noisy test set kept for ``acc_at_coverage_noisy_*``.
         eval_batch_size: test images per forward (× S rows for the BNN).
@@ -151,6 +154,7 @@ class BayesOodConfig:
     schemes: tuple[str, ...] = SCHEMES
     device: Literal["rram", "pcm"] = "rram"
     t_s: float = 0.0
+    fidelity_times_s: tuple[float, ...] = (3600.0, 86_400.0, 3.15e7)
     noise_sigma: float = 0.5
     coverage: float = 0.5
     eval_batch_size: int = 1000
@@ -185,6 +189,11 @@ class BayesOodConfig:
             f"must be a non-empty tuple of distinct sampling schemes from {SCHEMES}",
         )
         object.__setattr__(self, "schemes", schemes)
+        times = self.fidelity_times_s
+        times = tuple(times) if isinstance(times, tuple | list) else (times,)
+        require(all(is_real(t) and t >= 0 for t in times), f"{name}.fidelity_times_s",
+                self.fidelity_times_s, "must be a tuple of times >= 0 (s)")  # fmt: skip
+        object.__setattr__(self, "fidelity_times_s", tuple(float(t) for t in times))
         for field in ("epochs", "bnn_epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, field)
             require(is_int(value) and value >= 1, f"{name}.{field}", value, "must be an int >= 1")
@@ -442,6 +451,38 @@ def plot_fidelity(metrics: dict[str, float], schemes: tuple[str, ...], path: Pat
     plt.close(fig)
 
 
+def time_label(t_s: float) -> str:
+    """Compact name of a read time for metric keys: 0s, 1h, 1d, 1y, else seconds."""
+    for unit, seconds in (("y", 3.15e7), ("d", 86_400.0), ("h", 3600.0)):
+        if t_s >= seconds and (t_s / seconds).is_integer():
+            return f"{t_s / seconds:g}{unit}"
+    return f"{t_s:g}s"
+
+
+def plot_fidelity_vs_time(metrics: dict[str, float], schemes: tuple[str, ...],
+                          times_s: tuple[float, ...], device: str, path: Path) -> None:  # fmt: skip
+    """W1 to N(μ, σ²) and median |mean error| of the first layer's samples vs read time."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    labels = [time_label(t) for t in times_s]
+    for ax, key, ylabel in (
+        (axes[0], "wasserstein", "mean W1 to N(μ, σ²) (units of σ)"),
+        (axes[1], "mean_error_abs_median", "median |mean error| (units of σ)"),
+    ):
+        for scheme in schemes:
+            values = [metrics[f"fidelity_{key}_{scheme}_at_{lab}"] for lab in labels]
+            ax.plot(range(len(labels)), values, marker="o", label=scheme)
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_xlabel("read time after programming")
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"First layer's samples on {device}, programmed for the first time", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 # --- summary ----------------------------------------------------------------------------------
 def summary_table(metrics: dict[str, float], config: BayesOodConfig) -> dict[str, list]:
     """The headline numbers as a table: one row per model, percentages and nats as text.
@@ -576,6 +617,18 @@ def run(
                 metrics[f"fidelity_{key}_{scheme}"] = value
             metrics[f"fidelity_wasserstein_{scheme}"] = fid["wasserstein_mean"]
             metrics[f"fidelity_sigma_rel_error_{scheme}"] = fid["sigma_rel_error_abs_median"]
+        times = (config.t_s, *config.fidelity_times_s) if config.fidelity_times_s else ()
+        if config.samples >= 2 and times:
+            drift = fidelity.versus_time(
+                first.weight_mu, first.weight_sigma, config.sampling(scheme), times,
+                samples=config.samples, generator=_gen(seed, "fidelity_time", scheme),
+            )  # fmt: skip
+            for t, fid_t in drift.items():
+                at = time_label(t)
+                metrics[f"fidelity_wasserstein_{scheme}_at_{at}"] = fid_t["wasserstein_mean"]
+                metrics[f"fidelity_mean_error_abs_median_{scheme}_at_{at}"] = fid_t[
+                    "mean_error_abs_median"
+                ]
         first_name = next(iter(report))
         metrics[f"fidelity_feasible_fraction_{scheme}"] = report[first_name]["feasible_fraction"]
         metrics[f"write_energy_pj_hw_{scheme}"] = sum(r["write_energy_pj"] for r in report.values())
@@ -635,6 +688,11 @@ def run(
     }
     if config.samples >= 2:
         figures["fidelity.png"] = lambda p: plot_fidelity(metrics, config.schemes, p)
+    if config.samples >= 2 and config.fidelity_times_s:
+        times = (config.t_s, *config.fidelity_times_s)
+        figures["fidelity_vs_time.png"] = lambda p: plot_fidelity_vs_time(
+            metrics, config.schemes, times, config.device, p
+        )
     for name, draw in figures.items():
         draw(out / name)
     timings["figures"] = time.perf_counter() - t0
