@@ -26,6 +26,7 @@ from memcim.experiments.report import write_report
 from memcim.experiments.runner import run_config
 
 DEFAULT_OUT = Path("memcim-demo")
+DEVICE_NAMES = {"rram": "filamentary RRAM", "pcm": "PCM"}
 
 
 def format_table(header: list[str], rows: list[list[str]]) -> str:
@@ -63,8 +64,9 @@ def run(
     hidden = "-".join(str(h) for h in config.hidden)
     echo(
         f"memcim demo: a Bayesian 64-{hidden}-10 MLP on scikit-learn's 8x8 digits whose "
-        f"{config.samples} Monte-Carlo weight samples are drawn by simulated {config.device} "
-        "devices, against the deterministic network on the same devices."
+        f"{config.samples} Monte-Carlo weight samples are drawn by simulated "
+        f"{DEVICE_NAMES.get(config.device, config.device)}, against the deterministic network "
+        "on the same devices."
     )
     record = run_config(EXPERIMENT, config, out, seed=seed, progress=progress)
     table = record["summary_table"]

@@ -345,3 +345,35 @@ def test_conv_model_trains_with_samples(gen):
     train_elbo(model, x, y, epochs=2, lr=1e-2, batch_size=3, generator=gen, samples=3,
                progress=False)  # fmt: skip
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+class _Wrapped(nn.Module):
+    """Not a Sequential: forward_samples must repeat the inputs for it."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("draw", ["local", "weights"])
+def test_sequential_fast_path_gives_the_numbers_of_the_repeated_inputs(gen, draw):
+    # A plain prefix (Flatten, Linear, ReLU) in eval mode runs on N rows and the first Bayesian
+    # layer expands to S samples itself; the generic path repeats the inputs S times.
+    seq = nn.Sequential(nn.Flatten(), nn.Linear(6, 6), nn.ReLU(), *_mlp_bayes(gen)).eval()
+    x = torch.randn(5, 2, 3, generator=gen)
+    fast = forward_samples(seq, x, 7, generator=torch.Generator().manual_seed(4), draw=draw)
+    slow = forward_samples(_Wrapped(seq), x, 7, generator=torch.Generator().manual_seed(4),
+                           draw=draw)  # fmt: skip
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+    # A prefix in training mode (dropout draws per row) must not be shared: it falls back, so
+    # with σ ≈ 0 the samples still differ (dropout masks per repeated row).
+    seq[0] = nn.Dropout(0.5).train()
+    with torch.no_grad():
+        for layer in bayesian_layers(seq):
+            layer.weight_rho.fill_(-30.0)
+            layer.bias_rho.fill_(-30.0)
+    y = forward_samples(seq, x.flatten(1), 7, generator=torch.Generator().manual_seed(4))
+    assert y.shape == (7, 5, 4) and not torch.allclose(y[0], y[1])

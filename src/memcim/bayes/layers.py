@@ -607,6 +607,20 @@ def mc_sampling(
                 setattr(m, field, value)
 
 
+def _shared_prefix(model: nn.Module) -> int | None:
+    """Index of the first Bayesian layer of an ``nn.Sequential`` whose earlier modules are all in
+    eval mode (so row-wise: running them on N rows instead of S·N identical ones changes
+    nothing, and the S·N repeat of the inputs need not be built); ``None`` otherwise."""
+    if not isinstance(model, nn.Sequential):
+        return None
+    for i, module in enumerate(model):
+        if isinstance(module, _BayesianLayer):
+            return i
+        if any(m.training or isinstance(m, _BayesianLayer) for m in module.modules()):
+            return None
+    return None
+
+
 def forward_samples(
     model: nn.Module,
     x: Tensor,
@@ -619,6 +633,9 @@ def forward_samples(
 
     The inputs are repeated sample-major to ``[S·N, ...]``, the model runs once inside
     :func:`mc_sampling`, and its output ``[S·N, ...]`` is returned viewed as ``[S, N, ...]``.
+    For an ``nn.Sequential`` whose modules before the first Bayesian layer are in eval mode,
+    those run on the N inputs and the first Bayesian layer expands them to S samples itself
+    (same numbers, without building the repeat).
 
     Args:
         model: a model containing Bayesian layers (plain modules in between are fine; BatchNorm
@@ -636,9 +653,17 @@ def forward_samples(
     if x.dim() < 1 or x.shape[0] < 1:
         raise ConfigError(f"inputs must be [N, ...] with N >= 1, got {tuple(x.shape)}")
     n = x.shape[0]
-    folded = x.unsqueeze(0).expand(samples, *x.shape).reshape(samples * n, *x.shape[1:])
-    with mc_sampling(model, samples, generator=generator, draw=draw, shared_input=folded):
-        y = model(folded)
+    start = _shared_prefix(model)
+    with contextlib.ExitStack() as stack:
+        if start is None:  # repeat the inputs; layers seeing the repeat itself compute once
+            folded = x.unsqueeze(0).expand(samples, *x.shape).reshape(samples * n, *x.shape[1:])
+            stack.enter_context(mc_sampling(model, samples, generator=generator, draw=draw,
+                                            shared_input=folded))  # fmt: skip
+            y = model(folded)
+        else:  # deterministic prefix on N rows, first Bayesian layer on one shared batch
+            stack.enter_context(mc_sampling(model, samples, generator=generator, draw=draw))
+            h = model[start](model[:start](x), samples=samples)
+            y = model[start + 1 :](h.reshape(samples * n, *h.shape[2:]))
     if not isinstance(y, Tensor) or y.dim() < 1 or y.shape[0] != samples * n:
         shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
         raise ConfigError(
