@@ -1,6 +1,7 @@
 """The bayes-ood experiment: config validation, a smoke run on scikit-learn digits (seconds),
 registration, and the issue-5 acceptance on the full MNIST run (``--runslow``)."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,7 @@ def tiny(**overrides) -> BayesOodConfig:
         ("epochs", 0),
         ("train_subset", 0),
         ("bnn_init", "pretrained"),
+        ("device_aware", "gibbs"),
     ],
 )
 def test_config_rejects_bad_values_naming_the_field(field, value):
@@ -136,6 +138,19 @@ def test_smoke_run_reports_every_metric_and_writes_figures(tmp_path: Path, one_t
     assert set(result.artifacts) == expected
     for name in expected:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_device_aware_option_makes_the_cycle_to_cycle_posterior_realisable(
+    tmp_path: Path, one_thread
+):
+    # One device per weight fixes σ by μ; plain ELBO training ignores that (few weights
+    # feasible), device-aware training for that scheme must make most of them feasible.
+    config = tiny(schemes=("cycle_to_cycle",), fidelity_times_s=())
+    plain = run(config, seed=0, out_dir=tmp_path / "a", progress=False).metrics
+    aware = run(replace(config, device_aware="CYCLE_TO_CYCLE"), seed=0,
+                out_dir=tmp_path / "b", progress=False).metrics  # fmt: skip
+    key = "fidelity_feasible_fraction_cycle_to_cycle"
+    assert plain[key] < 0.2 and aware[key] > 0.8, (plain[key], aware[key])
 
 
 def test_smoke_run_is_reproducible(tmp_path: Path, one_thread):

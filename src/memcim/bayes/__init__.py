@@ -16,6 +16,7 @@
   training, keeping each σ within what the devices realise at its μ.
 """
 
+from memcim.bayes import fidelity
 from memcim.bayes.convert import to_bayesian
 from memcim.bayes.device_aware import (
     DeviceAware,
@@ -59,6 +60,7 @@ __all__ = [
     "elbo_loss",
     "elbo_objective",
     "feasible_fraction",
+    "fidelity",
     "forward_samples",
     "inverse_softplus",
     "mc_sampling",
