@@ -64,7 +64,7 @@ from memcim.crossbar import TileConfig
 from memcim.data import gaussian_corruption, load_fashion_mnist, load_mnist
 from memcim.data.sklearn_sets import load_digits
 from memcim.devices import PCM, FilamentaryRRAM
-from memcim.experiments.registry import Result, register, stage_seed
+from memcim.experiments.registry import Result, register, stage_seed, time_label
 from memcim.metrics import (
     accuracy,
     accuracy_at_coverage,
@@ -462,14 +462,6 @@ def plot_fidelity(metrics: dict[str, float], schemes: tuple[str, ...], path: Pat
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def time_label(t_s: float) -> str:
-    """Compact name of a read time for metric keys: 0s, 1h, 1d, 1y, else seconds."""
-    for unit, seconds in (("y", 3.15e7), ("d", 86_400.0), ("h", 3600.0)):
-        if t_s >= seconds and (t_s / seconds).is_integer():
-            return f"{t_s / seconds:g}{unit}"
-    return f"{t_s:g}s"
 
 
 def plot_fidelity_vs_time(metrics: dict[str, float], schemes: tuple[str, ...],

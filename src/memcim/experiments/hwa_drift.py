@@ -51,7 +51,7 @@ from memcim._errors import ConfigError, require
 from memcim.crossbar import TileConfig
 from memcim.data import default_data_dir, load_mnist
 from memcim.devices import PCM, Device, FilamentaryRRAM
-from memcim.experiments.registry import Result, register, stage_seed
+from memcim.experiments.registry import Result, register, stage_seed, time_label
 from memcim.experiments.runner import versions, write_json_atomic
 from memcim.nn import CIMConfig, convert, drift_to, program
 from memcim.nn import seed as seed_layers
@@ -63,12 +63,6 @@ DeviceName = Literal["pcm", "rram"]
 MODELS: tuple[ModelName, ...] = ("mlp", "cnn")
 DEVICES: dict[DeviceName, Callable[[], Device]] = {"pcm": PCM, "rram": FilamentaryRRAM}
 VARIANTS = ("converted", "hwa")
-_TIME_LABELS = {1.0: "1s", 3600.0: "1h", 86_400.0: "1day", 3.15e7: "1year"}
-
-
-def time_label(t_s: float) -> str:
-    """Metric suffix of a read time: ``1s``, ``1h``, ``1day``, ``1year``, else e.g. ``30s``."""
-    return _TIME_LABELS.get(float(t_s), f"{t_s:g}s".replace("+", ""))
 
 
 @dataclass(frozen=True, kw_only=True)

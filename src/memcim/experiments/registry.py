@@ -97,3 +97,11 @@ def output_dir(path: str | Path) -> Path:
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+_TIME_LABELS = {1.0: "1s", 3600.0: "1h", 86_400.0: "1day", 3.15e7: "1year"}
+
+
+def time_label(t_s: float) -> str:
+    """Metric suffix of a read time: ``1s``, ``1h``, ``1day``, ``1year``, else e.g. ``30s``."""
+    return _TIME_LABELS.get(float(t_s), f"{t_s:g}s".replace("+", ""))
