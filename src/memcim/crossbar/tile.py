@@ -6,6 +6,10 @@ Data path of :meth:`Tile.mvm` for inputs x (one vector per row of ``x``):
    voltages are code / L · ``v_read_v``.
 2. Array: the bit-line current of every slice is I = V · G_eff (Ohm and Kirchhoff), with G_eff the
    signed sum of the planes' conductances at time ``t_s`` after programming (drift applied).
+   With wire resistance (``TileConfig.ir_drop``), each plane's conductances are replaced by the
+   plane's transfer matrix A (I = V · A) from the circuit solver of
+   :mod:`memcim.crossbar.circuit` — exact, or its first-order approximation — so IR drop and
+   the coupling of all cells through the wires are in every read.
 3. Read noise: for devices with independent Gaussian read noise, Σ_i V_i n_ij with
    n_ij ~ N(0, σ_ij²) is exactly N(0, Σ_i V_i² σ_ij²), so the noise of a whole column is drawn in
    the output domain at the cost of one more matrix product. Other devices are read cell by cell.
@@ -29,12 +33,20 @@ import torch
 from torch import Tensor
 
 from memcim._errors import ConfigError, require
+from memcim.crossbar.circuit import CrossbarCircuit, CrossbarSolver, first_order_transfer
 from memcim.crossbar.converters import ConverterConfig, quantize
 from memcim.crossbar.mapping import MappingConfig
 from memcim.devices import PCM, Device, DeviceState
 from memcim.devices.base import all_finite, check_time
 
 ReadNoise = Literal["auto", "per_read", "per_time", "off"]
+IrDrop = Literal["none", "exact", "first_order"]
+IrDropCompensation = Literal["none", "predistortion", "column_scaling"]
+_IR_DROPS = ("none", "exact", "first_order")
+_IR_COMPENSATIONS = ("none", "predistortion", "column_scaling")
+# Pre-distortion may shrink the conductance scale by at most this factor to make room for
+# boosted cells (see Tile._predistort): half the signal, a 6 dB SNR cost at most.
+_MIN_HEADROOM = 0.5
 
 # Upper bound on the elements of one cell-by-cell read chunk (non-Gaussian read noise), to keep
 # memory near 256 MB of float32.
@@ -67,6 +79,27 @@ class TileConfig:
             ``"1/f"``, ``"per_read"`` otherwise.
             ``"off"``: reads return the drifted mean.
         drift_compensation: scale outputs by Σ|W(0)| / Σ|W(t)| (global drift compensation).
+        ir_drop: wire resistance in the array read. ``"none"`` (default): ideal wires.
+            ``"exact"``: every plane (and reference column) is solved as the circuit
+            ``circuit`` describes (nodal analysis, :class:`~memcim.crossbar.circuit.
+            CrossbarSolver`), one factorisation per plane and read time. ``"first_order"``:
+            the one-pass approximation :func:`~memcim.crossbar.circuit.first_order_transfer`
+            (cumulative sums, no solve), whose error against the exact solve grows with
+            array size and r_wire/R_cell (README, "IR drop"). Each plane is its own physical
+            array; the read-noise variance of ``"per_read"`` is not attenuated by the wires
+            (a second-order effect).
+        circuit: wire, driver, access-transistor and sensing resistances for ``ir_drop``
+            (linear cells only).
+        ir_drop_compensation: ``"predistortion"`` programs each plane with conductances G'
+            such that the wired array's transfer matrix matches the intended G: G' ← G'·G/A(G')
+            (elementwise), ``predistortion_steps`` times from G' = G, under the same
+            ``ir_drop`` model. Where the largest G' would exceed g_max, all targets are first
+            scaled toward g_min by at most 2× (headroom; undone digitally); cells needing more
+            are clipped at g_max. ``"column_scaling"``: a per-bit-line gain trim in the
+            periphery, c_j = Σ_i G_ij / Σ_i A_ij of each plane (the array's own column sums,
+            known after programming): no extra solve and no loss of signal, but it corrects
+            only the column-average attenuation, not its variation along the word lines.
+        predistortion_steps: fixed-point iterations of the pre-distortion (>= 1).
     """
 
     device: Device = field(default_factory=PCM)
@@ -78,6 +111,10 @@ class TileConfig:
     t_read_s: float = 100e-9
     read_noise: ReadNoise = "auto"
     drift_compensation: bool = True
+    ir_drop: IrDrop = "none"
+    circuit: CrossbarCircuit = field(default_factory=CrossbarCircuit)
+    ir_drop_compensation: IrDropCompensation = "none"
+    predistortion_steps: int = 3
 
     def __post_init__(self) -> None:
         require(
@@ -99,6 +136,21 @@ class TileConfig:
             self.read_noise,
             "must be 'auto', 'per_read', 'per_time' or 'off'",
         )
+        require(self.ir_drop in _IR_DROPS, "TileConfig.ir_drop", self.ir_drop,
+                f"must be one of {_IR_DROPS}")  # fmt: skip
+        require(self.ir_drop_compensation in _IR_COMPENSATIONS, "TileConfig.ir_drop_compensation",
+                self.ir_drop_compensation, f"must be one of {_IR_COMPENSATIONS}")  # fmt: skip
+        require(isinstance(self.circuit, CrossbarCircuit), "TileConfig.circuit", self.circuit,
+                "must be a memcim.crossbar.circuit.CrossbarCircuit")  # fmt: skip
+        if self.ir_drop != "none":
+            require(self.circuit.iv == "linear", "TileConfig.circuit", self.circuit.iv,
+                    "must be iv='linear' (a tile reads a transfer matrix)")  # fmt: skip
+        require(self.ir_drop_compensation == "none" or self.ir_drop != "none",
+                "TileConfig.ir_drop_compensation", self.ir_drop_compensation,
+                "needs ir_drop='exact' or 'first_order' (the model it compensates)")  # fmt: skip
+        require(isinstance(self.predistortion_steps, int) and self.predistortion_steps >= 1,
+                "TileConfig.predistortion_steps", self.predistortion_steps,
+                "must be an int >= 1")  # fmt: skip
         require(self.v_read_v > 0, "TileConfig.v_read_v", self.v_read_v, "must be > 0 V")
         require(self.t_read_s >= 0, "TileConfig.t_read_s", self.t_read_s, "must be >= 0 s")
 
@@ -232,6 +284,9 @@ class Tile:
         dev = self.device
         w_max = self._w_max(w)
         planes, ref = self.mapping.targets(w.transpose(-1, -2) / w_max, dev.g_min_us, dev.g_max_us)
+        if self.config.ir_drop_compensation == "predistortion":
+            planes, ref, headroom = self._predistort(planes, ref)
+            w_max = w_max / headroom
         same_shape = self.state is not None and self.state.shape == planes.shape
         self.state = dev.program(
             planes, generator=generator, state=self.state if same_shape else None
@@ -362,8 +417,66 @@ class Tile:
             if noisy
             else (lambda s: dev.drift(s, t_s))
         )
-        ref = None if self.ref_state is None else read(self.ref_state)
-        return self.mapping.slice_conductance(read(state), ref)
+        ref = None if self.ref_state is None else self._wired(read(self.ref_state))
+        return self.mapping.slice_conductance(self._wired(read(state)), ref)
+
+    # --- wires --------------------------------------------------------------------------------
+    def _transfer(self, g_us: Tensor) -> Tensor:
+        """Transfer matrix A [rows, cols] (µS) of one physical array under ``config.ir_drop``."""
+        circuit = self.config.circuit
+        if self.config.ir_drop == "first_order":
+            return first_order_transfer(g_us, circuit).to(g_us.dtype)
+        return torch.as_tensor(CrossbarSolver(g_us, circuit).transfer_matrix()).to(g_us.dtype)
+
+    def _wired(self, g_us: Tensor) -> Tensor:
+        """Every [rows, cols] array in ``g_us`` [..., rows, cols] through its wires."""
+        if self.config.ir_drop == "none":
+            return g_us
+        flat = g_us.reshape(-1, *g_us.shape[-2:])
+        wired = torch.stack([self._transfer(g) for g in flat]).reshape(g_us.shape)
+        if self.config.ir_drop_compensation == "column_scaling":
+            wired = wired * (
+                g_us.sum(-2, keepdim=True) / wired.sum(-2, keepdim=True).clamp_min(1e-12)
+            )
+        return wired
+
+    def _fixed_point(self, targets_us: Tensor, start_us: Tensor, upper_us: float,
+                     steps: int) -> Tensor:  # fmt: skip
+        """G' with A(G') ≈ targets, by G' ← G'·G/A(G') from ``start_us``, within
+        [g_min, upper]."""
+        g = start_us
+        for _ in range(steps):
+            a = self._wired(g)
+            g = (g * targets_us / a.clamp_min(1e-12)).clamp(self.device.g_min_us, upper_us)
+        return g
+
+    def _predistort(
+        self, planes: Tensor, ref: Tensor | None
+    ) -> tuple[Tensor, Tensor | None, float]:
+        """Pre-distorted programming targets and the headroom factor s they needed.
+
+        Boosting the largest conductances past g_max is impossible. So the fixed point is first
+        solved with room up to g_min + span / s_min; if it needs more than the window, every
+        target is shrunk toward g_min by s = max(s_min, window / need) (the same weights on a
+        smaller conductance scale, undone digitally through w_max / s) and solved again within
+        the window, starting from the first solution scaled alike. Cells that would need more
+        than s_min allows (the far corner of a large array with very resistive wires) are
+        clipped at g_max and stay under-compensated; s_min = ``_MIN_HEADROOM`` bounds the loss
+        of signal (and so of SNR against read noise and ADC steps).
+        """
+        dev = self.device
+        steps = self.config.predistortion_steps
+        targets = [planes] if ref is None else [planes, ref]
+        room = dev.g_min_us + dev.g_span_us / _MIN_HEADROOM
+        loose = [self._fixed_point(t, t.clone(), room, steps) for t in targets]
+        peak = max(float(((g - dev.g_min_us) / dev.g_span_us).max()) for g in loose)
+        s = max(_MIN_HEADROOM, 1.0 / peak) if peak > 1.0 else 1.0
+        if s < 1.0:
+            shrink = [dev.g_min_us + s * (g - dev.g_min_us) for g in (*targets, *loose)]
+            targets, starts = shrink[: len(targets)], shrink[len(targets) :]
+            pairs = zip(targets, starts, strict=True)
+            loose = [self._fixed_point(t, g, dev.g_max_us, steps) for t, g in pairs]
+        return loose[0], (loose[1] if ref is not None else None), s
 
     def _abs_weight_sum(self, t_s: float) -> Tensor:
         g = self._slices_at(t_s)
@@ -450,6 +563,12 @@ class Tile:
     ) -> Tensor:
         """Bit-line currents per slice (µA): [..., slices, B, cols]."""
         if self.read_noise_mode == "per_read" and not self.device.gaussian_read_noise:
+            if self.config.ir_drop != "none":
+                raise ConfigError(
+                    f"TileConfig.ir_drop={self.config.ir_drop!r} needs Gaussian or per-time read "
+                    f"noise; {type(self.device).__name__} is read cell by cell: set "
+                    "read_noise='per_time' or 'off'"
+                )
             return self._currents_per_cell(codes, volts_per_code, t_s, generator)
         g, var = cache.g_slices, cache.var_slices
         if g.dim() == 3 and g.shape[0] == 1:
