@@ -58,7 +58,7 @@ def _num(value: float) -> str:
 
 
 def _resistor(name: str, a: str, b: str, r_ohm: float) -> str:
-    # ngspice rejects 0-Ω resistors; a 0-V source is an exact short.
+    # ngspice silently makes a 0-Ω resistor 1 mΩ; a 0-V source is an exact short.
     return f"vshort{name} {a} {b} dc 0" if r_ohm == 0 else f"r{name} {a} {b} {_num(r_ohm)}"
 
 
