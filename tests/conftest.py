@@ -32,3 +32,17 @@ def data_dir() -> Path:
     """Folder with the shared .npz datasets (``MEMCIM_DATA_DIR``, default ../shared/data)."""
     default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
     return Path(os.environ.get("MEMCIM_DATA_DIR", default))
+
+
+@pytest.fixture(scope="session")
+def shared_data(data_dir: Path):
+    """``shared_data(*names)``: the shared data folder, skipping the calling test (with the
+    missing names in the reason) unless every named file is there."""
+
+    def need(*names: str) -> Path:
+        missing = [n for n in names if not (data_dir / n).is_file()]
+        if missing:
+            pytest.skip(f"shared data {missing} not found in {data_dir} (set MEMCIM_DATA_DIR)")
+        return data_dir
+
+    return need

@@ -1,7 +1,6 @@
 """N-way K-shot episodes: shapes, seeding, class balance, disjointness and rotations."""
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -142,10 +141,8 @@ def test_bad_episode_count():
             sampler.sample(bad)
 
 
-def test_omniglot_20_way_one_shot(data_dir: Path):
-    if not (data_dir / "omniglot_small.npz").is_file():
-        pytest.skip("shared Omniglot not found")
-    split = load_omniglot(data_dir).evaluation
+def test_omniglot_20_way_one_shot(shared_data):
+    split = load_omniglot(shared_data("omniglot_small.npz")).evaluation
     sampler = EpisodeSampler(split.x, split.y, 20, 1, 19, generator=_gen(), rotate=True)
     ep = sampler.sample(4)
     assert ep.support_x.shape == (4, 20, 28, 28) and ep.query_x.shape == (4, 380, 28, 28)

@@ -185,10 +185,8 @@ def test_incomplete_or_invalid_idx_sets(tmp_path, small_set):
         load_mnist(tmp_path)
 
 
-def test_real_mnist_slice_through_idx(tmp_path, data_dir):
-    path = data_dir / "mnist.npz"
-    if not path.is_file():
-        pytest.skip(f"shared MNIST not found at {path}")
+def test_real_mnist_slice_through_idx(tmp_path, shared_data):
+    path = shared_data("mnist.npz") / "mnist.npz"
     with np.load(path) as raw:
         arrays = {"x_train": raw["x_train"], "y_train": raw["y_train"]}
         arrays |= {"x_test": raw["x_test"][:500], "y_test": raw["y_test"][:500]}

@@ -13,11 +13,8 @@ KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 @pytest.fixture(scope="module")
-def mnist_file(data_dir: Path) -> Path:
-    path = data_dir / "mnist.npz"
-    if not path.is_file():
-        pytest.skip(f"shared MNIST not found at {path} (set MEMCIM_DATA_DIR)")
-    return path
+def mnist_file(shared_data) -> Path:
+    return shared_data("mnist.npz") / "mnist.npz"
 
 
 @pytest.fixture(scope="module")
@@ -148,10 +145,8 @@ def test_label_range_is_checked_in_archives(tmp_path):
         load_mnist(path)
 
 
-def test_fashion_mnist_matches_the_shared_readme(data_dir):
-    path = data_dir / "fashion_mnist.npz"
-    if not path.is_file():
-        pytest.skip(f"shared Fashion-MNIST not found at {path}")
+def test_fashion_mnist_matches_the_shared_readme(shared_data):
+    path = shared_data("fashion_mnist.npz") / "fashion_mnist.npz"
     data = load_fashion_mnist()
     assert isinstance(data, MnistData)
     assert data.x_train.shape == (60_000, 28, 28) and data.x_test.shape == (10_000, 28, 28)

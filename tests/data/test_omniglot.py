@@ -11,11 +11,8 @@ from memcim.data import OmniglotData, load_omniglot
 
 
 @pytest.fixture(scope="module")
-def omniglot_file(data_dir: Path) -> Path:
-    path = data_dir / "omniglot_small.npz"
-    if not path.is_file():
-        pytest.skip(f"shared Omniglot not found at {path} (set MEMCIM_DATA_DIR)")
-    return path
+def omniglot_file(shared_data) -> Path:
+    return shared_data("omniglot_small.npz") / "omniglot_small.npz"
 
 
 @pytest.fixture(scope="module")

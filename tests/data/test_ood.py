@@ -15,11 +15,8 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 
 @pytest.fixture(scope="module")
-def shared(data_dir: Path) -> Path:
-    names = ("mnist.npz", "fashion_mnist.npz", "omniglot_small.npz")
-    if not all((data_dir / n).is_file() for n in names):
-        pytest.skip(f"shared data sets not found in {data_dir}")
-    return data_dir
+def shared(shared_data) -> Path:
+    return shared_data("mnist.npz", "fashion_mnist.npz", "omniglot_small.npz")
 
 
 def test_mnist_vs_fashion_mnist_full_test_sets(shared):

@@ -154,9 +154,8 @@ def test_smoke_run_is_reproducible(tmp_path: Path, one_thread):
 
 # --- acceptance (issue 5) ---------------------------------------------------------------------
 @pytest.mark.slow
-def test_full_mnist_run_meets_issue_5_acceptance(tmp_path: Path, data_dir: Path):
-    if not (data_dir / "mnist.npz").is_file() or not (data_dir / "fashion_mnist.npz").is_file():
-        pytest.skip(f"shared MNIST / Fashion-MNIST not found in {data_dir}")
+def test_full_mnist_run_meets_issue_5_acceptance(tmp_path: Path, shared_data):
+    data_dir = shared_data("mnist.npz", "fashion_mnist.npz")
     config = BayesOodConfig(data_dir=str(data_dir))
     m = run(config, seed=0, out_dir=tmp_path, progress=False).metrics
     for scheme in config.schemes:  # hardware within 1 point of the software BNN, S <= 100

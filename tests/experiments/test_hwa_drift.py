@@ -26,10 +26,8 @@ from memcim.nn import CIMConfig, convert
 
 
 @pytest.fixture(scope="module")
-def mnist_dir(data_dir: Path) -> Path:
-    if not (data_dir / "mnist.npz").is_file():
-        pytest.skip(f"shared MNIST not found in {data_dir} (set MEMCIM_DATA_DIR)")
-    return data_dir
+def mnist_dir(shared_data) -> Path:
+    return shared_data("mnist.npz")
 
 
 def tiny(data_dir: Path, **overrides) -> HwaDriftConfig:

@@ -39,9 +39,8 @@ def test_registered_and_labels():
     assert IrDropConfig().tile(0.0, "none").ir_drop == "none"
 
 
-def test_small_run_shows_the_loss_and_the_recovery(tmp_path: Path, data_dir: Path):
-    if not (data_dir / "mnist.npz").is_file():
-        pytest.skip(f"shared MNIST not found in {data_dir}")
+def test_small_run_shows_the_loss_and_the_recovery(tmp_path: Path, shared_data):
+    data_dir = shared_data("mnist.npz")
     torch.set_num_threads(1)
     # Exact solves (~30 s: 400 tile planes, three pre-distortion steps); r_wire is exaggerated
     # so that 32×32 tiles lose accuracy. (The first-order model is useless here: it predicts
