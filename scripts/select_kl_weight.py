@@ -25,7 +25,7 @@ from memcim.bayes import BayesConfig, predict, to_bayesian, train_elbo
 from memcim.data import load_fashion_mnist, load_mnist
 from memcim.data.sklearn_sets import load_digits
 from memcim.experiments.bayes_ood import BayesOodConfig, build_mlp
-from memcim.experiments.registry import stage_seed
+from memcim.experiments.registry import stage_generator
 from memcim.metrics import accuracy, ece, ood_auroc
 from memcim.training import train
 
@@ -34,7 +34,7 @@ CANDIDATES = {"mnist": (2.0, 1.0, 0.5, 0.2, 0.1, 0.05, 0.02),
 
 
 def _gen(*parts: object) -> torch.Generator:
-    return torch.Generator().manual_seed(stage_seed(0, *map(str, parts)))
+    return stage_generator(0, *map(str, parts))
 
 
 def _splits(dataset: str):

@@ -468,15 +468,15 @@ class Tile:
         steps = self.config.predistortion_steps
         targets = [planes] if ref is None else [planes, ref]
         room = dev.g_min_us + dev.g_span_us / _MIN_HEADROOM
-        loose = [self._fixed_point(t, t.clone(), room, steps) for t in targets]
-        peak = max(float(((g - dev.g_min_us) / dev.g_span_us).max()) for g in loose)
+        fitted = [self._fixed_point(t, t.clone(), room, steps) for t in targets]
+        peak = max(float(((g - dev.g_min_us) / dev.g_span_us).max()) for g in fitted)
         s = max(_MIN_HEADROOM, 1.0 / peak) if peak > 1.0 else 1.0
         if s < 1.0:
-            shrink = [dev.g_min_us + s * (g - dev.g_min_us) for g in (*targets, *loose)]
+            shrink = [dev.g_min_us + s * (g - dev.g_min_us) for g in (*targets, *fitted)]
             targets, starts = shrink[: len(targets)], shrink[len(targets) :]
             pairs = zip(targets, starts, strict=True)
-            loose = [self._fixed_point(t, g, dev.g_max_us, steps) for t, g in pairs]
-        return loose[0], (loose[1] if ref is not None else None), s
+            fitted = [self._fixed_point(t, g, dev.g_max_us, steps) for t, g in pairs]
+        return fitted[0], (fitted[1] if ref is not None else None), s
 
     def _abs_weight_sum(self, t_s: float) -> Tensor:
         g = self._slices_at(t_s)

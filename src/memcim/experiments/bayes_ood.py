@@ -64,7 +64,7 @@ from memcim.crossbar import TileConfig
 from memcim.data import gaussian_corruption, load_fashion_mnist, load_mnist
 from memcim.data.sklearn_sets import load_digits
 from memcim.devices import PCM, FilamentaryRRAM
-from memcim.experiments.registry import Result, register, stage_seed, time_label
+from memcim.experiments.registry import Result, register, stage_generator, stage_seed, time_label
 from memcim.metrics import (
     accuracy,
     accuracy_at_coverage,
@@ -269,10 +269,6 @@ class BayesOodConfig:
 
 
 # --- data and models --------------------------------------------------------------------------
-def _gen(seed: int, *parts: str) -> torch.Generator:
-    return torch.Generator().manual_seed(stage_seed(seed, *parts))
-
-
 @dataclass
 class _Data:
     x_train: Tensor
@@ -292,10 +288,10 @@ def load_data(config: BayesOodConfig, seed: int) -> _Data:
         digits = load_digits(seed=seed % 2**32)
         x_train, y_train = digits.x_train.float(), digits.y_train
         x_test, y_test = digits.x_test.float(), digits.y_test
-        x_ood = torch.rand(x_test.shape, generator=_gen(seed, "ood_noise"))
+        x_ood = torch.rand(x_test.shape, generator=stage_generator(seed, "ood_noise"))
         ood_name = "uniform noise"
     if config.train_subset is not None and config.train_subset < len(y_train):
-        pick = torch.randperm(len(y_train), generator=_gen(seed, "train_subset"))
+        pick = torch.randperm(len(y_train), generator=stage_generator(seed, "train_subset"))
         pick = pick[: config.train_subset]
         x_train, y_train = x_train[pick], y_train[pick]
     if config.test_subset is not None:
@@ -553,15 +549,17 @@ def run(
 
     data = load_data(config, seed)
     y = data.y_test
-    x_noisy = gaussian_corruption(data.x_test, config.noise_sigma, generator=_gen(seed, "noise"))
+    x_noisy = gaussian_corruption(
+        data.x_test, config.noise_sigma, generator=stage_generator(seed, "noise")
+    )
     n_in, n_out = data.x_train.shape[1], int(data.y_train.max()) + 1
     bs = config.eval_batch_size
 
     # 1. deterministic network, software and on the device
     t0 = time.perf_counter()
-    det = build_mlp(n_in, config.hidden, n_out, _gen(seed, "det_init"))
+    det = build_mlp(n_in, config.hidden, n_out, stage_generator(seed, "det_init"))
     train(det, data.x_train, data.y_train, epochs=config.epochs, lr=config.lr,
-          batch_size=config.batch_size, generator=_gen(seed, "det_train"),
+          batch_size=config.batch_size, generator=stage_generator(seed, "det_train"),
           desc="deterministic", progress=progress)  # fmt: skip
     det_sw = _eval_det(det, data, x_noisy, bs)
     m = _metrics(det_sw, y, config.coverage, "det")
@@ -586,7 +584,7 @@ def run(
     base = (
         copy.deepcopy(det)
         if config.bnn_init == "deterministic"
-        else build_mlp(n_in, config.hidden, n_out, _gen(seed, "bnn_init"))
+        else build_mlp(n_in, config.hidden, n_out, stage_generator(seed, "bnn_init"))
     )
     bayes = BayesConfig(
         prior_sigma=config.prior_sigma,
@@ -599,13 +597,13 @@ def run(
     if config.device_aware:
         aware = DeviceAware(sampling=config.sampling(config.device_aware), mode="project")
     train_elbo(bnn, data.x_train, data.y_train, epochs=config.bnn_epochs, lr=config.bnn_lr,
-               batch_size=config.batch_size, generator=_gen(seed, "bnn_train"),
+               batch_size=config.batch_size, generator=stage_generator(seed, "bnn_train"),
                kl_weight=config.kl_weight, device_aware=aware, desc="BNN (ELBO)",
                progress=progress)  # fmt: skip
     bnn.eval()
     timings["bnn_train"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    m = _metrics(_eval_bnn(bnn, data, x_noisy, config, _gen(seed, "bnn_sw_eval")), y,
+    m = _metrics(_eval_bnn(bnn, data, x_noisy, config, stage_generator(seed, "bnn_sw_eval")), y,
                  config.coverage, "sw")  # fmt: skip
     metrics.update(m)
     timings["bnn_sw_eval"] = time.perf_counter() - t0
@@ -618,7 +616,7 @@ def run(
     for scheme in config.schemes:
         t0 = time.perf_counter()
         hw, report = to_hardware(bnn, config.sampling(scheme), samples=config.samples,
-                                 generator=_gen(seed, "hw", scheme))  # fmt: skip
+                                 generator=stage_generator(seed, "hw", scheme))  # fmt: skip
         first = next(mod for mod in hw.modules() if isinstance(mod, BayesianLinear))
         if config.samples >= 2:
             with torch.no_grad():
@@ -631,7 +629,7 @@ def run(
         if config.samples >= 2 and times:
             drift = fidelity.versus_time(
                 first.weight_mu, first.weight_sigma, config.sampling(scheme), times,
-                samples=config.samples, generator=_gen(seed, "fidelity_time", scheme),
+                samples=config.samples, generator=stage_generator(seed, "fidelity_time", scheme),
             )  # fmt: skip
             for t, fid_t in drift.items():
                 at = time_label(t)

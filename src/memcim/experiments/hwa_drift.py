@@ -51,7 +51,7 @@ from memcim._errors import ConfigError, require
 from memcim.crossbar import TileConfig
 from memcim.data import default_data_dir, load_mnist
 from memcim.devices import PCM, Device, FilamentaryRRAM
-from memcim.experiments.registry import Result, register, stage_seed, time_label
+from memcim.experiments.registry import Result, register, stage_generator, stage_seed, time_label
 from memcim.experiments.runner import versions, write_json_atomic
 from memcim.nn import CIMConfig, convert, drift_to, program
 from memcim.nn import seed as seed_layers
@@ -320,7 +320,7 @@ def run(
     data = load_mnist(config.data_dir if config.data_dir is not None else default_data_dir())
     x_train, y_train, x_test, y_test = data
     if config.train_subset is not None and config.train_subset < len(y_train):
-        subset_gen = torch.Generator().manual_seed(stage_seed(seed, "train_subset"))
+        subset_gen = stage_generator(seed, "train_subset")
         pick = torch.randperm(len(y_train), generator=subset_gen)
         pick = pick[: config.train_subset]
         x_train, y_train = x_train[pick], y_train[pick]
@@ -365,7 +365,7 @@ def run(
 
     for m in config.models:
         t0 = time.perf_counter()
-        software = build_model(m, torch.Generator().manual_seed(stage_seed(seed, m, "init")))
+        software = build_model(m, stage_generator(seed, m, "init"))
         fit(
             software,
             epochs=config.epochs,

@@ -44,7 +44,7 @@ from memcim.crossbar.circuit import CrossbarCircuit
 from memcim.data import load_mnist
 from memcim.devices import PCM, FilamentaryRRAM
 from memcim.experiments.hwa_drift import build_model
-from memcim.experiments.registry import Result, register, stage_seed
+from memcim.experiments.registry import Result, register, stage_generator, stage_seed
 from memcim.experiments.runner import write_json_atomic
 from memcim.nn import CIMConfig, convert, program
 from memcim.nn import seed as seed_layers
@@ -144,10 +144,6 @@ def r_label(r_ohm: float) -> str:
     return f"r{r_ohm:g}"
 
 
-def _gen(seed: int, *parts: str) -> torch.Generator:
-    return torch.Generator().manual_seed(stage_seed(seed, *parts))
-
-
 def analog_accuracy(model: nn.Module, tile: TileConfig, size: int, x: Tensor, y: Tensor,
                     seed: int) -> float:  # fmt: skip
     """Test accuracy of ``model`` converted onto tiles of at most size × size cells."""
@@ -202,16 +198,16 @@ def run(config: IrDropConfig, *, seed: int, out_dir: str | os.PathLike[str],
     x_train, y_train, x_test, y_test = load_mnist(config.data_dir)
     x_train, x_test = x_train.float(), x_test.float()
     if config.train_subset is not None:
-        pick = torch.randperm(len(y_train), generator=_gen(seed, "train_subset"))
+        pick = torch.randperm(len(y_train), generator=stage_generator(seed, "train_subset"))
         x_train, y_train = (
             x_train[pick[: config.train_subset]],
             y_train[pick[: config.train_subset]],
         )
     if config.test_subset is not None:
         x_test, y_test = x_test[: config.test_subset], y_test[: config.test_subset]
-    model = build_model("mlp", _gen(seed, "init"))
+    model = build_model("mlp", stage_generator(seed, "init"))
     train(model, x_train, y_train.long(), epochs=config.epochs, lr=config.lr,
-          batch_size=config.batch_size, generator=_gen(seed, "train"), desc="software",
+          batch_size=config.batch_size, generator=stage_generator(seed, "train"), desc="software",
           progress=progress)  # fmt: skip
     with torch.no_grad():
         metrics: dict[str, float] = {"accuracy_software": accuracy(model, x_test, y_test)}

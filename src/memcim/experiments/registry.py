@@ -92,6 +92,13 @@ def stage_seed(seed: int, *parts: str) -> int:
     return (seed * 1_000_003 + zlib.crc32("/".join(parts).encode())) % (2**63)
 
 
+def stage_generator(seed: int, *parts: str):
+    """A ``torch.Generator`` seeded with :func:`stage_seed` (``seed``, ``parts``)."""
+    import torch  # here, so that the registry itself stays free of torch at import
+
+    return torch.Generator().manual_seed(stage_seed(seed, *parts))
+
+
 def output_dir(path: str | Path) -> Path:
     """Create (if needed) and return an output folder."""
     out = Path(path)
