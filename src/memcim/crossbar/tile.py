@@ -166,6 +166,10 @@ class TileCounters:
         dac_clipped, adc_clipped: conversions that saturated.
         cell_writes: programming pulses applied to cells.
         program_ops: calls to ``Tile.program``.
+        array_energy_pj: energy the array dissipated in reads, Σ over reads of
+            Σ_i V_i² Σ_j G_ij · t_read (pJ): every cell of a driven word line conducts, on all
+            planes and reference columns; G is the drifted mean conductance (read noise averages
+            out) and the wires' own dissipation is not included.
     """
 
     mvms: int = 0
@@ -176,12 +180,13 @@ class TileCounters:
     adc_clipped: int = 0
     cell_writes: int = 0
     program_ops: int = 0
+    array_energy_pj: float = 0.0
 
     def reset(self) -> None:
         for name in asdict(self):
-            setattr(self, name, 0)
+            setattr(self, name, type(getattr(self, name))(0))
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | float]:
         return asdict(self)
 
 
@@ -191,6 +196,7 @@ class _ReadCache:
     g_slices: Tensor  # [..., slices, rows, cols] effective conductance (µS)
     var_slices: Tensor | None  # [..., slices, rows, cols] read-noise variance (µS²) or None
     compensation: Tensor  # [..., 1, 1] drift-compensation factor
+    row_g_us: Tensor  # [..., rows, 1] physical conductance on each word line (µS), for energy
 
 
 class Tile:
@@ -508,8 +514,14 @@ class Tile:
             var = self.mapping.slice_variance(plane_var, ref_var)
             if not bool((var > 0).any()):
                 var = None  # a noiseless device: skip the variance product entirely
-        self._cache = _ReadCache(t_s, g_slices.contiguous(), var, comp)
+        self._cache = _ReadCache(t_s, g_slices.contiguous(), var, comp, self._row_conductance(t_s))
         return self._cache
+
+    def _row_conductance(self, t_s: float) -> Tensor:
+        """Σ_j G_ij over every plane and reference column of word line i (µS): [..., rows, 1]."""
+        states = [s for s in (self.state, self.ref_state) if s is not None]
+        row_g = sum(self.device.drift(s, t_s).sum(dim=(-3, -1)) for s in states)
+        return row_g.unsqueeze(-1)
 
     def read_weights(
         self, t_s: float = 0.0, *, noisy: bool = False, generator: torch.Generator | None = None
@@ -658,6 +670,9 @@ class Tile:
             x = x.unsqueeze(0)
         cache = self._read_cache(t_s, generator)
         codes, in_scale, volts_per_code = self._dac(x)
+        # Σ V² G t before the codes are used up (squared in place) by the noisy read.
+        power_uw = torch.matmul(codes.square(), cache.row_g_us).sum() * volts_per_code**2
+        self.counters.array_energy_pj += float(power_uw) * self.config.t_read_s * 1e6
         currents = self._adc(self._currents(codes, volts_per_code, cache, t_s, generator))
         dev, mp = self.device, self.mapping
         k = mp.slice_weights().view(-1, 1, 1)

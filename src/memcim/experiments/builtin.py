@@ -1,3 +1,12 @@
 """Imports every built-in experiment module, which registers it."""
 
-from memcim.experiments import bayes_ood, hwa_drift, ir_drop, mvm_error  # noqa: F401
+from memcim.experiments import (  # noqa: F401
+    bayes_ood,
+    energy_batch,
+    energy_bayes,
+    energy_movement,
+    hwa_drift,
+    ir_drop,
+    mvm_error,
+    system_chiplets,
+)

@@ -1,0 +1,309 @@
+"""Per-layer and per-model energy reports from one forward pass.
+
+:func:`profile` runs ``model(x)`` once with hooks on its matrix layers and prices every layer:
+
+* converted layers (:class:`memcim.nn.CIMLinear`, :class:`memcim.nn.CIMConv2d`): from the
+  counters their tiles kept during the pass (measured Σ V² G t, conversions), plus the writes
+  that programmed them (``"write"``, kept out of the energy per inference);
+* Bayesian layers (:mod:`memcim.bayes`): S samples under a sampling scheme
+  (:func:`memcim.energy.bayes.bayes_cim_cost`), from the layer's shape and the inputs it saw
+  with every Bayesian layer at its mean weights (deterministic; S passes of sampled weights
+  would see nearly the same activity);
+* other ``nn.Linear`` / ``nn.Conv2d``: estimated as a CIM macro would run them
+  (:func:`memcim.energy.cim.estimate_cost`);
+
+or, with ``processor=`` a :class:`~memcim.energy.digital.DigitalProcessor`, every matrix layer on
+that processor instead (the digital baseline of the same model). Energies are per inference
+(the pass's batch divided out); latencies add over layers (one inference through the network).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from memcim._errors import ConfigError, require
+from memcim.bayes.layers import _BayesianLayer
+from memcim.devices import Device, FilamentaryRRAM
+from memcim.energy.bayes import bayes_cim_cost, bayes_digital_cost
+from memcim.energy.cim import (
+    ArrayAssumptions,
+    CIMCost,
+    CIMEnergyModel,
+    counters_difference,
+    estimate_cost,
+    matrix_cost,
+    tile_counters,
+)
+from memcim.energy.digital import DigitalCost, DigitalProcessor
+from memcim.nn.layers import _CIMLayer
+
+
+@dataclass
+class LayerEnergy:
+    """One layer's cost per inference.
+
+    Attributes:
+        name: module name in the model.
+        kind: ``"cim"`` (measured on tiles), ``"cim-estimate"``, ``"bayes-<scheme>"`` or
+            ``"digital"``.
+        cost: the cost (energies in pJ per inference).
+        rows, cols: matrix inputs × outputs.
+    """
+
+    name: str
+    kind: str
+    cost: CIMCost | DigitalCost
+    rows: int
+    cols: int
+
+    @property
+    def energy_pj(self) -> float:
+        c = self.cost
+        return c.inference_pj if isinstance(c, CIMCost) else c.total_pj
+
+    @property
+    def latency_s(self) -> float:
+        c = self.cost
+        return c.latency_s if isinstance(c, CIMCost) else c.batch_latency_s / c.batch
+
+
+@dataclass
+class EnergyReport:
+    """Costs per inference of every matrix layer of a model.
+
+    Attributes:
+        layers: in forward order.
+        batch: inferences in the profiled pass.
+    """
+
+    layers: list[LayerEnergy] = field(default_factory=list)
+    batch: int = 1
+
+    @property
+    def energy_pj(self) -> float:
+        """Energy per inference (pJ), programming excluded."""
+        return sum(layer.energy_pj for layer in self.layers)
+
+    @property
+    def latency_s(self) -> float:
+        """Latency of one inference through all layers in sequence (s)."""
+        return sum(layer.latency_s for layer in self.layers)
+
+    @property
+    def macs(self) -> float:
+        return sum(layer.cost.macs for layer in self.layers)
+
+    @property
+    def tops_per_w(self) -> float:
+        return 2 * self.macs / self.energy_pj if self.energy_pj > 0 else math.nan
+
+    @property
+    def breakdown_pj(self) -> dict[str, float]:
+        """Energy per inference by component, summed over layers (pJ); programming excluded."""
+        out: dict[str, float] = {}
+        for layer in self.layers:
+            for k, v in layer.cost.energy_pj.items():
+                if k != "write" or isinstance(layer.cost, DigitalCost):
+                    out[k] = out.get(k, 0.0) + v
+        return out
+
+    @property
+    def program_pj(self) -> float:
+        """One-off programming energy of the CIM layers (pJ)."""
+        return sum(layer.cost.energy_pj.get("write", 0.0) for layer in self.layers
+                   if isinstance(layer.cost, CIMCost))  # fmt: skip
+
+    def as_dict(self) -> dict:
+        return {
+            "energy_pj": self.energy_pj,
+            "latency_s": self.latency_s,
+            "macs": self.macs,
+            "tops_per_w": self.tops_per_w,
+            "program_pj": self.program_pj,
+            "breakdown_pj": self.breakdown_pj,
+            "layers": [
+                {"name": la.name, "kind": la.kind, "rows": la.rows, "cols": la.cols,
+                 "energy_pj": la.energy_pj, "latency_s": la.latency_s, **la.cost.as_dict()}
+                for la in self.layers
+            ],
+        }  # fmt: skip
+
+    def table(self) -> str:
+        """A plain-text table: one line per layer and a total."""
+        lines = [f"{'layer':<16}{'kind':<22}{'MACs':>12}{'energy pJ':>14}{'latency s':>12}"]
+        for la in self.layers:
+            lines.append(f"{la.name:<16}{la.kind:<22}{la.cost.macs:>12.4g}{la.energy_pj:>14.4g}"
+                         f"{la.latency_s:>12.3g}")  # fmt: skip
+        lines.append(f"{'total':<38}{self.macs:>12.4g}{self.energy_pj:>14.4g}"
+                     f"{self.latency_s:>12.3g}   {self.tops_per_w:.3g} TOPS/W")  # fmt: skip
+        return "\n".join(lines)
+
+
+@dataclass
+class _Seen:
+    """What a hook recorded about one layer's input in the pass."""
+
+    rows: int
+    cols: int
+    vectors: int  # input vectors (rows-long) over the whole batch
+    v_sq_sum: float  # Σ (x_i / max|x|)² over those vectors
+    activations: int  # input plus output values over the batch
+    before: list | None = None
+
+
+def _vectors(module: nn.Module, x: Tensor) -> Tensor:
+    """The rows-long input vectors a matrix layer multiplies: [vectors, rows]."""
+    if isinstance(module, nn.Conv2d) or getattr(module, "kernel_size", None) is not None:
+        cols = F.unfold(x, module.kernel_size, dilation=module.dilation,
+                        padding=module.padding, stride=module.stride)  # fmt: skip
+        return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+    return x.reshape(-1, x.shape[-1])
+
+
+def _shape(module: nn.Module) -> tuple[int, int]:
+    """(rows, cols): inputs and outputs of one vector-matrix product of the layer."""
+    if isinstance(module, _CIMLayer):
+        return module.in_flat, module.out_features_flat
+    weight = module.weight_mu if isinstance(module, _BayesianLayer) else module.weight
+    return int(weight[0].numel()), int(weight.shape[0])
+
+
+def _matrix_layers(model: nn.Module) -> dict[str, nn.Module]:
+    found = {}
+    for name, m in model.named_modules():
+        if isinstance(m, _CIMLayer | _BayesianLayer | nn.Linear | nn.Conv2d):
+            found[name or type(m).__name__] = m
+    return found
+
+
+def profile(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    processor: DigitalProcessor | None = None,
+    cim: CIMEnergyModel | None = None,
+    samples: int = 1,
+    scheme: str = "differential",
+    device: Device | None = None,
+    assumptions: ArrayAssumptions | None = None,
+    batch: int | None = None,
+) -> EnergyReport:
+    """Energy, latency and TOPS/W of ``model`` per inference, measured on one pass of ``x``.
+
+    Args:
+        model: any model with ``nn.Linear`` / ``nn.Conv2d``, converted (:mod:`memcim.nn`) or
+            Bayesian (:mod:`memcim.bayes`) layers. Run in eval mode.
+        x: a batch of inputs [N, ...]; energies are divided by N.
+        processor: price every layer on this digital processor (weights fetched once per batch
+            of N) instead of on CIM.
+        cim: periphery energies of the CIM macro.
+        samples: S, Monte-Carlo samples of every Bayesian layer.
+        scheme: sampling scheme of the Bayesian layers (:data:`memcim.energy.bayes.SCHEMES`).
+        device: cell of the estimated (non-converted) layers; default filamentary RRAM.
+        assumptions: array assumptions of the estimated layers.
+        batch: inferences that share one weight fetch (digital) or one re-programmed sample
+            (Bayesian CIM); default N. Lets a large ``x`` measure the activity of an edge
+            device that runs one input at a time (``batch=1``).
+
+    Returns:
+        The :class:`EnergyReport`.
+    """
+    require(isinstance(x, Tensor) and x.dim() >= 2, "x", getattr(x, "shape", x),
+            "must be a batch tensor [N, ...]")  # fmt: skip
+    require(isinstance(samples, int) and samples >= 1, "samples", samples, "must be an int >= 1")
+    require(batch is None or (isinstance(batch, int) and batch >= 1), "batch", batch,
+            "must be None or an int >= 1")  # fmt: skip
+    layers = _matrix_layers(model)
+    if not layers:
+        raise ConfigError("the model has no Linear, Conv2d, CIM or Bayesian layers to price")
+    device = device if device is not None else FilamentaryRRAM()
+    seen: dict[str, _Seen] = {}
+
+    def before(name: str, module: nn.Module, args: tuple) -> None:
+        rows, cols = _shape(module)
+        snapshot = tile_counters(module.matrix) if isinstance(module, _CIMLayer) else None
+        with torch.no_grad():
+            v = _vectors(module, args[0].detach().float())
+            peak = v.abs().amax(dim=-1, keepdim=True).clamp_min(1e-30)
+            v_sq = float((v / peak).square().sum())
+        seen[name] = _Seen(rows, cols, v.shape[0], v_sq, args[0].numel(), snapshot)
+
+    def after(name: str, module: nn.Module, args: tuple, output: Tensor) -> None:
+        seen[name].activations += output.numel()
+
+    handles = []
+    for name, module in layers.items():
+        handles.append(module.register_forward_pre_hook(
+            lambda m, a, name=name: before(name, m, a)))  # fmt: skip
+        handles.append(module.register_forward_hook(
+            lambda m, a, o, name=name: after(name, m, a, o)))  # fmt: skip
+    was_training = model.training
+    # Bayesian layers run at their means: the activity the estimate needs, without drawing.
+    modes = {m: m.eval_mode for m in layers.values() if isinstance(m, _BayesianLayer)}
+    try:
+        model.eval()
+        for m in modes:
+            m.eval_mode = "mean"
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        for m, mode in modes.items():
+            m.eval_mode = mode
+        model.train(was_training)
+    n = x.shape[0]
+    shared = batch if batch is not None else n
+    report = EnergyReport(batch=shared)
+    for name, module in layers.items():
+        if name not in seen:
+            continue  # not called in this forward
+        s = seen[name]
+        vectors = s.vectors / n
+        macs = vectors * s.rows * s.cols
+        bayes = isinstance(module, _BayesianLayer)
+        if processor is not None:
+            cost = (
+                bayes_digital_cost(processor, macs=macs, weights=s.rows * s.cols,
+                                   activations=s.activations / n, samples=samples,
+                                   batch=shared)
+                if bayes else
+                processor.cost(macs=macs, weights=s.rows * s.cols, activations=s.activations / n,
+                               batch=shared)
+            )  # fmt: skip
+            kind = "digital"
+        elif isinstance(module, _CIMLayer):
+            matrix = module.matrix
+            diffs = [counters_difference(a, b)
+                     for a, b in zip(tile_counters(matrix), s.before, strict=True)]  # fmt: skip
+            for diff, tile in zip(diffs, (t for row in matrix.tiles for t in row), strict=True):
+                diff.cell_writes = tile.counters.cell_writes  # the programming, once
+            cost = matrix_cost(matrix, cim, diffs)
+            cost = _per_inference(cost, n)
+            kind = "cim"
+        elif bayes:
+            cost = bayes_cim_cost(rows=s.rows, cols=s.cols, vectors=vectors,
+                                  v_sq_sum=s.v_sq_sum / n, samples=samples, scheme=scheme,
+                                  device=device, batch=shared, assumptions=assumptions,
+                                  model=cim)  # fmt: skip
+            kind = f"bayes-{scheme}"
+        else:
+            cost = estimate_cost(rows=s.rows, cols=s.cols, vectors=vectors,
+                                 v_sq_sum=s.v_sq_sum / n, device=device,
+                                 assumptions=assumptions, model=cim)  # fmt: skip
+            kind = "cim-estimate"
+        report.layers.append(LayerEnergy(name, kind, cost, s.rows, s.cols))
+    return report
+
+
+def _per_inference(cost: CIMCost, n: int) -> CIMCost:
+    """A batch's read cost divided by its size; programming stays whole (it happened once)."""
+    per = cost.scaled(1 / n)
+    per.energy_pj["write"] = cost.energy_pj["write"]
+    per.program_latency_s = cost.program_latency_s
+    return per
