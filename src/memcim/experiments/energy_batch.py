@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -119,17 +119,31 @@ def crossover_batch(cim_pj: float, floor_pj: float, weights_b1_pj: float) -> flo
 
 
 def tile_tops_per_w(config: EnergyBatchConfig, seed: int, size: int = 256) -> dict[str, float]:
-    """TOPS/W and energy shares of one size × size tile (weights N(0, 1/size), inputs U[0, 1])."""
-    gen = stage_generator(seed, "tile")
-    tile = Tile(size, size, config.cim_config(seed).tile)
-    tile.program(torch.randn(size, size, generator=gen) / size**0.5, generator=gen)
-    tile.counters.reset()
-    tile.mvm(torch.rand(256, size, generator=gen), generator=gen)
-    cost = tile_cost(tile, CIMEnergyModel(adc_fom_fj_per_step=config.adc_fom_fj_per_step))
-    out = {"tile_tops_per_w": cost.tops_per_w, "tile_pj_per_mvm": cost.inference_pj / 256}
-    for k, v in cost.energy_pj.items():
-        if k != "write":
-            out[f"tile_share_{k}"] = v / cost.inference_pj
+    """TOPS/W and energy shares of one size × size tile (weights N(0, 1/size), inputs U[0, 1]),
+    and the TOPS/W of variants that show what sets it: a 10 ns read, a 4-bit ADC, an ADC of
+    1 or 50 fJ/step."""
+    base = config.cim_config(seed).tile
+    variants = {
+        "": (base, config.adc_fom_fj_per_step),
+        "_t_read_10ns": (replace(base, t_read_s=10e-9), config.adc_fom_fj_per_step),
+        "_adc_4bit": (replace(base, adc=ConverterConfig(bits=4)), config.adc_fom_fj_per_step),
+        "_adc_fom_1fj": (base, 1.0),
+        "_adc_fom_50fj": (base, 50.0),
+    }
+    out: dict[str, float] = {}
+    for suffix, (tile_config, fom) in variants.items():
+        gen = stage_generator(seed, "tile")  # the same weights, inputs and noise for every variant
+        tile = Tile(size, size, tile_config)
+        tile.program(torch.randn(size, size, generator=gen) / size**0.5, generator=gen)
+        tile.counters.reset()
+        tile.mvm(torch.rand(256, size, generator=gen), generator=gen)
+        cost = tile_cost(tile, CIMEnergyModel(adc_fom_fj_per_step=fom))
+        out[f"tile_tops_per_w{suffix}"] = cost.tops_per_w
+        if not suffix:
+            out["tile_pj_per_mvm"] = cost.inference_pj / 256
+            for k, v in cost.energy_pj.items():
+                if k != "write":
+                    out[f"tile_share_{k}"] = v / cost.inference_pj
     return out
 
 
