@@ -14,8 +14,8 @@ separate_mu_sigma      3 (μ pair + σ)       2 reads (μ and σ arrays) 3 write
                                             + n random MTJ bits/w
 =====================  ==================  =======================  ==========================
 
-Re-programmed samples are shared by every input of a batch (programming happens once per
-sample, then the batch is read), so their write energy per inference is S · writes / B.
+Re-programmed samples and random bits are shared by every input of a batch (drawn once per
+sample, then the batch is read), so their energy per inference is S · writes / B.
 Programming that happens once is reported apart (``"write"``), not per inference.
 
 The digital processor stores μ and σ, fetches both once per batch, draws one Gaussian per weight
@@ -136,7 +136,8 @@ def bayes_cim_cost(
     weights = rows * cols
     per_sample_writes = s.writes_per_sample * weights * samples / batch
     read.energy_pj["sample_writes"] = per_sample_writes * device.e_write_pj
-    read.energy_pj["rng"] = s.random_bits_per_sample * weights * samples * e_random_bit_pj
+    # ε is drawn once per weight and sample and shared by the batch, like a re-programmed sample.
+    read.energy_pj["rng"] = s.random_bits_per_sample * weights * samples / batch * e_random_bit_pj
     read.program_latency_s = per_sample_writes * device.t_write_s / (cols * s.cells_per_weight)
     # Samples must be programmed before they are read; with re-programming this is in the path.
     read.latency_s += read.program_latency_s

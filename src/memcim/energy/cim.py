@@ -230,9 +230,11 @@ def counters_cost(
 ) -> CIMCost:
     """Cost of the operations in ``counters`` on a tile of ``geometry``.
 
-    Conversions are charged per read from the geometry (vectors × word lines for the DAC,
-    vectors × sensed columns for the ADC), the same counts the tile's converter counters hold
-    for non-ideal converters.
+    Conversions are charged per read from the geometry: vectors × word lines for the DAC and
+    vectors × sensed columns for the ADC, where ``mvms`` counts every array activation (a
+    tile holding S Monte-Carlo samples drives S arrays, each with its own word-line drivers,
+    so the DAC is charged S times although the tile's ``dac_conversions`` counts the shared
+    codes once).
     """
     model = model if model is not None else CIMEnergyModel()
     vectors = counters.mvms
@@ -339,8 +341,11 @@ def estimate_cost(
 ) -> CIMCost:
     """Cost of ``vectors`` reads of a rows × cols weight matrix that is not on tiles.
 
-    The matrix is split into equal tiles of at most ``max_rows`` × ``max_cols`` (rounded up), each
-    charged as :func:`counters_cost` charges a real tile, with the array energy
+    The inputs are taken as a DAC would scale them, V = v_read · x / max|x| per vector (a tile
+    with an ideal DAC drives V = v_read · x instead, and a tiled matrix scales each block of
+    rows by its own maximum). The matrix is split into equal tiles of at most ``max_rows`` ×
+    ``max_cols`` (rounded up), each charged as :func:`counters_cost` charges a real tile, with
+    the array energy
     Σ_vectors Σ_i V_i² · cols · devices_per_weight · g_mean · t_read.
 
     Args:
@@ -384,4 +389,6 @@ def estimate_cost(
                         model)  # fmt: skip
     total = one.scaled(tiles)
     total.latency_s, total.area_um2 = one.latency_s, one.area_um2 * tiles
+    # MACs are logical weights × vectors: rounded-up tiles' unused word lines do no work.
+    total.macs = float(vectors * rows * cols)
     return total
