@@ -558,7 +558,7 @@ class Tile:
         """Row drive: (codes, per-vector input scale [..., B, 1], volts per code)."""
         dac = self.config.dac
         if dac.ideal:
-            return x.clone(), torch.ones(()), self.config.v_read_v  # a copy: mvm works in place
+            return x, torch.ones(()), self.config.v_read_v
         scale = dac.calibrate(x, dim=-1)
         codes, clipped = quantize(x, scale, dac.max_code)
         self.counters.dac_clipped += clipped
@@ -568,6 +568,7 @@ class Tile:
     def _currents(
         self,
         codes: Tensor,
+        codes_sq: Tensor,
         volts_per_code: float,
         cache: _ReadCache,
         t_s: float,
@@ -585,13 +586,12 @@ class Tile:
         g, var = cache.g_slices, cache.var_slices
         if g.dim() == 3 and g.shape[0] == 1:
             # One slice, no Monte-Carlo dimension: plain 2-D products, the fast common case.
-            x, g, var = codes, g[0], None if var is None else var[0]
+            x, x_sq, g, var = codes, codes_sq, g[0], None if var is None else var[0]
         else:
-            x = codes.unsqueeze(-3)  # broadcast the inputs over slices
+            x, x_sq = codes.unsqueeze(-3), codes_sq.unsqueeze(-3)  # broadcast over slices
         i = torch.matmul(x, g)
         if var is not None:
-            # The codes are ours (the DAC made them) and used up: square them in place.
-            std = torch.matmul(x.square_(), var).sqrt_()
+            std = torch.matmul(x_sq, var).sqrt_()
             i.addcmul_(std, torch.randn(std.shape, generator=generator))
         if x is codes:
             i = i.unsqueeze(-3)
@@ -670,10 +670,11 @@ class Tile:
             x = x.unsqueeze(0)
         cache = self._read_cache(t_s, generator)
         codes, in_scale, volts_per_code = self._dac(x)
-        # Σ V² G t before the codes are used up (squared in place) by the noisy read.
-        power_uw = torch.matmul(codes.square(), cache.row_g_us).sum() * volts_per_code**2
+        codes_sq = codes.square()  # for the array energy Σ V² G t and the read-noise variance
+        power_uw = torch.matmul(codes_sq, cache.row_g_us).sum() * volts_per_code**2
         self.counters.array_energy_pj += float(power_uw) * self.config.t_read_s * 1e6
-        currents = self._adc(self._currents(codes, volts_per_code, cache, t_s, generator))
+        currents = self._currents(codes, codes_sq, volts_per_code, cache, t_s, generator)
+        currents = self._adc(currents)
         dev, mp = self.device, self.mapping
         k = mp.slice_weights().view(-1, 1, 1)
         summed = currents[..., 0, :, :] if k.numel() == 1 else (currents * k).sum(-3)

@@ -99,6 +99,16 @@ class DigitalCost:
         return sum(self.energy_pj.values())
 
     @property
+    def inference_pj(self) -> float:
+        """Energy per inference (pJ): every component (the name :class:`CIMCost` uses)."""
+        return self.total_pj
+
+    @property
+    def latency_s(self) -> float:
+        """The batch's latency shared by its inferences (s)."""
+        return self.batch_latency_s / self.batch
+
+    @property
     def tops_per_w(self) -> float:
         return 2 * self.macs / self.total_pj if self.total_pj > 0 else math.nan
 

@@ -20,7 +20,7 @@ that processor instead (the digital baseline of the same model). Energies are pe
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -63,13 +63,11 @@ class LayerEnergy:
 
     @property
     def energy_pj(self) -> float:
-        c = self.cost
-        return c.inference_pj if isinstance(c, CIMCost) else c.total_pj
+        return self.cost.inference_pj
 
     @property
     def latency_s(self) -> float:
-        c = self.cost
-        return c.latency_s if isinstance(c, CIMCost) else c.batch_latency_s / c.batch
+        return self.cost.latency_s
 
 
 @dataclass
@@ -108,15 +106,14 @@ class EnergyReport:
         out: dict[str, float] = {}
         for layer in self.layers:
             for k, v in layer.cost.energy_pj.items():
-                if k != "write" or isinstance(layer.cost, DigitalCost):
+                if k != "write":  # programming; digital costs have no such entry
                     out[k] = out.get(k, 0.0) + v
         return out
 
     @property
     def program_pj(self) -> float:
         """One-off programming energy of the CIM layers (pJ)."""
-        return sum(layer.cost.energy_pj.get("write", 0.0) for layer in self.layers
-                   if isinstance(layer.cost, CIMCost))  # fmt: skip
+        return sum(layer.cost.energy_pj.get("write", 0.0) for layer in self.layers)
 
     def as_dict(self) -> dict:
         return {
@@ -278,13 +275,11 @@ def profile(
             )  # fmt: skip
             kind = "digital"
         elif isinstance(module, _CIMLayer):
-            matrix = module.matrix
-            diffs = [counters_difference(a, b)
-                     for a, b in zip(tile_counters(matrix), s.before, strict=True)]  # fmt: skip
-            for diff, tile in zip(diffs, (t for row in matrix.tiles for t in row), strict=True):
-                diff.cell_writes = tile.counters.cell_writes  # the programming, once
-            cost = matrix_cost(matrix, cim, diffs)
-            cost = _per_inference(cost, n)
+            # The reads of this pass, and every write that programmed the tiles (once).
+            after = tile_counters(module.matrix)
+            diffs = [replace(counters_difference(a, b), cell_writes=a.cell_writes)
+                     for a, b in zip(after, s.before, strict=True)]  # fmt: skip
+            cost = _per_inference(matrix_cost(module.matrix, cim, diffs), n)
             kind = "cim"
         elif bayes:
             cost = bayes_cim_cost(rows=s.rows, cols=s.cols, vectors=vectors,
