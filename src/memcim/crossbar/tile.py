@@ -313,6 +313,38 @@ class Tile:
         self._ref_abs_sum = self._abs_weight_sum(0.0)
         return self
 
+    def set_cells(self, state: DeviceState, *, count_writes: bool = False) -> Tile:
+        """Hand the tile cells programmed outside :meth:`program`, keeping its scale and ADC.
+
+        For learning rules that re-program some cells of a programmed tile themselves (e.g.
+        with :meth:`DeviceState.where`). The weight scale ``w_max``, the ADC ranges and the
+        reference columns stay as they are; the drift-compensation reference is taken anew.
+
+        Args:
+            state: the cells, shape [..., planes, rows, cols] (leading dims: instances).
+            count_writes: add ``state.last_pulses`` (the pulses of its latest programming) to
+                ``counters.cell_writes``; leave False when handing back cells already counted.
+        """
+        self._require_programmed()
+        planes = (self.mapping.planes, self.rows, self.cols)
+        if not isinstance(state, DeviceState) or tuple(state.shape[-3:]) != planes:
+            shape = tuple(state.shape) if isinstance(state, DeviceState) else None
+            raise ConfigError(f"cells have shape {shape}; this tile needs [..., {planes}]")
+        lead = tuple(state.shape[:-3])
+        if self.mapping.w_max is not None:  # a fixed scale fits any number of instances
+            self.w_max = torch.full((*lead, 1, 1), float(self.mapping.w_max))
+        elif tuple(self.w_max.shape[:-2]) != lead:
+            raise ConfigError(
+                f"cells have instance dims {lead}, the tile's weight scales "
+                f"{tuple(self.w_max.shape[:-2])}: set MappingConfig.w_max to change them"
+            )
+        self.state = state
+        if count_writes:
+            self._count_writes(state)
+        self._cache = None
+        self._ref_abs_sum = self._abs_weight_sum(0.0)
+        return self
+
     def _check_weights(self, weights: Tensor) -> Tensor:
         if not isinstance(weights, Tensor) or not weights.is_floating_point():
             raise ConfigError(f"weights must be a floating-point torch.Tensor, got {weights!r:.60}")

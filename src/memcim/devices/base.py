@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar, Literal
 
 import torch
@@ -58,6 +58,29 @@ class DeviceState:
     @property
     def shape(self) -> torch.Size:
         return self.g_us.shape
+
+    def where(self, mask: Tensor, other: DeviceState) -> DeviceState:
+        """Cells of ``other`` where ``mask`` is True, of ``self`` elsewhere (every field).
+
+        Parameters present in only one state are taken from that state.
+        """
+        if other.shape != self.shape or mask.shape != self.shape:
+            raise ConfigError(
+                f"DeviceState.where needs one shape; got self {tuple(self.shape)}, other "
+                f"{tuple(other.shape)}, mask {tuple(mask.shape)}"
+            )
+
+        def pick(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+            return b if a is None else a if b is None else torch.where(mask, b, a)
+
+        names = self.params.keys() | other.params.keys()
+        return DeviceState(
+            g_us=torch.where(mask, other.g_us, self.g_us),
+            writes=torch.where(mask, other.writes, self.writes),
+            stuck=torch.where(mask, other.stuck, self.stuck),
+            params={k: pick(self.params.get(k), other.params.get(k)) for k in names},
+            last_pulses=pick(self.last_pulses, other.last_pulses),
+        )
 
     def map(self, fn) -> DeviceState:
         """A new state with ``fn`` applied to every tensor (e.g. indexing, ``clone``)."""
@@ -196,6 +219,26 @@ class Device(ABC):
         g_t = self.drift(state, t_s)
         std = self.read_noise_std(state, t_s=t_s)
         return g_t + std * torch.randn(g_t.shape, generator=generator, dtype=g_t.dtype)
+
+    def program_where(
+        self,
+        g_target_us: Tensor,
+        where: Tensor,
+        *,
+        state: DeviceState,
+        generator: torch.Generator | None = None,
+    ) -> DeviceState:
+        """Program only the cells where ``where`` (bool, the state's shape) is True.
+
+        The other cells keep their state and get ``last_pulses`` 0 (they were not written), so
+        learning rules can re-program a few cells of an array. Targets of unselected cells
+        are ignored but must still be valid.
+        """
+        if not isinstance(state, DeviceState):
+            raise ConfigError("program_where needs the cells' present state")
+        new = self.program(g_target_us, generator=generator, state=state)
+        untouched = replace(state, last_pulses=torch.zeros_like(state.writes))
+        return untouched.where(where, new)
 
     # ----------------------------------------------------------------------------------------
     # Helpers for subclasses.

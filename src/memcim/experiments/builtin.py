@@ -7,6 +7,7 @@ from memcim.experiments import (  # noqa: F401
     energy_movement,
     hwa_drift,
     ir_drop,
+    mcmc_cancer,
     mvm_error,
     system_chiplets,
 )
