@@ -28,7 +28,7 @@ def test_exact_mh_finds_the_posterior_mean(tiny_logistic, chain_mean_z):
     x, y, exact = tiny_logistic
     sampler = InSituMCMC(_exact_config())
     sampler.fit(x, y, generator=torch.Generator().manual_seed(1))
-    weights = sampler._weights(sampler.samples)[0][:, :, 0, :]  # [chains, samples, (w, b)]
+    weights = sampler.sample_weights()[0][:, :, 0, :]  # [chains, samples, (w, b)]
     z = chain_mean_z(weights, exact(LIMIT))
     # 64 independent chains: |z| < 4 fails with probability 6e-5 per parameter if unbiased.
     assert z.abs().max() < 4, z

@@ -215,6 +215,13 @@ class InSituMCMC:
                 h = act(h)
         return h
 
+    def sample_weights(self) -> list[Tensor]:
+        """The weights the sample rows hold (programmed conductances, no read noise), one
+        tensor per layer, [chains, samples, out, in + 1]."""
+        if self.samples is None:
+            raise ConfigError("InSituMCMC holds no samples yet: call fit(x, y) first")
+        return self._weights(self.samples)
+
     def _weights(self, states: list[DeviceState]) -> list[Tensor]:
         """Nominal weights the programmed conductances encode, [..., out, in + 1]."""
         span = self.config.device.g_span_us
@@ -287,7 +294,9 @@ class InSituMCMC:
         samples: list[list[DeviceState]] = []
         writes_max, restore_error = 0, 0.0
         extra_writes = 0  # sample copies ("device"), not held by any tile
-        bar = tqdm(range(cfg.steps), desc="in-situ MCMC", disable=not progress, leave=False)
+        bar = tqdm(
+            range(cfg.steps), desc="in-situ MCMC", disable=None if progress else True, leave=False
+        )
         for step in bar:
             if cfg.proposal == "row":
                 rows_opened += fresh

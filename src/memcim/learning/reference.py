@@ -111,7 +111,9 @@ def gaussian_mh(
     log_step = torch.full((cfg.chains,), math.log(cfg.step_size))
     accepted = torch.zeros(cfg.chains)
     kept: list[Tensor] = []
-    for step in tqdm(range(cfg.steps), desc="software MH", disable=not progress, leave=False):
+    for step in tqdm(
+        range(cfg.steps), desc="software MH", disable=None if progress else True, leave=False
+    ):
         noise = torch.randn(theta.shape, generator=generator)
         proposal = theta + log_step.exp().unsqueeze(-1) * noise
         new = log_post(proposal)
