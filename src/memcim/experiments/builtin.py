@@ -6,6 +6,7 @@ from memcim.experiments import (  # noqa: F401
     energy_bayes,
     energy_movement,
     hwa_drift,
+    hybrid_mnist,
     ir_drop,
     mcmc_cancer,
     mvm_error,
