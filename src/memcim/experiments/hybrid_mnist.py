@@ -52,7 +52,7 @@ class HybridMnistConfig:
     data_dir: where the .npz files are (default: the shared data folder).
     """
 
-    datasets: tuple[str, ...] = ("mnist",)
+    datasets: tuple[str, ...] = ("mnist", "fashion_mnist")
     epochs: int = 3
     lr: float = 0.05
     batch_size: int = 32
@@ -162,7 +162,10 @@ def run(config: HybridMnistConfig, *, seed: int, out_dir: str | os.PathLike[str]
             m[f"energy_uj_{key}"] = stats.energy_total_pj * 1e-6
             timings[key] = time.perf_counter() - start
             if not tag and "_tau" not in name:  # retention runs have their own panel
-                points.append((name.replace("hybrid_", ""), stats.rram_writes_per_device_mean, acc))
+                label = name.replace("hybrid_", "").replace("_k", ", k = ")
+                if label in ("feram", "sram", "gain_cell"):
+                    label += f", k = {cfg.transfer_every}"
+                points.append((label, stats.rram_writes_per_device_mean, acc))
             log(f"{key}: {100 * acc:.2f} %, RRAM writes {stats.rram_writes} (max "
                 f"{stats.rram_writes_per_device_max}/device), training-memory writes "
                 f"{stats.memory_writes}, {stats.energy_total_pj * 1e-6:.2f} µJ")  # fmt: skip

@@ -4,9 +4,21 @@
   whose proposals are RRAM programming draws (Dalgaty [7]).
 - :mod:`memcim.learning.reference`: software references for it: Gaussian random-walk MH and
   NUTS (Pyro, optional).
+- :mod:`memcim.learning.hybrid`: :class:`HybridTrainer`, hybrid synapses: updates accumulate
+  in a training memory (:mod:`memcim.learning.memories`: FeCAP, SRAM, gain cell) and move to
+  multi-level RRAM every k samples; direct RRAM SGD and float SGD as baselines.
 - :mod:`memcim.learning.network`: the small fully connected models they share.
 """
 
+from memcim.learning.hybrid import HybridConfig, HybridStats, HybridTrainer, software_sgd
 from memcim.learning.mcmc import InSituMCMC, InSituMCMCConfig, MCMCStats
 
-__all__ = ["InSituMCMC", "InSituMCMCConfig", "MCMCStats"]
+__all__ = [
+    "HybridConfig",
+    "HybridStats",
+    "HybridTrainer",
+    "InSituMCMC",
+    "InSituMCMCConfig",
+    "MCMCStats",
+    "software_sgd",
+]
