@@ -153,8 +153,10 @@ class HybridStats:
         rram_writes_per_device_max: most pulses one RRAM device received (initial included).
         rram_writes_per_device_mean: rram_writes / RRAM devices.
         memory_writes: writes of the training memory (pulses, word or cell writes).
-        memory_overflow: |training units| that did not fit the training memory.
-        rram_overflow: |RRAM levels| that did not fit the level range.
+        memory_overflow: |training units| that did not fit the training memory, summed over
+            updates.
+        rram_overflow: |RRAM levels| that did not fit the level range (direct: weight
+            beyond ±w_max, in levels), summed over transfers or updates.
         stuck_devices: RRAM devices worn out (endurance) at the end.
         transfers: transfer events.
         energy_pj: ``{"rram_write": …, "memory_write": …}`` (pJ).
@@ -211,6 +213,8 @@ class HybridTrainer:
         self.memory = cfg.training_memory()
         self.levels: list[Tensor] | None = None
         self.stats: HybridStats | None = None
+        self._counts: dict[str, float] = {"memory_writes": 0, "transfers": 0,
+                                          "memory_overflow": 0.0, "rram_overflow": 0.0}  # fmt: skip
 
     # --- RRAM levels <-> tiles ------------------------------------------------------------------
     def _unit(self, i: int) -> float:
@@ -250,20 +254,25 @@ class HybridTrainer:
     ) -> HybridStats:
         """Train on ``x`` [N, inputs] (flattened) and labels ``y`` [N].
 
+        Args:
+            x, y: training images (any shape per image, flattened) and class labels.
+            generator: every random draw: initialisation, batch order, rounding, programming
+                (``None``: torch's global generator).
+            progress: progress bars (on a terminal only).
+
         Returns:
             :class:`HybridStats`, also kept as :attr:`stats`.
         """
         cfg = self.config
         x, y = network.check_data(x.reshape(len(x), -1), y, cfg.layers)
-        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        gen = generator
         start = time.perf_counter()
         self._initialise(gen)
         initial_writes = sum(t.counters.cell_writes for t in self.tiles)
         mem = self.memory
         held = [mem.fresh(lv.shape) for lv in self.levels] if mem is not None else None
         weights = self._read_weights()
-        self._counts = {"memory_writes": 0, "transfers": 0, "memory_overflow": 0.0,
-                        "rram_overflow": 0.0}  # fmt: skip
+        self._counts = dict.fromkeys(self._counts, 0)  # this run's counts
         batches_per_transfer = cfg.transfer_every // cfg.batch_size
         steps = 0
         for epoch in range(cfg.epochs):
