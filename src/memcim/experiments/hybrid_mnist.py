@@ -1,7 +1,7 @@
 """Experiment ``hybrid-mnist``: on-chip learning with hybrid synapses ([12]–[15]).
 
 A 3-layer MLP (784-128-64-10) is trained on chip (:mod:`memcim.learning.hybrid`): its weights
-are differential pairs of multi-level RRAM (3 bits per device, 15 levels per weight) and every
+are differential pairs of multi-level RRAM (4 bits per device, 31 levels per weight) and every
 mini-batch's update accumulates in a training memory, transferred to the RRAM every
 ``transfer_every`` samples, re-programming only the devices whose level changed. Compared on
 MNIST (and Fashion-MNIST, ``datasets``):
@@ -56,8 +56,8 @@ class HybridMnistConfig:
     epochs: int = 3
     lr: float = 0.05
     batch_size: int = 32
-    transfer_every: int = 256
-    k_values: tuple[int, ...] = (64, 1024, 4096)
+    transfer_every: int = 512
+    k_values: tuple[int, ...] = (128, 2048, 8192)
     retention_s: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
     sample_period_s: float = 1e-4
     low_endurance: int = 1000

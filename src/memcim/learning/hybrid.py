@@ -80,13 +80,13 @@ class HybridConfig:
 
     layers: tuple[int, ...] = (784, 128, 64, 10)
     memory: MemoryKind = "fecap"
-    transfer_every: int = 256
+    transfer_every: int = 512
     threshold: int = 8
     update: UpdateRule = "stochastic"
     lr: float = 0.05
     batch_size: int = 32
     epochs: int = 3
-    rram_bits: int = 3
+    rram_bits: int = 4
     w_max_scale: float = 4.0
     rram: FilamentaryRRAM = field(default_factory=FilamentaryRRAM)
     fecap: FeCap = field(default_factory=lambda: FeCap(n_levels=17))
