@@ -225,9 +225,9 @@ class HybridTrainer:
         """Re-program the devices of layer ``i`` whose target changed; pulses applied."""
         tile, cfg = self.tiles[i], self.config
         w = levels.float() * self._unit(i)
-        if tile.state is None:
+        if self.levels is None:  # initial programming (also of a trainer fitted again)
             tile.program(w, generator=generator)
-            return int(tile.state.writes.sum())
+            return int(tile.state.last_pulses.sum())
         dev = cfg.rram
         targets, _ = tile.mapping.targets(w.T / self.w_max[i], dev.g_min_us, dev.g_max_us)
         old = self.levels[i].float() * self._unit(i)
