@@ -317,7 +317,7 @@ class Tile:
         """Hand the tile cells programmed outside :meth:`program`, keeping its scale and ADC.
 
         For learning rules that re-program some cells of a programmed tile themselves (e.g.
-        with :meth:`DeviceState.where`). The weight scale ``w_max``, the ADC ranges and the
+        with :meth:`Device.program_where`). The weight scale ``w_max``, the ADC ranges and the
         reference columns stay as they are; the drift-compensation reference is taken anew.
 
         Args:
