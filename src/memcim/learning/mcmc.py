@@ -284,8 +284,7 @@ class InSituMCMC:
         current = self._initialise(x, generator)
         log_lik = network.log_likelihood(self._logits(x, generator), y)
         log_prior = self._log_prior(current)
-        dev = cfg.device
-        verify = replace(dev, verify_tolerance_us=cfg.restore_tolerance_us)
+        verify = replace(cfg.device, verify_tolerance_us=cfg.restore_tolerance_us)
         proposal_rows: list[DeviceState] | None = None  # "row": the rows being written
         fresh = torch.ones(cfg.chains, dtype=torch.bool)  # "row": chain needs a new row
         accepted = torch.zeros(cfg.chains)
@@ -300,14 +299,7 @@ class InSituMCMC:
         for step in bar:
             if cfg.proposal == "row":
                 rows_opened += fresh
-                proposal = self._propose_rows(current, proposal_rows, fresh, generator)
-                masks = [None] * len(current)
-            else:
-                masks = self._device_masks(generator)
-                proposal = [
-                    dev.program_where(self._medians(s), m, state=s, generator=generator)
-                    for s, m in zip(current, masks, strict=True)
-                ]
+            proposal, masks = self._propose(current, proposal_rows, fresh, generator)
             for tile, s in zip(self.tiles, proposal, strict=True):
                 tile.set_cells(s, count_writes=True)
             new_lik = network.log_likelihood(self._logits(x, generator), y)
@@ -334,7 +326,7 @@ class InSituMCMC:
             if step >= cfg.burn_in and (step - cfg.burn_in) % cfg.thin == 0:
                 if cfg.proposal == "row":
                     samples.append(current)  # the rows themselves
-                else:
+                else:  # copied into fresh sample rows
                     copies = [verify.program(self._medians(s), generator=generator)
                               for s in current]  # fmt: skip
                     extra_writes += sum(int(c.writes.sum()) for c in copies)
@@ -388,6 +380,18 @@ class InSituMCMC:
         """SET medians aimed at each device's conductance: the present value, in the window."""
         dev = self.config.device
         return state.g_us.clamp(dev.g_min_us, dev.g_max_us)
+
+    def _propose(self, current, proposal_rows, fresh, generator):
+        """The proposal's cells per layer, and the re-SET devices' masks (``None``: all)."""
+        if self.config.proposal == "row":
+            every = [None] * len(current)
+            return self._propose_rows(current, proposal_rows, fresh, generator), every
+        dev, masks = self.config.device, self._device_masks(generator)
+        proposal = [
+            dev.program_where(self._medians(s), m, state=s, generator=generator)
+            for s, m in zip(current, masks, strict=True)
+        ]
+        return proposal, masks
 
     def _propose_rows(self, current, proposal_rows, fresh, generator) -> list[DeviceState]:
         """Every device of each chain's proposal row SET around its current-row counterpart."""
