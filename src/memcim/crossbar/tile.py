@@ -310,7 +310,7 @@ class Tile:
         self.counters.program_ops += 1
         self._cache = None
         self.adc_range = None
-        self._ref_abs_sum = self._abs_weight_sum(0.0)
+        self._ref_abs_sum = None  # taken when first needed (see _drift_reference)
         return self
 
     def set_cells(self, state: DeviceState, *, count_writes: bool = False) -> Tile:
@@ -342,7 +342,7 @@ class Tile:
         if count_writes:
             self._count_writes(state)
         self._cache = None
-        self._ref_abs_sum = self._abs_weight_sum(0.0)
+        self._ref_abs_sum = None  # taken when first needed (see _drift_reference)
         return self
 
     def _check_weights(self, weights: Tensor) -> Tensor:
@@ -391,7 +391,7 @@ class Tile:
         """
         if self.state is None:
             return {}
-        out = {"w_max": self.w_max, "ref_abs_sum": self._ref_abs_sum}
+        out = {"w_max": self.w_max, "ref_abs_sum": self._drift_reference()}
         if self.adc_range is not None:
             out["adc_range"] = self.adc_range
         for prefix, state in (("cells", self.state), ("ref", self.ref_state)):
@@ -516,6 +516,17 @@ class Tile:
             fitted = [self._fixed_point(t, g, dev.g_max_us, steps) for t, g in pairs]
         return fitted[0], (fitted[1] if ref is not None else None), s
 
+    def _drift_reference(self) -> Tensor:
+        """Σ|W| at t = 0 of the cells as programmed, the drift-compensation reference.
+
+        Computed on first use, not at programming: tiles without drift compensation (e.g. the
+        learners that re-program cells every step) never pay for it, and with wires it
+        saves a circuit solve. Reads at t = 0 are deterministic, so the value is the same.
+        """
+        if self._ref_abs_sum is None:
+            self._ref_abs_sum = self._abs_weight_sum(0.0)
+        return self._ref_abs_sum
+
     def _abs_weight_sum(self, t_s: float) -> Tensor:
         g = self._slices_at(t_s)
         w = self.mapping.decode(g, self.w_max, self.device.g_min_us, self.device.g_max_us)
@@ -532,7 +543,8 @@ class Tile:
         if self.config.drift_compensation:
             w = self.mapping.decode(mean_slices, self.w_max, dev.g_min_us, dev.g_max_us)
             now = w.abs().sum(dim=(-2, -1), keepdim=True)
-            comp = torch.where(now > 0, self._ref_abs_sum / now, torch.ones_like(now))
+            ref = self._drift_reference()
+            comp = torch.where(now > 0, ref / now, torch.ones_like(now))
         g_slices, var = mean_slices, None
         if mode == "per_time":
             g_slices = self._slices_at(t_s, generator, noisy=True)
