@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+
 from memcim._errors import is_int, is_real, require
 from memcim.data import load_fashion_mnist, load_mnist
 from memcim.devices import FilamentaryRRAM, GainCell
@@ -32,6 +34,7 @@ from memcim.experiments.registry import Result, register, stage_generator
 from memcim.experiments.runner import write_json_atomic
 from memcim.learning import network
 from memcim.learning.hybrid import HybridConfig, HybridTrainer, software_sgd
+from memcim.metrics import accuracy
 
 LOADERS = {"mnist": load_mnist, "fashion_mnist": load_fashion_mnist}
 
@@ -174,8 +177,8 @@ def run(config: HybridMnistConfig, *, seed: int, out_dir: str | os.PathLike[str]
         start = time.perf_counter()
         weights = software_sgd(config.hybrid("direct"), x, y,
                                generator=stage_generator(seed, dataset, "train"))  # fmt: skip
-        logits = network.forward(weights, xt, "relu")
-        m[f"accuracy_software{tag}"] = float((logits.argmax(1) == yt).float().mean())
+        probs = torch.softmax(network.forward(weights, xt, "relu"), dim=-1)
+        m[f"accuracy_software{tag}"] = accuracy(probs, yt)
         timings[f"software{tag}"] = time.perf_counter() - start
         log(f"software{tag}: {100 * m[f'accuracy_software{tag}']:.2f} %")
         train("direct_rram", config.hybrid("direct"))

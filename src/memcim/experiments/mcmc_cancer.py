@@ -39,9 +39,11 @@ from memcim.devices import FilamentaryRRAM
 from memcim.experiments.registry import Result, register, stage_generator, stage_seed
 from memcim.learning import InSituMCMC, InSituMCMCConfig
 from memcim.learning.reference import GaussianMHConfig, Posterior, gaussian_mh, nuts
+from memcim.metrics import accuracy
 from memcim.nn import CIMConfig, convert, program
 from memcim.nn import seed as seed_layers
-from memcim.training import accuracy, init_default_, train
+from memcim.training import accuracy as model_accuracy
+from memcim.training import init_default_, train
 
 #: Endurance figure after which [7] still trains (REFERENCES.md).
 ENDURANCE_REFERENCE = 1e7
@@ -113,10 +115,6 @@ class MCMCCancerConfig:
         return (30, 1) if model == "logistic" else (30, self.hidden, 1)
 
 
-def _accuracy(p: Tensor, y: Tensor) -> float:
-    return float((p.argmax(1) == y).float().mean())
-
-
 def _backprop(hidden: int, config: MCMCCancerConfig, data, seed: int,
               progress: bool) -> tuple[float, float]:  # fmt: skip
     """Test accuracy (float, on RRAM) of a 30-hidden-1 network trained by backprop."""
@@ -125,14 +123,14 @@ def _backprop(hidden: int, config: MCMCCancerConfig, data, seed: int,
     train(net, data.x_train, data.y_train, epochs=config.backprop_epochs, lr=3e-3, batch_size=32,
           generator=stage_generator(seed, "backprop", "order"), desc="backprop",
           progress=progress)  # fmt: skip
-    float_acc = accuracy(net, data.x_test, data.y_test)
+    float_acc = model_accuracy(net, data.x_test, data.y_test)
     tile = TileConfig(device=FilamentaryRRAM(), dac=replace(TileConfig().dac, bits=config.dac_bits),
                       adc=replace(TileConfig().adc, bits=config.adc_bits))  # fmt: skip
     cim = convert(copy.deepcopy(net), CIMConfig(tile=tile)).eval()
     seed_layers(cim, stage_seed(seed, "backprop", "rram"))
     program(cim)
     with torch.no_grad():
-        return float_acc, accuracy(cim, data.x_test, data.y_test)
+        return float_acc, model_accuracy(cim, data.x_test, data.y_test)
 
 
 def _gap(p: Tensor, reference: Tensor) -> float:
@@ -187,7 +185,7 @@ def run(config: MCMCCancerConfig, *, seed: int, out_dir: str | os.PathLike[str],
         sampler = InSituMCMC(cfg)
         stats = sampler.fit(x, y, generator=stage_generator(seed, label, "fit"), progress=progress)
         p = sampler.predict_proba(xt, generator=stage_generator(seed, label, "read"))
-        m[f"accuracy_{label}"] = _accuracy(p, yt)
+        m[f"accuracy_{label}"] = accuracy(p, yt)
         m[f"acceptance_{label}"] = stats.acceptance_rate
         timings[label] = time.perf_counter() - start
         log(f"{label}: accuracy {100 * m[f'accuracy_{label}']:.2f} %, acceptance "
@@ -214,7 +212,7 @@ def run(config: MCMCCancerConfig, *, seed: int, out_dir: str | os.PathLike[str],
     for k, v in e.items():
         m[f"energy_train_uj_{k}"] = v * 1e-6
     p_day = sampler.predict_proba(xt, t_s=DAY_S, generator=stage_generator(seed, "insitu", "day"))
-    m["accuracy_insitu_after_1_day"] = _accuracy(p_day, yt)
+    m["accuracy_insitu_after_1_day"] = accuracy(p_day, yt)
     trace = stats.log_likelihood
     # Devices holding the kept samples: every chain's sample rows (2 devices per weight).
     rows_kept = config.chains * stats.samples_kept
@@ -239,7 +237,7 @@ def run(config: MCMCCancerConfig, *, seed: int, out_dir: str | os.PathLike[str],
         post = gaussian_mh(config.software(model), x, y,
                            generator=stage_generator(seed, "software_mh", model))  # fmt: skip
         posteriors[model] = post
-        m[f"accuracy_software_mh{suffix}"] = _accuracy(post.predict_proba(xt), yt)
+        m[f"accuracy_software_mh{suffix}"] = accuracy(post.predict_proba(xt), yt)
         m[f"acceptance_software_mh{suffix}"] = post.acceptance_rate
         timings[f"software_mh{suffix}"] = time.perf_counter() - start
 
@@ -252,7 +250,7 @@ def run(config: MCMCCancerConfig, *, seed: int, out_dir: str | os.PathLike[str],
         ref = nuts((30, 1), x, y, prior_std=config.prior_std, samples=config.nuts_samples,
                    warmup=config.nuts_warmup, seed=stage_seed(seed, "nuts") % 2**32)  # fmt: skip
         p_ref = ref.predict_proba(xt)
-        m["accuracy_nuts"] = _accuracy(p_ref, yt)
+        m["accuracy_nuts"] = accuracy(p_ref, yt)
         m["predictive_gap_insitu_vs_nuts"] = _gap(p_insitu, p_ref)
         m["predictive_gap_software_mh_vs_nuts"] = _gap(posteriors["logistic"].predict_proba(xt),
                                                        p_ref)  # fmt: skip

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import torch
@@ -37,10 +38,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from memcim._errors import ConfigError, check_count, require
+from memcim._errors import ConfigError, check_count, is_real, require
 from memcim.crossbar import Tile, TileConfig
-from memcim.crossbar.converters import ConverterConfig
-from memcim.crossbar.mapping import MappingConfig
 from memcim.devices import FeCap, FilamentaryRRAM, GainCell, SRAMCell
 from memcim.learning import network
 from memcim.learning.memories import (
@@ -49,6 +48,7 @@ from memcim.learning.memories import (
     SRAMMemory,
     TrainingMemory,
 )
+from memcim.metrics import accuracy
 
 MemoryKind = Literal["fecap", "sram", "gain_cell", "direct"]
 UpdateRule = Literal["stochastic", "round", "sign"]
@@ -111,7 +111,7 @@ class HybridConfig:
                 self.transfer_every, f"a multiple of batch_size {self.batch_size}")  # fmt: skip
         for f in ("lr", "w_max_scale", "gain_cell_limit", "sample_period_s"):
             value = getattr(self, f)
-            require(math.isfinite(value) and value > 0, f"{name}.{f}", value, "must be > 0")
+            require(is_real(value) and value > 0, f"{name}.{f}", value, "must be > 0")
         require(isinstance(self.rram, FilamentaryRRAM), f"{name}.rram", self.rram,
                 "must be a FilamentaryRRAM")  # fmt: skip
 
@@ -130,18 +130,9 @@ class HybridConfig:
         return None
 
     def tile_config(self, w_max: float) -> TileConfig:
-        return TileConfig(
-            device=self.rram,
-            mapping=MappingConfig(
-                scheme="differential",
-                w_max=w_max,
-                weight_bits=None if self.memory == "direct" else self.rram_bits,
-            ),
-            dac=ConverterConfig(bits=self.dac_bits),
-            adc=ConverterConfig(bits=self.adc_bits),
-            read_noise="per_read" if self.read_noise else "off",
-            drift_compensation=False,
-        )
+        bits = None if self.memory == "direct" else self.rram_bits  # direct: analog targets
+        return network.tile_config(self.rram, w_max, weight_bits=bits, dac_bits=self.dac_bits,
+                                   adc_bits=self.adc_bits, read_noise=self.read_noise)  # fmt: skip
 
 
 @dataclass
@@ -221,23 +212,28 @@ class HybridTrainer:
         """Weight of one RRAM level in layer ``i``."""
         return self.w_max[i] / self.config.levels
 
-    def _program_levels(self, i: int, levels: Tensor, generator) -> int:
-        """Re-program the devices of layer ``i`` whose target changed; pulses applied."""
-        tile, cfg = self.tiles[i], self.config
+    def _program_levels(self, i: int, levels: Tensor, generator) -> None:
+        """Program layer ``i`` to ``levels``: all devices at first, then only changed ones."""
         w = levels.float() * self._unit(i)
         if self.levels is None:  # initial programming (also of a trainer fitted again)
-            tile.program(w, generator=generator)
-            return int(tile.state.last_pulses.sum())
-        dev = cfg.rram
-        targets, _ = tile.mapping.targets(w.T / self.w_max[i], dev.g_min_us, dev.g_max_us)
-        old = self.levels[i].float() * self._unit(i)
-        old_targets, _ = tile.mapping.targets(old.T / self.w_max[i], dev.g_min_us, dev.g_max_us)
-        changed = targets != old_targets
+            self.tiles[i].program(w, generator=generator)
+        else:
+            self._reprogram(i, self.levels[i].float() * self._unit(i), w, generator)
+
+    def _reprogram(self, i: int, now: Tensor, new: Tensor, generator) -> None:
+        """RESET+SET the devices of layer ``i`` whose target for the weights ``new`` differs
+        from their target for ``now`` (both [out, in + 1], within ±w_max)."""
+        tile, dev = self.tiles[i], self.config.rram
+
+        def targets(w: Tensor) -> Tensor:
+            return tile.mapping.targets(w.T / self.w_max[i], dev.g_min_us, dev.g_max_us)[0]
+
+        new_targets = targets(new)
+        changed = new_targets != targets(now)
         if not bool(changed.any()):
-            return 0
-        state = dev.program_where(targets, changed, state=tile.state, generator=generator)
+            return
+        state = dev.program_where(new_targets, changed, state=tile.state, generator=generator)
         tile.set_cells(state, count_writes=True)
-        return int(state.last_pulses.sum())
 
     def _read_weights(self) -> list[Tensor]:
         """The weights the programmed pairs hold (write noise, no read noise), [out, in + 1]."""
@@ -362,18 +358,12 @@ class HybridTrainer:
         Every weight with a non-zero update gets a RESET+SET of the device whose target moved
         (a fresh cycle-to-cycle draw); weights are kept within ±w_max, the excess counted.
         """
-        dev = self.config.rram
-        for i, (tile, w, g) in enumerate(zip(self.tiles, weights, grads, strict=True)):
+        for i, (w, g) in enumerate(zip(weights, grads, strict=True)):
             wanted = w - self.config.lr * g
             new = wanted.clamp(-self.w_max[i], self.w_max[i])
             self._counts["rram_overflow"] += float((wanted - new).abs().sum()) / self._unit(i)
             # Noise can put a read weight just past ±w_max; its targets are the window's edge.
-            now_w = w.clamp(-self.w_max[i], self.w_max[i])
-            now, _ = tile.mapping.targets(now_w.T / self.w_max[i], dev.g_min_us, dev.g_max_us)
-            targets, _ = tile.mapping.targets(new.T / self.w_max[i], dev.g_min_us, dev.g_max_us)
-            changed = targets != now
-            state = dev.program_where(targets, changed, state=tile.state, generator=generator)
-            tile.set_cells(state, count_writes=True)
+            self._reprogram(i, w.clamp(-self.w_max[i], self.w_max[i]), new, generator)
 
     def _to_levels(self, w_levels: Tensor, generator) -> Tensor:
         """Initial weights (in RRAM levels) stochastically rounded into the level range."""
@@ -401,16 +391,12 @@ class HybridTrainer:
         """Class scores [N, classes] through the tiles' MVMs (read noise, DAC/ADC)."""
         if self.levels is None:
             raise ConfigError("HybridTrainer holds no weights yet: call fit(x, y) first")
-        h = x.reshape(len(x), -1).float()
-        for i, tile in enumerate(self.tiles):
-            h = tile.mvm(network.with_bias_input(h), generator=generator)
-            if i < len(self.tiles) - 1:
-                h = torch.relu(h)
-        return h
+        mvms = [partial(tile.mvm, generator=generator) for tile in self.tiles]
+        return network.run_layers(mvms, x.reshape(len(x), -1).float(), "relu")
 
     def accuracy(self, x: Tensor, y: Tensor, *, generator: torch.Generator | None = None) -> float:
         """Test accuracy through the tiles."""
-        return float((self.predict(x, generator=generator).argmax(1) == y).float().mean())
+        return accuracy(torch.softmax(self.predict(x, generator=generator), dim=-1), y)
 
 
 def software_sgd(

@@ -42,16 +42,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Literal
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from memcim._errors import ConfigError, check_count, require
+from memcim._errors import ConfigError, check_count, is_real, require
 from memcim.crossbar import Tile, TileConfig
-from memcim.crossbar.converters import ConverterConfig
-from memcim.crossbar.mapping import MappingConfig
 from memcim.devices import DeviceState, FilamentaryRRAM
 from memcim.energy.cim import TileGeometry, counters_cost
 from memcim.learning import network
@@ -114,12 +113,8 @@ class InSituMCMCConfig:
 
     def __post_init__(self) -> None:
         name = "InSituMCMCConfig"
-        network.check_layers(self.layers, f"{name}.layers")
-        network.check_activation(self.activation, f"{name}.activation")
-        for f in ("chains", "steps", "thin", "devices_per_step"):
-            check_count(getattr(self, f), f"{name}.{f}", 1)
-        require(isinstance(self.burn_in, int) and 0 <= self.burn_in < self.steps, f"{name}.burn_in",
-                self.burn_in, f"must be an int in [0, steps={self.steps})")  # fmt: skip
+        network.check_chains(self, name)
+        check_count(self.devices_per_step, f"{name}.devices_per_step", 1)
         require(self.proposal in ("row", "device"), f"{name}.proposal", self.proposal,
                 "must be 'row' or 'device'")  # fmt: skip
         require(isinstance(self.device, FilamentaryRRAM), f"{name}.device", self.device,
@@ -129,22 +124,13 @@ class InSituMCMCConfig:
                 self.devices_per_step, f"must be <= the model's {devices} devices")  # fmt: skip
         for f in ("restore_tolerance_us", "w_max", "adc_headroom"):
             value = getattr(self, f)
-            require(math.isfinite(value) and value > 0, f"{name}.{f}", value, "must be > 0")
+            require(is_real(value) and value > 0, f"{name}.{f}", value, "must be > 0")
         require(self.adc_headroom >= 1, f"{name}.adc_headroom", self.adc_headroom, "must be >= 1")
-        if self.prior_std is not None:
-            require(math.isfinite(self.prior_std) and self.prior_std > 0, f"{name}.prior_std",
-                    self.prior_std, "must be > 0 or None (flat)")  # fmt: skip
 
     def tile_config(self) -> TileConfig:
         """The tiles: differential pairs at a fixed weight scale, no drift compensation."""
-        return TileConfig(
-            device=self.device,
-            mapping=MappingConfig(scheme="differential", w_max=self.w_max),
-            dac=ConverterConfig(bits=self.dac_bits),
-            adc=ConverterConfig(bits=self.adc_bits),
-            read_noise="per_read" if self.read_noise else "off",
-            drift_compensation=False,
-        )
+        return network.tile_config(self.device, self.w_max, dac_bits=self.dac_bits,
+                                   adc_bits=self.adc_bits, read_noise=self.read_noise)  # fmt: skip
 
 
 @dataclass
@@ -207,13 +193,8 @@ class InSituMCMC:
     # --- the model on the tiles --------------------------------------------------------------
     def _logits(self, x: Tensor, generator: torch.Generator | None, t_s: float = 0.0) -> Tensor:
         """Logits [..., N, out] through the tiles' MVMs for the cells they hold."""
-        act = network.ACTIVATIONS[self.config.activation]
-        h = x
-        for i, tile in enumerate(self.tiles):
-            h = tile.mvm(network.with_bias_input(h), t_s=t_s, generator=generator)
-            if i < len(self.tiles) - 1:
-                h = act(h)
-        return h
+        mvms = [partial(tile.mvm, t_s=t_s, generator=generator) for tile in self.tiles]
+        return network.run_layers(mvms, x, self.config.activation)
 
     def sample_weights(self) -> list[Tensor]:
         """The weights the sample rows hold (programmed conductances, no read noise), one

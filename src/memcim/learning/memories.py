@@ -19,14 +19,13 @@ silently: what does not fit its range is returned as overflow.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from memcim._errors import require
+from memcim._errors import is_real, require
 from memcim.devices import DeviceState, FeCap, GainCell, SRAMCell
 
 
@@ -169,7 +168,7 @@ class GainCellMemory(TrainingMemory):
     integer = False
 
     def __post_init__(self) -> None:
-        require(math.isfinite(self.limit_units) and self.limit_units > 0,
+        require(is_real(self.limit_units) and self.limit_units > 0,
                 "GainCellMemory.limit_units", self.limit_units, "must be > 0")  # fmt: skip
 
     @property

@@ -1,4 +1,4 @@
-"""The small fully connected Bayesian models the on-chip samplers share.
+"""The small fully connected models the on-chip learners share, and their common checks.
 
 A model is a list of weight tensors, one per layer, each ``[..., out, in + 1]`` in PyTorch's
 [out, in] layout with the bias as the last input column (driven at 1, so on a crossbar the bias
@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from memcim._errors import ConfigError, require
+from memcim._errors import ConfigError, check_count, is_int, is_real, require
+from memcim.crossbar import TileConfig
+from memcim.crossbar.converters import ConverterConfig
+from memcim.crossbar.mapping import MappingConfig
+from memcim.devices import Device
 
 Activation = Literal["tanh", "relu"]
 ACTIVATIONS: dict[str, object] = {"tanh": torch.tanh, "relu": torch.relu}
@@ -53,15 +58,63 @@ def parameter_count(layers: tuple[int, ...]) -> int:
     return sum(o * i for o, i in shapes(layers))
 
 
-def forward(weights: list[Tensor], x: Tensor, activation: str) -> Tensor:
-    """Logits [..., N, out] of the model for inputs ``x`` [N, in] (float weights)."""
+def run_layers(layers: Sequence[Callable[[Tensor], Tensor]], x: Tensor, activation: str) -> Tensor:
+    """Outputs of dense layers in turn: each gets its input with the bias column of ones,
+    and ``activation`` acts between layers (not after the last).
+
+    Args:
+        layers: one callable per layer, [..., N, in + 1] -> [..., N, out] (a matrix product
+            in software, a tile's MVM in hardware).
+        x: inputs [N, in].
+    """
     act = ACTIVATIONS[activation]
     h = x
-    for i, w in enumerate(weights):
-        h = with_bias_input(h) @ w.transpose(-1, -2)
-        if i < len(weights) - 1:
+    for i, layer in enumerate(layers):
+        h = layer(with_bias_input(h))
+        if i < len(layers) - 1:
             h = act(h)
     return h
+
+
+def forward(weights: list[Tensor], x: Tensor, activation: str) -> Tensor:
+    """Logits [..., N, out] of the model for inputs ``x`` [N, in] (float weights)."""
+    return run_layers([lambda h, w=w: h @ w.transpose(-1, -2) for w in weights], x, activation)
+
+
+def tile_config(
+    device: Device,
+    w_max: float,
+    *,
+    weight_bits: int | None = None,
+    dac_bits: int | None,
+    adc_bits: int | None,
+    read_noise: bool,
+) -> TileConfig:
+    """Tiles of on-chip learning: differential pairs at a fixed weight scale ``w_max`` (the
+    learner owns the scale), per-read noise or none, and no drift compensation (the learner
+    reads its own cells right after programming them)."""
+    return TileConfig(
+        device=device,
+        mapping=MappingConfig(scheme="differential", w_max=w_max, weight_bits=weight_bits),
+        dac=ConverterConfig(bits=dac_bits),
+        adc=ConverterConfig(bits=adc_bits),
+        read_noise="per_read" if read_noise else "off",
+        drift_compensation=False,
+    )
+
+
+def check_chains(config: object, name: str) -> None:
+    """Validate the fields a Metropolis–Hastings config shares: ``layers``, ``activation``,
+    ``chains``, ``steps``, ``burn_in``, ``thin`` and ``prior_std`` (``None``: flat)."""
+    check_layers(config.layers, f"{name}.layers")
+    check_activation(config.activation, f"{name}.activation")
+    for f in ("chains", "steps", "thin"):
+        check_count(getattr(config, f), f"{name}.{f}", 1)
+    require(is_int(config.burn_in) and 0 <= config.burn_in < config.steps, f"{name}.burn_in",
+            config.burn_in, f"must be an int in [0, steps={config.steps})")  # fmt: skip
+    if config.prior_std is not None:
+        require(is_real(config.prior_std) and config.prior_std > 0, f"{name}.prior_std",
+                config.prior_std, "must be > 0 or None (flat)")  # fmt: skip
 
 
 def log_likelihood(logits: Tensor, y: Tensor) -> Tensor:

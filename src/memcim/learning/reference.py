@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from memcim._errors import ConfigError, check_count, require
+from memcim._errors import ConfigError, check_count, is_real, require
 from memcim.learning import network
 from memcim.learning.network import Activation
 
@@ -46,19 +46,11 @@ class GaussianMHConfig:
 
     def __post_init__(self) -> None:
         name = "GaussianMHConfig"
-        network.check_layers(self.layers, f"{name}.layers")
-        network.check_activation(self.activation, f"{name}.activation")
-        for f in ("chains", "steps", "thin"):
-            check_count(getattr(self, f), f"{name}.{f}", 1)
-        require(isinstance(self.burn_in, int) and 0 <= self.burn_in < self.steps, f"{name}.burn_in",
-                self.burn_in, f"must be an int in [0, steps={self.steps})")  # fmt: skip
-        require(math.isfinite(self.step_size) and self.step_size > 0, f"{name}.step_size",
+        network.check_chains(self, name)
+        require(is_real(self.step_size) and self.step_size > 0, f"{name}.step_size",
                 self.step_size, "must be > 0")  # fmt: skip
         require(0 < self.target_acceptance < 1, f"{name}.target_acceptance",
                 self.target_acceptance, "must be in (0, 1)")  # fmt: skip
-        if self.prior_std is not None:
-            require(math.isfinite(self.prior_std) and self.prior_std > 0, f"{name}.prior_std",
-                    self.prior_std, "must be > 0 or None (flat)")  # fmt: skip
 
 
 @dataclass
