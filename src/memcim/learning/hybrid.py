@@ -121,6 +121,7 @@ class HybridConfig:
         return 2**self.rram_bits - 1
 
     def training_memory(self) -> TrainingMemory | None:
+        """The training memory ``memory`` names (``None`` for direct RRAM training)."""
         if self.memory == "fecap":
             return FeCapMemory(self.fecap)
         if self.memory == "sram":
@@ -130,6 +131,8 @@ class HybridConfig:
         return None
 
     def tile_config(self, w_max: float) -> TileConfig:
+        """Tiles of a layer whose full-window pair is ``w_max``: ``rram_bits`` levels per
+        device, or analog targets for direct training."""
         bits = None if self.memory == "direct" else self.rram_bits  # direct: analog targets
         return network.tile_config(self.rram, w_max, weight_bits=bits, dac_bits=self.dac_bits,
                                    adc_bits=self.adc_bits, read_noise=self.read_noise)  # fmt: skip
