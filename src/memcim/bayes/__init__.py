@@ -33,6 +33,7 @@ from memcim.bayes.hardware import resample, to_hardware
 from memcim.bayes.layers import (
     BayesConfig,
     BayesianConv2d,
+    BayesianLayer,
     BayesianLinear,
     bayesian_layers,
     forward_samples,
@@ -49,6 +50,7 @@ from memcim.bayes.train import elbo_loss, elbo_objective, train_elbo
 __all__ = [
     "BayesConfig",
     "BayesianConv2d",
+    "BayesianLayer",
     "BayesianLinear",
     "DeviceAware",
     "HardwareSampling",

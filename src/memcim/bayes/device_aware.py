@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, is_int, is_real, require
-from memcim.bayes.layers import _BayesianLayer, inverse_softplus
+from memcim.bayes.layers import BayesianLayer, inverse_softplus
 from memcim.bayes.schemes import (
     HardwareSampling,
     SamplingScheme,
@@ -167,7 +167,7 @@ def _sigma_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter, nn.
     """``(name of ρ, μ, ρ)`` for every weight and bias of every Bayesian layer."""
     found = False
     for name, layer in model.named_modules():
-        if isinstance(layer, _BayesianLayer):
+        if isinstance(layer, BayesianLayer):
             found = True
             prefix = f"{name}." if name else ""
             yield prefix + "weight_rho", layer.weight_mu, layer.weight_rho

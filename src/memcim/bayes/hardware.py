@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from memcim._errors import ConfigError, require
 from memcim._modules import replace_modules
-from memcim.bayes.layers import BayesianConv2d, BayesianLinear, _BayesianLayer
+from memcim.bayes.layers import BayesianConv2d, BayesianLayer, BayesianLinear
 from memcim.bayes.schemes import HardwareSampling, realise
 
 
@@ -55,7 +55,7 @@ class HardwareBayesianConv2d(_RealisedSamples, BayesianConv2d):
     """A :class:`BayesianConv2d` whose weight samples were drawn by devices."""
 
 
-def _hardware_copy(layer: _BayesianLayer) -> _BayesianLayer:
+def _hardware_copy(layer: BayesianLayer) -> BayesianLayer:
     cls = HardwareBayesianLinear if isinstance(layer, BayesianLinear) else HardwareBayesianConv2d
     new = copy.deepcopy(layer)
     new.__class__ = cls  # same parameters and buffers; only the sampling differs
@@ -102,7 +102,7 @@ def to_hardware(
     sampling = sampling if sampling is not None else HardwareSampling()
     require(isinstance(samples, int) and samples >= 1, "samples", samples, "an int >= 1")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    names = [n for n, m in model.named_modules() if isinstance(m, _BayesianLayer)]
+    names = [n for n, m in model.named_modules() if isinstance(m, BayesianLayer)]
     if not names:
         raise ConfigError("the model has no Bayesian layers: convert it with to_bayesian first")
     hardware = replace_modules(

@@ -133,8 +133,8 @@ def _check_samples(samples, name: str = "samples") -> int:
     return samples
 
 
-class _BayesianLayer(nn.Module):
-    """Shared machinery: parameters, KL, sampling modes and the sample dimension.
+class BayesianLayer(nn.Module):
+    """Base of the Bayesian layers: parameters, KL, sampling modes and the sample dimension.
 
     Subclasses set ``weight_mu``/``weight_rho`` (and ``bias_*`` or ``None``) and implement
     ``_feature_dims`` (the trailing input dims one example has), ``_shared_op`` (one weight set for
@@ -352,7 +352,7 @@ class _BayesianLayer(nn.Module):
         return self._per_sample_op(xs, w, b)
 
 
-class BayesianLinear(_BayesianLayer):
+class BayesianLinear(BayesianLayer):
     """Mean-field Gaussian ``nn.Linear``: y = x wᵀ + b with w ~ N(μ_w, σ_w²), b ~ N(μ_b, σ_b²).
 
     Args:
@@ -414,7 +414,7 @@ class BayesianLinear(_BayesianLayer):
         )
 
 
-class BayesianConv2d(_BayesianLayer):
+class BayesianConv2d(BayesianLayer):
     """Mean-field Gaussian ``nn.Conv2d`` (zero padding; any stride, dilation, groups).
 
     Args:
@@ -510,7 +510,7 @@ class BayesianConv2d(_BayesianLayer):
             return super().forward(x.unsqueeze(0)).squeeze(0)  # unbatched [C, H, W]
         return super().forward(x, samples)
 
-    forward.__doc__ = _BayesianLayer.forward.__doc__
+    forward.__doc__ = BayesianLayer.forward.__doc__
 
     def extra_repr(self) -> str:
         c = self.config
@@ -525,9 +525,9 @@ class BayesianConv2d(_BayesianLayer):
 # --- model-level helpers ----------------------------------------------------------------------
 
 
-def bayesian_layers(model: nn.Module) -> list[_BayesianLayer]:
+def bayesian_layers(model: nn.Module) -> list[BayesianLayer]:
     """The Bayesian layers of ``model``, in module order."""
-    return [m for m in model.modules() if isinstance(m, _BayesianLayer)]
+    return [m for m in model.modules() if isinstance(m, BayesianLayer)]
 
 
 def model_kl(model: nn.Module) -> Tensor:
@@ -614,9 +614,9 @@ def _shared_prefix(model: nn.Module) -> int | None:
     if not isinstance(model, nn.Sequential):
         return None
     for i, module in enumerate(model):
-        if isinstance(module, _BayesianLayer):
+        if isinstance(module, BayesianLayer):
             return i
-        if any(m.training or isinstance(m, _BayesianLayer) for m in module.modules()):
+        if any(m.training or isinstance(m, BayesianLayer) for m in module.modules()):
             return None
     return None
 

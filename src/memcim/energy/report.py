@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, require
-from memcim.bayes.layers import _BayesianLayer
+from memcim.bayes import BayesianLayer
 from memcim.devices import Device, FilamentaryRRAM
 from memcim.energy.bayes import bayes_cim_cost, bayes_digital_cost
 from memcim.energy.cim import (
@@ -40,7 +40,7 @@ from memcim.energy.cim import (
     tile_counters,
 )
 from memcim.energy.digital import DigitalCost, DigitalProcessor
-from memcim.nn.layers import _CIMLayer
+from memcim.nn import CIMLayer
 
 
 @dataclass
@@ -164,16 +164,16 @@ def _vectors(module: nn.Module, x: Tensor) -> Tensor:
 
 def _shape(module: nn.Module) -> tuple[int, int]:
     """(rows, cols): inputs and outputs of one vector-matrix product of the layer."""
-    if isinstance(module, _CIMLayer):
+    if isinstance(module, CIMLayer):
         return module.in_flat, module.out_features_flat
-    weight = module.weight_mu if isinstance(module, _BayesianLayer) else module.weight
+    weight = module.weight_mu if isinstance(module, BayesianLayer) else module.weight
     return int(weight[0].numel()), int(weight.shape[0])
 
 
 def _matrix_layers(model: nn.Module) -> dict[str, nn.Module]:
     found = {}
     for name, m in model.named_modules():
-        if isinstance(m, _CIMLayer | _BayesianLayer | nn.Linear | nn.Conv2d):
+        if isinstance(m, CIMLayer | BayesianLayer | nn.Linear | nn.Conv2d):
             found[name or type(m).__name__] = m
     return found
 
@@ -223,7 +223,7 @@ def profile(
 
     def before(name: str, module: nn.Module, args: tuple) -> None:
         rows, cols = _shape(module)
-        snapshot = tile_counters(module.matrix) if isinstance(module, _CIMLayer) else None
+        snapshot = tile_counters(module.matrix) if isinstance(module, CIMLayer) else None
         with torch.no_grad():
             v = _vectors(module, args[0].detach().float())
             peak = v.abs().amax(dim=-1, keepdim=True).clamp_min(1e-30)
@@ -241,7 +241,7 @@ def profile(
             lambda m, a, o, name=name: after(name, m, a, o)))  # fmt: skip
     was_training = model.training
     # Bayesian layers run at their means: the activity the estimate needs, without drawing.
-    modes = {m: m.eval_mode for m in layers.values() if isinstance(m, _BayesianLayer)}
+    modes = {m: m.eval_mode for m in layers.values() if isinstance(m, BayesianLayer)}
     try:
         model.eval()
         for m in modes:
@@ -263,7 +263,7 @@ def profile(
         s = seen[name]
         vectors = s.vectors / n
         macs = vectors * s.rows * s.cols
-        bayes = isinstance(module, _BayesianLayer)
+        bayes = isinstance(module, BayesianLayer)
         if processor is not None:
             cost = (
                 bayes_digital_cost(processor, macs=macs, weights=s.rows * s.cols,
@@ -274,7 +274,7 @@ def profile(
                                batch=shared)
             )  # fmt: skip
             kind = "digital"
-        elif isinstance(module, _CIMLayer):
+        elif isinstance(module, CIMLayer):
             # The reads of this pass, and every write that programmed the tiles (once).
             after = tile_counters(module.matrix)
             diffs = [replace(counters_difference(a, b), cell_writes=a.cell_writes)

@@ -6,12 +6,13 @@ once and reads the devices at the time set by :func:`drift_to`.
 """
 
 from memcim.nn.convert import cim_layers, convert, drift_to, program, seed, to_digital
-from memcim.nn.layers import CIMConfig, CIMConv2d, CIMLinear
+from memcim.nn.layers import CIMConfig, CIMConv2d, CIMLayer, CIMLinear
 from memcim.nn.noise import ConductanceNoiseTable
 
 __all__ = [
     "CIMConfig",
     "CIMConv2d",
+    "CIMLayer",
     "CIMLinear",
     "ConductanceNoiseTable",
     "cim_layers",

@@ -10,18 +10,18 @@ from torch import nn
 from memcim._errors import ConfigError
 from memcim._modules import Selection, replace_modules, select_layers
 from memcim.devices.base import check_time
-from memcim.nn.layers import CIMConfig, CIMConv2d, CIMLinear, _CIMLayer
+from memcim.nn.layers import CIMConfig, CIMConv2d, CIMLayer, CIMLinear
 
 
 def _convertible(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [
         (name, m)
         for name, m in model.named_modules()
-        if type(m) in (nn.Linear, nn.Conv2d) or isinstance(m, _CIMLayer)
+        if type(m) in (nn.Linear, nn.Conv2d) or isinstance(m, CIMLayer)
     ]
 
 
-def _to_cim(layer: nn.Module, config: CIMConfig) -> _CIMLayer:
+def _to_cim(layer: nn.Module, config: CIMConfig) -> CIMLayer:
     if isinstance(layer, nn.Linear):
         new = CIMLinear(layer.in_features, layer.out_features, layer.bias is not None, config)
     else:
@@ -96,9 +96,9 @@ def to_digital(model: nn.Module) -> nn.Module:
     return replace_modules(model, new_layers)
 
 
-def cim_layers(model: nn.Module) -> list[_CIMLayer]:
+def cim_layers(model: nn.Module) -> list[CIMLayer]:
     """The crossbar layers of ``model``, in module order."""
-    return [m for m in model.modules() if isinstance(m, _CIMLayer)]
+    return [m for m in model.modules() if isinstance(m, CIMLayer)]
 
 
 def drift_to(model: nn.Module, t_s: float) -> nn.Module:

@@ -73,8 +73,11 @@ def _fake_quant(x: Tensor, full_scale: Tensor, converter: ConverterConfig) -> Te
     return x + (q - x).detach()
 
 
-class _CIMLayer(nn.Module):
-    """Shared machinery: weights [out, in_flat] on a TiledMatrix, train/eval behaviour."""
+class CIMLayer(nn.Module):
+    """Base of the crossbar layers: weights [out, in_flat] on a TiledMatrix, train/eval behaviour.
+
+    ``isinstance(m, CIMLayer)`` finds every crossbar layer (:func:`memcim.nn.cim_layers`).
+    """
 
     weight: nn.Parameter
     bias: nn.Parameter | None
@@ -257,7 +260,7 @@ class _CIMLayer(nn.Module):
             self._programmed_weight = self.weight.detach().clone()
 
 
-class CIMLinear(_CIMLayer):
+class CIMLinear(CIMLayer):
     """``nn.Linear`` on crossbar tiles: y = x Wᵀ (analog) + b (digital).
 
     Args:
@@ -298,7 +301,7 @@ class CIMLinear(_CIMLayer):
         )
 
 
-class CIMConv2d(_CIMLayer):
+class CIMConv2d(CIMLayer):
     """``nn.Conv2d`` on crossbar tiles, as an exact im2col product (``F.unfold``).
 
     Each output pixel is one MVM of the C·kh·kw input patch with the [out, C·kh·kw] kernel
