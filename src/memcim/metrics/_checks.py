@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -57,8 +58,7 @@ def check_probs(probs: object, field: str, ndim: int, *, min_classes: int = 2) -
         f"a floating-point probability tensor {axes} with no empty dimension and "
         f"C >= {min_classes} classes",
     )
-    assert isinstance(probs, Tensor)
-    p = probs.detach()
+    p = cast(Tensor, probs).detach()  # require() above raised unless probs is a Tensor
     n_nan = int(torch.isnan(p).sum())
     require(n_nan == 0, field, f"{_describe(p)} with {n_nan} NaN", "no NaN entries")
     outside = int(((p < 0) | (p > 1)).sum())
@@ -95,7 +95,7 @@ def check_labels(y: object, n: int, n_classes: int, field: str = "y") -> Tensor:
         _describe(y),
         f"an integer label tensor [{n}] (one label per sample)",
     )
-    assert isinstance(y, Tensor)
+    y = cast(Tensor, y)  # require() above raised unless y is a Tensor
     n_bad = int(((y < 0) | (y >= n_classes)).sum())
     if n_bad:  # the message's min/max are only computed on failure
         require(
@@ -128,7 +128,7 @@ def check_scores(x: object, field: str, n: int | None = None) -> Tensor:
         _describe(x),
         f"a real-valued 1-D tensor {shape}",
     )
-    assert isinstance(x, Tensor)
+    x = cast(Tensor, x)  # require() above raised unless x is a Tensor
     if x.is_floating_point():
         n_nan = int(torch.isnan(x).sum())
         require(n_nan == 0, field, f"{_describe(x)} with {n_nan} NaN", "no NaN entries")

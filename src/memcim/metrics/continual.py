@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from memcim._errors import require
+from memcim._errors import ConfigError, require
 from memcim.metrics._checks import _describe
 
 
@@ -30,8 +30,10 @@ def _checked(r: Tensor | Sequence[Sequence[float]], min_tasks: int) -> Tensor:
         try:
             r = torch.as_tensor(r, dtype=torch.float64)
         except (TypeError, ValueError, RuntimeError) as error:
-            require(False, "R", type(r).__name__, f"a square [T, T] accuracy matrix ({error})")
-    assert isinstance(r, Tensor)
+            # Raised here rather than through require() so that r is a Tensor below.
+            raise ConfigError(
+                f"R={type(r).__name__!r} is invalid: a square [T, T] accuracy matrix ({error})"
+            ) from error
     require(
         r.ndim == 2
         and r.shape[0] == r.shape[1]
