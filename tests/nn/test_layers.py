@@ -157,6 +157,40 @@ def test_weights_beyond_the_mappable_range_are_clipped_with_zero_gradient(clip_s
     torch.testing.assert_close(grad[~clipped], x.sum(0).expand(4, 10)[~clipped])
     layer.eval()
     torch.testing.assert_close(layer(x), F.linear(x, expected_w, layer.bias), rtol=1e-5, atol=1e-5)
+    # The clipping is counted, in training forwards and at programming.
+    n_clipped = int(clipped.sum())
+    assert layer.training_counters.weights_clipped == n_clipped
+    assert layer.training_counters.weights_seen == w.numel()
+    assert layer.clipped_at_programming == n_clipped
+
+
+# --- one meaning of a fixed ADC full scale in training and inference ------------------------------
+
+
+@pytest.mark.parametrize("mapping", [MappingConfig(), MappingConfig(scheme="offset",
+                                                                    devices_per_weight=2)],
+                         ids=["differential", "offset_x2"])  # fmt: skip
+def test_a_fixed_adc_full_scale_saturates_the_same_fraction_in_training_and_inference(mapping):
+    # Ideal devices and no training noise: both modes see the same weights, so the only
+    # difference left is where the full scale is applied (µA per volt in the tile, weight units
+    # in training). Full scales from "most conversions saturate" to "a few do".
+    x = torch.rand(64, 96, generator=torch.Generator().manual_seed(1))
+    for full_scale in (1.0, 5.0, 20.0, 60.0):
+        adc = ConverterConfig(bits=8, mode="fixed", full_scale=full_scale)
+        tile = TileConfig(device=IdealDevice(), mapping=mapping, adc=adc, read_noise="off")
+        layer = CIMLinear(96, 8, bias=False, config=CIMConfig(tile=tile, train_noise=False))
+        layer.eval()
+        layer(x)
+        inference = layer.matrix.counters
+        layer.train()
+        layer(x)
+        training = layer.training_counters
+        assert training.adc_conversions == inference.adc_conversions == 64 * 8
+        # Outputs within a rounding of the full scale can fall either side in the two float
+        # paths; 1 % of 512 conversions is 5 of them.
+        frac_inf = inference.adc_clipped / inference.adc_conversions
+        frac_train = training.adc_clipped / training.adc_conversions
+        assert abs(frac_inf - frac_train) <= 0.01, (full_scale, frac_inf, frac_train)
 
 
 # --- training noise has the device's statistics ---------------------------------------------------

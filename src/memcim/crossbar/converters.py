@@ -36,8 +36,13 @@ class ConverterConfig:
     Attributes:
         bits: resolution; ``None`` is an ideal converter (no quantisation, no clipping).
         mode: ``"fixed"``, ``"max_abs"`` or ``"percentile"`` (see module docstring).
-        full_scale: full-scale value for ``"fixed"`` (input units for a DAC, µA of bit-line
-            current per volt of row drive for an ADC).
+        full_scale: full-scale value for ``"fixed"``: input units for a DAC; for an ADC, µA of
+            bit-line current per volt of full-scale row drive (i.e. µS), the same for every
+            bit slice. A tile whose every input sits at full scale on the rows of one column
+            with effective conductance ΣG (µS) draws ΣG µA per volt; hardware-aware training
+            applies the same full scale, converted to weight units
+            (:func:`memcim.nn.layers.adc_full_scale`), so a setting saturates the same
+            conversions in training and inference.
         percentile: percentile of |value| used as full scale in ``"percentile"`` mode, in (0, 100].
         t_conversion_s: duration of one conversion (s), for latency.
     """

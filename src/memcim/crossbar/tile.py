@@ -672,7 +672,10 @@ class Tile:
         adc = self.config.adc
         if adc.ideal:
             return currents
-        if self.adc_range is None:
+        if self.adc_range is None and adc.mode == "fixed":
+            # full_scale is µA per volt of full-scale row drive (µS), for every slice.
+            self.adc_range = torch.tensor(float(adc.full_scale) * self.config.v_read_v)
+        elif self.adc_range is None:
             per_slice = currents.movedim(-3, 0).reshape(currents.shape[-3], -1)
             self.adc_range = adc.calibrate(per_slice, dim=1).view(-1, 1, 1)
         codes, clipped = quantize(currents, self.adc_range, adc.max_code)

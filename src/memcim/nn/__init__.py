@@ -6,7 +6,7 @@ once and reads the devices at the time set by :func:`drift_to`.
 """
 
 from memcim.nn.convert import cim_layers, convert, drift_to, program, seed, to_digital
-from memcim.nn.layers import CIMConfig, CIMConv2d, CIMLayer, CIMLinear
+from memcim.nn.layers import CIMConfig, CIMConv2d, CIMLayer, CIMLinear, TrainingCounters
 from memcim.nn.noise import ConductanceNoiseTable
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "CIMLayer",
     "CIMLinear",
     "ConductanceNoiseTable",
+    "TrainingCounters",
     "cim_layers",
     "convert",
     "drift_to",

@@ -7,10 +7,15 @@ Two modes, switched by ``module.train()`` / ``module.eval()``:
   moments, see :mod:`memcim.nn.noise`), decodes the noisy weights, and passes inputs and partial
   sums through the DAC and ADC quantisers — tile by tile, as the hardware would. Gradients flow
   to the ideal float weights with straight-through estimators (the noise and the rounding are
-  treated as constants). Weights beyond the mappable range are clipped.
+  treated as constants). Weights beyond the mappable range are clipped; the clipped weights and
+  the conversions that saturated are counted in ``layer.training_counters``
+  (:class:`TrainingCounters`), and a fixed ADC full scale means what it means on the tiles
+  (:func:`adc_full_scale`).
 * **Inference.** The weights are programmed once onto a :class:`~memcim.crossbar.TiledMatrix`
   (re-programmed automatically if they change) and every forward reads the devices at the
-  layer's inference time ``t_s`` (see :func:`memcim.nn.drift_to`).
+  layer's inference time ``t_s`` (see :func:`memcim.nn.drift_to`); the tiles count their
+  conversions in ``layer.matrix.counters`` and ``layer.clipped_at_programming`` the weights
+  clipped to the mappable range when they were programmed.
 
 Biases stay digital (added after the ADC in float).
 """
@@ -18,7 +23,7 @@ Biases stay digital (added after the ADC in float).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -64,13 +69,71 @@ class CIMConfig:
             require(self.clip_sigma > 0, "CIMConfig.clip_sigma", self.clip_sigma, "> 0 or None")
 
 
-def _fake_quant(x: Tensor, full_scale: Tensor, converter: ConverterConfig) -> Tensor:
-    """Quantise ``x`` to the converter's codes with a straight-through gradient."""
+@dataclass
+class TrainingCounters:
+    """What the hardware-aware training forwards of one layer converted and clipped.
+
+    The training-mode counterpart of :class:`~memcim.crossbar.TileCounters`, so that the
+    saturation a converter setting causes can be compared between training and inference.
+
+    Attributes:
+        forwards: training forwards run.
+        dac_conversions, dac_clipped: input conversions, and those that saturated.
+        adc_conversions, adc_clipped: output conversions (one per output, per tile row
+            block), and those that saturated.
+        weights_seen: weights mapped (one per weight per forward).
+        weights_clipped: weights beyond the mappable range (``CIMConfig.clip_sigma`` or
+            ``MappingConfig.w_max``) that were clipped to it.
+    """
+
+    forwards: int = 0
+    dac_conversions: int = 0
+    dac_clipped: int = 0
+    adc_conversions: int = 0
+    adc_clipped: int = 0
+    weights_seen: int = 0
+    weights_clipped: int = 0
+
+    def reset(self) -> None:
+        for name in asdict(self):
+            setattr(self, name, 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _fake_quant(x: Tensor, full_scale: Tensor, converter: ConverterConfig) -> tuple[Tensor, int]:
+    """Quantise ``x`` to the converter's codes with a straight-through gradient.
+
+    Returns the quantised tensor and the number of values that saturated.
+    """
     if converter.ideal:
-        return x
+        return x, 0
     step = full_scale / converter.max_code
-    q = (x.detach() / step).round_().clamp_(-converter.max_code, converter.max_code) * step
-    return x + (q - x).detach()
+    codes = (x.detach() / step).round_()
+    clipped = int(torch.count_nonzero(codes.abs() > converter.max_code))
+    q = codes.clamp_(-converter.max_code, converter.max_code) * step
+    return x + (q - x).detach(), clipped
+
+
+def adc_full_scale(tile: TileConfig, w_max: Tensor) -> Tensor | None:
+    """A fixed ADC full scale in the units of the training forward, or ``None`` if not fixed.
+
+    ``ConverterConfig.full_scale`` of an ADC is µA of bit-line current per volt of full-scale
+    row drive (µS), as :class:`~memcim.crossbar.Tile` applies it. A training forward computes
+    y = x̃ · w with the DAC-normalised input x̃ (±1 = full-scale drive), and one slice's current
+    is I = v_read · x̃ · w / w_max · unit · N (N devices per weight), so the same full scale in
+    weight units is ``full_scale · w_max / (unit · N)``: a setting saturates the same
+    conversions in both modes. With bit slicing the recombined output Σ_s k_s I_s spans
+    Σ_s k_s of it, and training quantises that sum over the summed range (an approximation:
+    inference quantises each slice over its own).
+    """
+    adc, mapping = tile.adc, tile.mapping
+    if adc.ideal or adc.mode != "fixed":
+        return None
+    dev = tile.device
+    unit = mapping.unit_us(dev.g_min_us, dev.g_max_us) * mapping.devices_per_weight
+    return float(adc.full_scale) * float(mapping.slice_weights().sum()) * w_max / unit
 
 
 class CIMLayer(nn.Module):
@@ -92,6 +155,10 @@ class CIMLayer(nn.Module):
         self._noise_table: ConductanceNoiseTable | None = None
         self._weight_table: WeightNoiseTable | None = None
         self._weight_table_source: ConductanceNoiseTable | None = None
+        #: Conversions and clipping of the training forwards (inference: the tiles' counters).
+        self.training_counters = TrainingCounters()
+        #: Weights clipped to the mappable range at the latest :meth:`program`.
+        self.clipped_at_programming = 0
 
     # --- weights ------------------------------------------------------------------------------
     def flat_weight(self) -> Tensor:
@@ -111,6 +178,13 @@ class CIMLayer(nn.Module):
         w = self.flat_weight()
         limit = self.weight_limit()
         return w if limit is None else w.clamp(-limit, limit)
+
+    def clipped_weights(self) -> int:
+        """How many of the present weights lie beyond the mappable range (and are clipped)."""
+        limit = self.weight_limit()
+        if limit is None:
+            return 0
+        return int(torch.count_nonzero(self.flat_weight().detach().abs() > limit))
 
     # --- inference ----------------------------------------------------------------------------
     def reseed(self, value: int) -> None:
@@ -151,6 +225,7 @@ class CIMLayer(nn.Module):
         with torch.no_grad():
             self._matrix.program(self.mapped_weight(), generator=self.generator)
         self._programmed_weight = self.weight.detach().clone()
+        self.clipped_at_programming = self.clipped_weights()
 
     def _analog_matmul(self, x2d: Tensor) -> Tensor:
         return self.matrix.mvm(x2d, t_s=self.t_s, generator=self.generator)
@@ -175,13 +250,18 @@ class CIMLayer(nn.Module):
             self._weight_table_source = table
         return self._weight_table
 
-    def _noisy_block(self, w: Tensor) -> Tensor:
+    def _block_scale(self, w: Tensor) -> Tensor:
+        """A tile's weight scale w_max (0-d), as :meth:`Tile.program` takes it."""
+        mapping = self.cim_config.tile.mapping
+        with torch.no_grad():
+            w_max = torch.tensor(mapping.w_max) if mapping.w_max else w.abs().amax()
+            return torch.where(w_max > 0, w_max, torch.ones_like(w_max))
+
+    def _noisy_block(self, w: Tensor, w_max: Tensor) -> Tensor:
         """One tile's weights [out, in] after programming and reading, as a noisy copy."""
         cfg = self.cim_config.tile
         dev, mapping = cfg.device, cfg.mapping
         with torch.no_grad():
-            w_max = torch.tensor(mapping.w_max) if mapping.w_max else w.abs().amax()
-            w_max = torch.where(w_max > 0, w_max, torch.ones_like(w_max))
             fast = self._weight_noise_table()
             if fast is not None:
                 noisy = fast.sample(w, w_max, generator=self.generator)
@@ -211,12 +291,14 @@ class CIMLayer(nn.Module):
             now = mean_t.abs().sum()
             factor = torch.where(now > 0, mean0.abs().sum() / now, torch.ones_like(now))
             return noisy * factor
-            return noisy
 
     def _hwa_matmul(self, x2d: Tensor) -> Tensor:
         """Training forward: tile by tile, noisy weights, DAC and ADC with straight-through."""
         cfg = self.cim_config
-        dac, adc = cfg.tile.dac, cfg.tile.adc
+        counts = self.training_counters
+        counts.forwards += 1
+        counts.weights_seen += self.flat_weight().numel()
+        counts.weights_clipped += self.clipped_weights()
         w = self.mapped_weight()
         rows = split_sizes(self.in_flat, cfg.max_rows)
         cols = split_sizes(self.out_features_flat, cfg.max_cols)
@@ -226,16 +308,30 @@ class CIMLayer(nn.Module):
             for x_r, w_rc in zip(
                 torch.split(x2d, rows, dim=-1), torch.split(w_cols, rows, dim=-1), strict=True
             ):
-                if cfg.train_noise:
-                    w_rc = w_rc + (self._noisy_block(w_rc) - w_rc).detach()
-                scale = torch.ones(()) if dac.ideal else dac.calibrate(x_r.detach(), dim=-1)
-                y = F.linear(_fake_quant(x_r / scale, torch.ones(()), dac), w_rc)
-                if not adc.ideal:
-                    y = _fake_quant(y, adc.calibrate(y.detach()), adc)
-                y = y * scale
+                y = self._hwa_tile(x_r, w_rc)
                 partial = y if partial is None else partial + y
             out.append(partial)
         return torch.cat(out, dim=-1) if len(out) > 1 else out[0]
+
+    def _hwa_tile(self, x: Tensor, w: Tensor) -> Tensor:
+        """One tile of the training forward: x [B, rows], w [cols, rows] -> [B, cols]."""
+        tile, counts = self.cim_config.tile, self.training_counters
+        dac, adc = tile.dac, tile.adc
+        w_max = self._block_scale(w)
+        if self.cim_config.train_noise:
+            w = w + (self._noisy_block(w, w_max) - w).detach()
+        scale = torch.ones(()) if dac.ideal else dac.calibrate(x.detach(), dim=-1)
+        x_q, clipped = _fake_quant(x / scale, torch.ones(()), dac)
+        if not dac.ideal:
+            counts.dac_conversions += x.numel()
+            counts.dac_clipped += clipped
+        y = F.linear(x_q, w)
+        if not adc.ideal:
+            fixed = adc_full_scale(tile, w_max)
+            y, clipped = _fake_quant(y, adc.calibrate(y.detach()) if fixed is None else fixed, adc)
+            counts.adc_conversions += y.numel()
+            counts.adc_clipped += clipped
+        return y * scale
 
     def _matmul(self, x2d: Tensor) -> Tensor:
         if self.training:
