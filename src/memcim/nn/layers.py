@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from memcim._errors import ConfigError, is_int, require
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
+from memcim.crossbar.converters import quantize
 from memcim.crossbar.tiled import split_sizes
 from memcim.devices.base import check_time
 from memcim.nn.noise import ConductanceNoiseTable, WeightNoiseTable
@@ -109,10 +110,8 @@ def _fake_quant(x: Tensor, full_scale: Tensor, converter: ConverterConfig) -> tu
     """
     if converter.ideal:
         return x, 0
-    step = full_scale / converter.max_code
-    codes = (x.detach() / step).round_()
-    clipped = int(torch.count_nonzero(codes.abs() > converter.max_code))
-    q = codes.clamp_(-converter.max_code, converter.max_code) * step
+    codes, clipped = quantize(x.detach(), full_scale, converter.max_code)
+    q = codes.mul_(full_scale / converter.max_code)
     return x + (q - x).detach(), clipped
 
 
