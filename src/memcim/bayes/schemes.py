@@ -40,7 +40,7 @@ from torch import Tensor
 from memcim._errors import ConfigError, require
 from memcim.devices import STTMRAM, Device, DeviceState, FilamentaryRRAM
 from memcim.devices.base import check_time
-from memcim.nn.noise import ConductanceNoiseTable
+from memcim.devices.statistics import ConductanceNoiseTable
 
 
 class SamplingScheme(StrEnum):

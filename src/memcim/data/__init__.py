@@ -16,16 +16,18 @@ Task builders (pure tensor functions; randomness only from an explicit ``torch.G
 - :func:`gaussian_corruption` (noisy inputs),
 - :class:`EpisodeSampler` (N-way K-shot episodes, optional 90° rotations, batched).
 
-Nothing here depends on the rest of memcim except :class:`memcim.ConfigError`.
+Nothing here depends on the rest of memcim except :class:`memcim.ConfigError` and the private
+``memcim._corruption`` (shared with ``memcim.metrics``).
 """
 
+from memcim._corruption import gaussian_corruption
 from memcim.data.episodes import Episode, EpisodeSampler
 from memcim.data.idx import read_idx, write_idx
 from memcim.data.mnist import MnistData, default_data_dir, load_fashion_mnist, load_mnist
 from memcim.data.omniglot import OmniglotData, OmniglotSplit, load_omniglot
 from memcim.data.ood import OodPair, ood_pair
 from memcim.data.sklearn_sets import TabularData, load_breast_cancer, load_digits
-from memcim.data.tasks import PermutedTasks, gaussian_corruption, permuted_tasks, split_tasks
+from memcim.data.tasks import PermutedTasks, permuted_tasks, split_tasks
 
 __all__ = [
     "Episode",

@@ -1,8 +1,9 @@
 """Metrics of Bayesian and continual learning on simulated memristive hardware.
 
 Plain functions of tensors (nothing here depends on the rest of memcim except
-:class:`memcim.ConfigError`, and :func:`accuracy_under_noise` on
-:func:`memcim.data.gaussian_corruption`); bad input raises :class:`memcim.ConfigError`.
+:class:`memcim.ConfigError`, and :func:`accuracy_under_noise` on the private input corruption
+that :func:`memcim.data.gaussian_corruption` publishes); bad input raises
+:class:`memcim.ConfigError`.
 Probabilities are [N, C] (or [S, N, C] for S Monte-Carlo samples), labels integer [N];
 entropies are in nats.
 

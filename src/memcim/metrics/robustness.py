@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from memcim._corruption import gaussian_corruption
 from memcim._errors import require
 from memcim.metrics._checks import _describe, check_labels, check_number_list, check_probs
 
@@ -22,7 +23,8 @@ def accuracy_under_noise(
 ) -> Tensor:
     """Top-1 accuracy on inputs corrupted by i.i.d. Gaussian noise N(0, σ²), for each σ.
 
-    The corruption is :func:`memcim.data.gaussian_corruption`: ``x + σ z`` with
+    The corruption is :func:`memcim.data.gaussian_corruption` (shared from the private
+    ``memcim._corruption``, so metrics does not import data): ``x + σ z`` with
     ``z ~ N(0, 1)`` per element, then clipped to ``clip`` (pixels stay in [0, 1] by default,
     like a sensor or DAC range; near the bounds the effective noise is therefore below σ).
 
@@ -50,10 +52,6 @@ def accuracy_under_noise(
             ``generator`` is not a ``torch.Generator``, ``predict_fn`` is not callable or
             returns anything but valid probabilities [N, C].
     """
-    # Imported here: memcim.data's package import loads its dataset readers (scikit-learn),
-    # which the rest of memcim.metrics does not need.
-    from memcim.data import gaussian_corruption
-
     require(callable(predict_fn), "predict_fn", predict_fn, "a callable x -> probs [N, C]")
     require(
         isinstance(x, Tensor) and x.is_floating_point() and x.ndim >= 1 and x.shape[0] >= 1,

@@ -1,0 +1,93 @@
+"""Statistics of a device model: the moments of programmed-then-read conductance.
+
+Training needs the device's programming and read noise at every step, for every weight, at the
+cost of a few element-wise operations, and the Bayesian sampling schemes need the spread σ(g)
+of a programmed device at each target conductance. Running the full device model (a
+programming plus a read of every cell) for each is exact but costs as much as several matrix
+products. Instead, :class:`ConductanceNoiseTable` tabulates, once per device and read time, the
+mean shift and the standard deviation of *programmed-then-read* conductance as a function of
+the target, by Monte-Carlo on the device model itself (so it covers every device, PCM's
+polynomial and drift, RRAM's cycle-to-cycle, device-to-device and relaxation spread alike), and
+samples a Gaussian with those two moments. Non-Gaussian features (PCM's clipping at 0 µS,
+telegraph noise) keep their mean and variance but not their shape; that is the approximation.
+
+It lives with the devices because it describes one device model and nothing above it: both
+``memcim.nn`` (hardware-aware training) and ``memcim.bayes`` (sampling schemes) read it, and
+neither may import the other.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from memcim._errors import require
+from memcim.devices.base import Device
+
+
+def interpolate(pos: Tensor, *tables: Tensor) -> list[Tensor]:
+    """Linear interpolation of 1-D ``tables`` at fractional grid positions ``pos``."""
+    last = len(tables[0]) - 1
+    pos = pos.clamp(0, last)
+    lo = pos.floor().clamp_max(last - 1).long()
+    frac = pos - lo
+    return [torch.lerp(t[lo], t[lo + 1], frac) for t in tables]
+
+
+class ConductanceNoiseTable:
+    """Moments (µS) of programmed-then-read conductance over the device window.
+
+    Tabulated per target g: the mean shift and std of ``read(program(g), t)`` − g (what
+    training samples), and the noise-free mean shifts ``drift(·, 0)`` − g and ``drift(·, t)`` − g
+    (what global drift compensation compares, as the tiles do at inference).
+
+    Args:
+        device: the cell technology.
+        t_s: read time after programming whose noise is tabulated (s).
+        points: grid points across [g_min, g_max]; values in between are interpolated.
+        draws: Monte-Carlo draws per grid point (4096 gives the std to ~1.1 %).
+        generator: randomness of the tabulation.
+    """
+
+    def __init__(
+        self,
+        device: Device,
+        t_s: float = 0.0,
+        *,
+        points: int = 65,
+        draws: int = 4096,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        require(points >= 2, "points", points, "must be >= 2")
+        require(draws >= 2, "draws", draws, "must be >= 2")
+        self.device, self.t_s = device, t_s
+        self.g_grid_us = torch.linspace(device.g_min_us, device.g_max_us, points)
+        targets = self.g_grid_us.expand(draws, points).contiguous()
+        state = device.program(targets, generator=generator)
+        reads = device.read(state, t_s=t_s, generator=generator) - targets
+        self.mean_shift_us = reads.mean(0)
+        self.std_us = reads.std(0)
+        self.drift_shift0_us = (device.drift(state, 0.0) - targets).mean(0)
+        self.drift_shift_us = (device.drift(state, t_s) - targets).mean(0)
+        #: No mean change between t = 0 and t_s (e.g. t_s = 0): compensation is exactly 1.
+        self.drift_free = bool(torch.equal(self.drift_shift0_us, self.drift_shift_us))
+        self._step = (device.g_max_us - device.g_min_us) / (points - 1)
+
+    def _pos(self, g_us: Tensor) -> Tensor:
+        return (g_us - self.device.g_min_us) / self._step
+
+    def moments(self, g_target_us: Tensor) -> tuple[Tensor, Tensor]:
+        """Interpolated (mean shift, std) in µS of a read at each target conductance."""
+        mean, std = interpolate(self._pos(g_target_us), self.mean_shift_us, self.std_us)
+        return mean, std
+
+    def drift_shifts(self, g_target_us: Tensor) -> tuple[Tensor, Tensor]:
+        """Interpolated noise-free mean shifts (µS) at t = 0 and at ``t_s``."""
+        at0, at_t = interpolate(self._pos(g_target_us), self.drift_shift0_us, self.drift_shift_us)
+        return at0, at_t
+
+    def sample(self, g_target_us: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """One Gaussian draw of the programmed-then-read conductance for each target (µS)."""
+        mean, std = self.moments(g_target_us)
+        noise = torch.randn(g_target_us.shape, generator=generator, dtype=g_target_us.dtype)
+        return g_target_us + mean + std * noise
