@@ -59,7 +59,7 @@ def test_errors(gen):
 def test_hardware_bnn_on_digits_keeps_the_software_accuracy(scheme):
     """Digits (540 test images), 64-64-10 BNN: every scheme within 2 points of software.
 
-    The issue's 1.0-point criterion is for MNIST's 10 000 test images. On 540 images one image is
+    bayes-ood's 1.0-point criterion is for MNIST's 10 000 test images. On 540 images one image is
     0.19 points, and across 4 seeds the hardware-minus-software difference of the five schemes
     ranged over −1.3 … +1.1 points (a few images whose prediction the device draws flip), so
     2 points (~10 images) is the bound that a real regression, not sampling, would break.

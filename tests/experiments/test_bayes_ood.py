@@ -1,5 +1,5 @@
 """The bayes-ood experiment: config validation, a smoke run on scikit-learn digits (seconds),
-registration, and the issue-5 acceptance on the full MNIST run (``--runslow``)."""
+registration, and the acceptance criteria on the full MNIST run (``--runslow``)."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -152,9 +152,9 @@ def test_smoke_run_is_reproducible(tmp_path: Path, one_thread):
     assert a == b
 
 
-# --- acceptance (issue 5) ---------------------------------------------------------------------
+# --- acceptance criteria ---------------------------------------------------------------------
 @pytest.mark.slow
-def test_full_mnist_run_meets_issue_5_acceptance(tmp_path: Path, shared_data):
+def test_full_mnist_run_meets_the_acceptance_criteria(tmp_path: Path, shared_data):
     data_dir = shared_data("mnist.npz", "fashion_mnist.npz")
     config = BayesOodConfig(data_dir=str(data_dir))
     m = run(config, seed=0, out_dir=tmp_path, progress=False).metrics

@@ -1,4 +1,4 @@
-"""Experiment hybrid-mnist: a small run end to end, and issue 9's acceptance (slow)."""
+"""Experiment hybrid-mnist: a small run end to end, and its acceptance criterion (slow)."""
 
 from __future__ import annotations
 
@@ -35,12 +35,12 @@ def test_small_run_compares_every_training(tmp_path, shared_data):
 
 
 @pytest.mark.slow
-def test_feram_hybrid_meets_issue_9(tmp_path, shared_data):
+def test_feram_hybrid_meets_the_acceptance_criterion(tmp_path, shared_data):
     data_dir = shared_data("mnist.npz")
     run_experiment("hybrid-mnist", tmp_path, assignments={"datasets": "mnist", "k_values": "",
                    "retention_s": "", "low_endurance": "0", "data_dir": str(data_dir)},
                    seed=0, progress=False)  # fmt: skip
     m = json.loads((tmp_path / "results.json").read_text())["metrics"]
-    # Issue 9: within 1.5 points of software SGD with >= 100x fewer RRAM writes than direct.
+    # Acceptance: within 1.5 points of software SGD with >= 100x fewer RRAM writes than direct.
     assert m["accuracy_gap_feram_to_software"] <= 0.015, m["accuracy_gap_feram_to_software"]
     assert m["rram_write_ratio_direct_to_feram"] >= 100

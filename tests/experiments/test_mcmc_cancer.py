@@ -41,5 +41,5 @@ def test_insitu_accuracy_over_five_seeds(tmp_path):
         run_experiment("mcmc-cancer", out, assignments={"variants": "false"}, seed=seed,
                        progress=False)  # fmt: skip
         accs.append(json.loads((out / "results.json").read_text())["metrics"]["accuracy_insitu"])
-    # Issue 8's acceptance: >= 95 % mean over 5 seeds (Dalgaty [7]: 96.3 %).
+    # Acceptance criterion: >= 95 % mean over 5 seeds (Dalgaty [7]: 96.3 %).
     assert statistics.mean(accs) >= 0.95, accs

@@ -1,6 +1,6 @@
 """Experiment ``bayes-ood``: a Bayesian MLP whose weight samples are drawn by memristors.
 
-Issue 5, deliverable 5. On MNIST (or scikit-learn's 8×8 digits for a quick version):
+On MNIST (or scikit-learn's 8×8 digits for a quick version):
 
 1. a deterministic MLP (784-256-128-10 for MNIST) is trained with the shared loop
    (:func:`memcim.training.train`), initialised from a ``torch.Generator``;
@@ -23,7 +23,7 @@ them with the lowest uncertainty (total entropy for the BNN, softmax entropy for
 deterministic network). Headline metrics (``accuracy_hw``, ``ece_hw``, ``nll_hw``,
 ``ood_auroc_hw``, ...) are those of ``DIFFERENTIAL`` (or the first listed scheme without it).
 
-The acceptance of issue 5 is measured, never enforced: ``accept_accuracy`` (every scheme's
+The acceptance criteria are measured, never enforced: ``accept_accuracy`` (every scheme's
 hardware accuracy within 1 point of the software BNN), ``accept_ood`` (headline AUROC >= 0.90),
 ``accept_ece`` (``ece_hw <= ece_det_hw``) and ``accept_noisy``
 (``acc_at_coverage_noisy_hw >= acc_at_coverage_noisy_det_hw``) are 1.0 or 0.0.
@@ -654,7 +654,7 @@ def run(
                 "accuracy_noisy", "acc_at_coverage_noisy"):  # fmt: skip
         metrics[f"{key}_hw"] = metrics[f"{key}_hw_{headline}"]
 
-    # 4. acceptance of issue 5, measured (1.0 = met)
+    # 4. the acceptance criteria, measured (1.0 = met)
     gaps = [100 * abs(metrics["accuracy_sw"] - metrics[f"accuracy_hw_{s}"]) for s in config.schemes]
     metrics["accuracy_gap_max_points"] = max(gaps)
     metrics["accept_accuracy"] = float(max(gaps) <= 1.0)
