@@ -63,7 +63,10 @@ def _build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser(
         "sweep", help="run an experiment over a grid of values and seeds (resumable)",
         description="Each finished point appends a line to DIR/sweep.jsonl; re-running the "
-        "same command skips finished points.",
+        "same command skips recorded points (failed ones too, unless --retry-failed). Prints "
+        "what ran, what failed and what was skipped. Exit status: 0 when every point of the "
+        "grid is ok, 1 when any is failed, 2 for bad arguments or when another sweep is "
+        "running on DIR (one sweep per folder at a time; the second is refused).",
     )  # fmt: skip
     sweep.add_argument("name", help="experiment name (see `memcim list`)")
     sweep.add_argument("--out", type=Path, required=True, help="sweep folder")
@@ -78,6 +81,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="joblib on this machine (default) or Dask")  # fmt: skip
     sweep.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="an existing Dask scheduler (default: a LocalCluster)")  # fmt: skip
+    sweep.add_argument("--retry-failed", action="store_true",
+                       help="run again the points whose last record is a failure (appends "
+                       "new lines; the last line of a point is its result)")  # fmt: skip
 
     report = sub.add_parser("report", help="Markdown + HTML summary of a run or sweep folder")
     report.add_argument("dir", type=Path, help="a run or sweep output folder")
@@ -91,7 +97,29 @@ def _assignments(items: list[str]) -> dict[str, str]:
     return dict(pairs)
 
 
-def _dispatch(args: argparse.Namespace) -> None:
+def _sweep(args: argparse.Namespace) -> int:
+    from memcim.experiments.sweep import (
+        SWEEP_FILE,
+        SweepBusyError,
+        parse_grid,
+        run_sweep_summary,
+    )
+
+    fixed = _assignments(args.assignments)
+    grid = {k: [v] for k, v in fixed.items()} | parse_grid(args.grid)
+    try:
+        summary = run_sweep_summary(args.name, args.out, grid, seeds=args.seeds, jobs=args.jobs,
+                                    backend=args.backend, scheduler=args.scheduler,
+                                    retry_failed=args.retry_failed)  # fmt: skip
+    except SweepBusyError as error:
+        print(f"memcim sweep: error: {error}", file=sys.stderr)
+        return 2
+    print(summary.text(args.out / SWEEP_FILE))
+    return 0 if summary.ok else 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the command; returns the exit status."""
     if args.command == "demo":
         if args.foundation:
             from memcim import foundation_demo
@@ -115,19 +143,13 @@ def _dispatch(args: argparse.Namespace) -> None:
             print(f"{key:<40} {value:.6g}")
         print(f"results written to {args.out / 'results.json'} ({record['wall_s']:.1f} s)")
     elif args.command == "sweep":
-        from memcim.experiments.sweep import parse_grid, run_sweep
-
-        fixed = _assignments(args.assignments)
-        grid = {k: [v] for k, v in fixed.items()} | parse_grid(args.grid)
-        records = run_sweep(args.name, args.out, grid, seeds=args.seeds, jobs=args.jobs,
-                            backend=args.backend, scheduler=args.scheduler)  # fmt: skip
-        failed = sum(r["status"] != "ok" for r in records)
-        print(f"{len(records)} points in {args.out / 'sweep.jsonl'} ({failed} failed)")
+        return _sweep(args)
     elif args.command == "report":
         from memcim.experiments.report import write_report
 
         md, page = write_report(args.dir)
         print(f"report written to {md} and {page}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,11 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        _dispatch(args)
+        return _dispatch(args)
     except ConfigError as error:
         print(f"memcim {args.command}: error: {error}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

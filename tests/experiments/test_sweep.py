@@ -1,4 +1,5 @@
-"""Sweeps: resumable after kill -9, same numbers on joblib and Dask, failures recorded."""
+"""Sweeps: resumable after kill -9, same numbers on joblib and Dask, failures recorded and
+retried, one sweep per folder, an exit status a script can trust."""
 
 import json
 import os
@@ -10,10 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from memcim import ConfigError
 from memcim.experiments.registry import Result, register
-from memcim.experiments.sweep import grid_points, parse_grid, read_sweep, run_sweep
+from memcim.experiments.sweep import (
+    LOCK_FILE,
+    SweepBusyError,
+    grid_points,
+    parse_grid,
+    read_sweep,
+    run_sweep,
+    run_sweep_summary,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,12 +103,15 @@ def test_local_and_dask_backends_give_identical_metrics(tmp_path):
 @dataclass(frozen=True, kw_only=True)
 class FlakyConfig:
     fail: bool = False
+    fail_while: str = ""  # a path: the point fails while this file exists
 
 
 @register("test-flaky", FlakyConfig, "fails when fail=true (test only)")
 def _flaky(config, *, seed, out_dir, progress):
     if config.fail:
         raise RuntimeError("deliberate failure for the test")
+    if config.fail_while and Path(config.fail_while).exists():
+        raise RuntimeError(f"failing while {config.fail_while} exists")
     return Result(metrics={"value": float(seed)})
 
 
@@ -119,3 +132,103 @@ def test_dask_backend_on_an_existing_scheduler(tmp_path):
         remote = run_sweep("mvm-error", tmp_path / "remote", grid, seeds=[3], backend="dask",
                            scheduler=cluster.scheduler_address)  # fmt: skip
     assert {r["key"]: r["metrics"] for r in remote} == {r["key"]: r["metrics"] for r in local}
+
+
+def test_failed_points_are_skipped_on_a_rerun_and_run_again_with_retry_failed(tmp_path):
+    flag, out = tmp_path / "flag", tmp_path / "sweep"
+    flag.touch()
+    grid = {"fail_while": [str(flag), str(tmp_path / "never")]}
+    first = run_sweep_summary("test-flaky", out, grid, seeds=[0, 1])
+    assert (len(first.done), len(first.failed_now), len(first.skipped)) == (2, 2, 0)
+    assert not first.ok and [r["key"] for r in first.failed] == first.failed_now
+    # A plain re-run runs nothing, and still reports the two failures.
+    again = run_sweep_summary("test-flaky", out, grid, seeds=[0, 1])
+    assert (len(again.done), len(again.failed_now), len(again.skipped)) == (0, 0, 4)
+    assert not again.ok and len(again.failed) == 2 and "--retry-failed" in again.text()
+    flag.unlink()
+    retried = run_sweep_summary("test-flaky", out, grid, seeds=[0, 1], retry_failed=True)
+    assert sorted(retried.done) == sorted(first.failed_now) and len(retried.skipped) == 2
+    assert retried.ok and all(r["status"] == "ok" for r in retried.records)
+    lines = _lines(out)  # the failures stay as history; the retries are appended after them
+    assert len(lines) == 6 and [r["status"] for r in lines[-2:]] == ["ok", "ok"]
+    assert len(read_sweep(out)) == 4  # one current record per point: its last line
+    # Retrying again has nothing left to do: ok points are never re-run.
+    final = run_sweep_summary("test-flaky", out, grid, seeds=[0, 1], retry_failed=True)
+    assert not final.done and len(final.skipped) == 4 and len(_lines(out)) == 6
+
+
+def test_a_last_line_without_newline_does_not_swallow_the_next_record(tmp_path):
+    run_sweep("test-flaky", tmp_path, {"fail": ["false"]}, seeds=[0])
+    path = tmp_path / "sweep.jsonl"
+    path.write_text(path.read_text().rstrip("\n"))  # complete record, newline lost in a crash
+    run_sweep("test-flaky", tmp_path, {"fail": ["false"]}, seeds=[0, 1])
+    assert [r["seed"] for r in _lines(tmp_path)] == [0, 1]
+
+
+def test_a_folder_locked_by_another_sweep_is_refused_and_left_alone(tmp_path):
+    with FileLock(str(tmp_path / LOCK_FILE)):  # as a running sweep holds it
+        with pytest.raises(SweepBusyError, match="another sweep is running"):
+            run_sweep("test-flaky", tmp_path, {"fail": ["false"]})
+        assert not (tmp_path / "sweep.jsonl").exists()
+    assert len(run_sweep("test-flaky", tmp_path, {"fail": ["false"]})) == 1
+
+
+# `python -m memcim` cannot see the test-only experiment, so this launcher loads this file first
+# (registering test-flaky) and then runs the real command line, memcim.cli.main, in a new process.
+_LAUNCH = ("import importlib.util, sys; "
+           "spec = importlib.util.spec_from_file_location('sweep_tests', sys.argv.pop(1)); "
+           "spec.loader.exec_module(importlib.util.module_from_spec(spec)); "
+           "from memcim.cli import main; sys.exit(main())")  # fmt: skip
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, "-c", _LAUNCH, __file__, *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_exit_status_and_summary_name_the_failed_points_and_retry_fixes_them(tmp_path):
+    flag, out = tmp_path / "flag", tmp_path / "sweep"
+    flag.touch()
+    args = ["sweep", "test-flaky", "--out", str(out),
+            "--grid", f"fail_while={flag},{tmp_path / 'never'}"]  # fmt: skip
+    first = _cli(*args)
+    assert first.returncode == 1, first.stderr
+    assert "1 done, 1 failed, 0 skipped as already recorded; 2 points" in first.stdout
+    failed_key = json.dumps({"params": {"fail_while": str(flag)}, "seed": 0}, sort_keys=True)
+    assert f"{failed_key}: RuntimeError: failing while {flag} exists" in first.stdout
+    flag.unlink()
+    retried = _cli(*args, "--retry-failed")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert "1 done, 0 failed, 1 skipped as already recorded; 2 points" in retried.stdout
+    assert "failed points" not in retried.stdout
+    assert [r["status"] for r in _lines(out)] == ["failed", "ok", "ok"]  # grid order, retry
+
+
+def test_two_sweeps_started_at_once_on_one_folder_one_is_refused_nothing_duplicated(tmp_path):
+    out = tmp_path / "sweep"
+    # 200 points (~0.1-0.3 s each): whichever sweep takes the folder's lock is still running,
+    # whatever the machine's load, when the other has started up and tries it; it is killed then.
+    cmd = [sys.executable, "-m", "memcim", "sweep", "mvm-error", "--out", str(out),
+           "--grid", "t_s=" + ",".join(str(10**k) for k in range(10)),
+           "--seeds", ",".join(str(s) for s in range(20)), "--set", "batch=512"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while all(p.poll() is None for p in procs):
+            assert time.monotonic() < deadline, "neither sweep was refused"
+            time.sleep(0.05)
+        refused = next(p for p in procs if p.poll() is not None)
+        running = next(p for p in procs if p is not refused)
+        stdout, stderr = refused.communicate()
+        assert running.poll() is None, "both sweeps ended; give them more points"
+    finally:
+        for p in procs:
+            p.kill()
+            p.communicate()
+    assert refused.returncode == 2, stderr
+    assert "another sweep is running on" in stderr and "done" not in stdout
+    lines = _lines(out)  # json.loads of every line: none torn or interleaved
+    assert len(lines) < 200 and len({r["key"] for r in lines}) == len(lines)
