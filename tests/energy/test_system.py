@@ -8,7 +8,11 @@ import pytest
 
 from memcim import ConfigError
 from memcim.bayes import SamplingScheme
+from memcim.devices import FilamentaryRRAM
+from memcim.energy.cim import CIMEnergyModel
 from memcim.energy.system import (
+    BAYESIAN_CIM,
+    BNN_LAYERS,
     DEFAULT_STAGES,
     DEVICES_PER_PARAMETER,
     INTEGRATION_LINKS,
@@ -16,13 +20,17 @@ from memcim.energy.system import (
     ROLES,
     Chiplet,
     Pipeline,
+    bayesian_cim_chiplet,
+    bayesian_cim_cost,
     build,
     devices_per_parameter,
     largest_bayesian_model,
     memory_density_per_mm2,
+    neurosim_bayesian_cim_pj,
     pipeline_cost,
 )
 from memcim.energy.tables import (
+    HOROWITZ_45NM,
     HYBRID_BONDING_3D,
     INTERPOSER_2_5D,
     OFF_PACKAGE,
@@ -123,10 +131,8 @@ def test_presets_cover_every_role_and_document_their_arithmetic():
     assert PRESETS["sensor"].output_bits == 28 * 28 * 8
     # Learning: 640 × (0.1 FeCAP + 1 pJ / 100 + 0.2 + 0.03 int8 MAC) = 217.6 pJ.
     assert PRESETS["learning"].e_pj == pytest.approx(217.6)
-    # Bayesian CIM: 2 · (128·64 + 64·10) · 10 ops / 11.25 TOPS/W = 15.7 nJ, rounded to 16 nJ.
-    ops = 2 * (128 * 64 + 64 * 10) * 10
-    assert ops / 11.25 == pytest.approx(16_000, rel=0.02)
-    assert PRESETS["bayesian_cim"].e_pj == 16_000.0
+    # Bayesian CIM: computed by the tile model (see the tests below), not a preset figure.
+    assert PRESETS["bayesian_cim"] == bayesian_cim_chiplet(bayesian_cim_cost())
     assert PRESETS["digital_host"].output_bits == 0
     # Variants via dataclasses.replace are validated too.
     with pytest.raises(ConfigError, match="e_pj"):
@@ -245,3 +251,72 @@ def test_largest_model_rejects_bad_area_and_devices():
         largest_bayesian_model(10.0, 0, **kw)
     with pytest.raises(ConfigError, match="devices_per_parameter"):
         largest_bayesian_model(10.0, 1.5, **kw)
+
+
+def _bnn_by_hand(*, adc_bits: int = 8, adc_fom_fj: float = 10.0, g_max_us: float = 120.0):
+    """The Bayesian CIM chiplet's inference energy (pJ) and latency (s), from the formulas.
+
+    MLP 128-64-10, S = 10 samples, device population (2 cells per weight read per sample, one
+    conversion per output, no writes per inference), filamentary RRAM window 5..g_max µS, the
+    cim defaults: 0.2 V at full scale, 100 ns read, 1 ns per conversion, 8-bit DAC at 1 fJ/step,
+    ADC at ``adc_fom_fj`` fJ/step, int32 accumulation per output, 8-bit activations from SRAM,
+    and inputs with mean (x/max)² = 1/3. Both layers fit in one 512 × 512 tile each.
+    """
+    s, g_mean_us = 10, (5.0 + g_max_us) / 2
+    sram_bit_pj = HOROWITZ_45NM.sram_read_32b_pj / 32
+    energy = latency = 0.0
+    for rows, cols in ((128, 64), (64, 10)):
+        array = s * (rows / 3) * 0.2**2 * cols * 2 * g_mean_us * 100e-9 * 1e6  # V²·µS·s -> pJ
+        dac = s * rows * 1e-3 * 2**8
+        adc = s * cols * adc_fom_fj * 1e-3 * 2**adc_bits
+        accumulate = s * cols * HOROWITZ_45NM.int32_add_pj
+        buffer = s * (rows + cols) * 8 * sram_bit_pj
+        energy += array + dac + adc + accumulate + buffer
+        latency += s * (1e-9 + 100e-9 + 1e-9)  # DAC, read, ADC; the layers run in sequence
+    return energy, latency
+
+
+def test_bayesian_cim_chiplet_energy_is_the_tile_model_computed_by_hand():
+    energy, latency = _bnn_by_hand()
+    # 14,720 array + 491.52 DAC + 1,894.4 ADC + 74 accumulation + 3,325 buffer = 20,504.92 pJ.
+    assert energy == pytest.approx(20_504.92)
+    assert BAYESIAN_CIM.e_pj == pytest.approx(energy, rel=1e-12)
+    assert BAYESIAN_CIM.latency_s == pytest.approx(latency, rel=1e-12)  # 2.04 µs
+    assert PRESETS["bayesian_cim"] is BAYESIAN_CIM and BAYESIAN_CIM in DEFAULT_STAGES
+    cost = bayesian_cim_cost()
+    assert cost.macs == 10 * (128 * 64 + 64 * 10)
+    # The one-off programming (2 · K = 200 RESET+SET per weight at 1 pJ) stays out of e_pj.
+    assert cost.energy_pj["write"] == pytest.approx(200 * 8832 * 1.0)
+
+
+def test_the_chiplet_follows_the_tile_model():
+    base = BAYESIAN_CIM.e_pj
+    four_bit = bayesian_cim_chiplet(bayesian_cim_cost(adc_bits=4)).e_pj
+    assert four_bit == pytest.approx(_bnn_by_hand(adc_bits=4)[0], rel=1e-12)
+    assert base - four_bit == pytest.approx(10 * 74 * 10e-3 * (256 - 16))  # 1,776 pJ of ADC
+    dear_adc = bayesian_cim_cost(model=CIMEnergyModel(adc_fom_fj_per_step=50.0)).inference_pj
+    assert dear_adc == pytest.approx(_bnn_by_hand(adc_fom_fj=50.0)[0], rel=1e-12)
+    wide = dataclasses.replace(FilamentaryRRAM(), g_max_us=240.0)
+    assert bayesian_cim_cost(device=wide).inference_pj == pytest.approx(
+        _bnn_by_hand(g_max_us=240.0)[0], rel=1e-12
+    )
+    # Re-programming schemes pay their writes per inference: differential, 2 per weight/sample.
+    diff = bayesian_cim_cost(scheme="differential").inference_pj
+    assert diff - base == pytest.approx(2 * 8832 * 10 * 1.0)
+
+
+def test_neurosim_figure_is_a_comparison_only():
+    # 2 · (128·64 + 64·10) · 10 ops / 11.25 TOPS/W (1 TOPS/W = 1 op/pJ) = 15,701.3 pJ.
+    assert neurosim_bayesian_cim_pj() == pytest.approx(2 * 8832 * 10 / 11.25)
+    assert neurosim_bayesian_cim_pj(BNN_LAYERS, 20) == pytest.approx(2 * neurosim_bayesian_cim_pj())
+    assert BAYESIAN_CIM.e_pj != pytest.approx(neurosim_bayesian_cim_pj(), rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"scheme": "nope"}, "scheme"), ({"layers": ()}, "layers"), ({"layers": ((0, 3),)}, "layers"),
+     ({"input_sq_mean": 0.0}, "input_sq_mean"), ({"samples": 0}, "samples")],
+)  # fmt: skip
+def test_bayesian_cim_cost_rejects_bad_arguments(kwargs, field):
+    with pytest.raises(ConfigError, match=field):
+        bayesian_cim_cost(**kwargs)

@@ -121,3 +121,29 @@ def test_registered():
     for name in ("energy-movement", "energy-batch", "energy-bayes"):
         assert name in registry.names()
     assert set(EnergyBatchConfig().processors) <= set(PROCESSORS)
+
+
+def test_system_chiplets_costs_the_bayesian_chiplet_with_the_tile_model(tmp_path: Path):
+    from memcim.energy.system import BAYESIAN_CIM, neurosim_bayesian_cim_pj
+    from memcim.experiments.system_chiplets import SystemChipletsConfig, compare_builds
+
+    default = compare_builds(SystemChipletsConfig())["3d"]
+    four_bit = compare_builds(SystemChipletsConfig(bayes_adc_bits=4))["3d"]
+    # The pipeline's chiplet is the tile model's: 4-bit ADCs save 10 samples × 74 outputs ×
+    # 10 fJ × (256 − 16) = 1,776 pJ per inference, in the chiplet and so in the whole system.
+    assert default.energy_breakdown_pj["bayesian_cim"] == pytest.approx(BAYESIAN_CIM.e_pj)
+    assert default.stage_energy_pj - four_bit.stage_energy_pj == pytest.approx(1776.0)
+    fixed = compare_builds(SystemChipletsConfig(bayes_e_pj=1000.0, bayes_adc_bits=4))["3d"]
+    assert fixed.energy_breakdown_pj["bayesian_cim"] == 1000.0  # an explicit override wins
+    record = run_experiment("system-chiplets", tmp_path, assignments={"bayes_adc_bits": "4"})
+    m = record["metrics"]
+    assert m["bayes_cim_pj"] == pytest.approx(four_bit.energy_breakdown_pj["bayesian_cim"])
+    assert m["bayes_cim_neurosim_pj"] == pytest.approx(neurosim_bayesian_cim_pj())
+    assert m["bayes_cim_model_to_neurosim"] == pytest.approx(
+        m["bayes_cim_pj"] / m["bayes_cim_neurosim_pj"]
+    )
+    totals = ("bayes_cim_pj", "bayes_cim_neurosim_pj", "bayes_cim_program_pj")
+    parts = [k for k in m if k.startswith("bayes_cim_") and k.endswith("_pj") and k not in totals]
+    assert sum(m[k] for k in parts) == pytest.approx(m["bayes_cim_pj"])
+    rows = json.loads((tmp_path / "results.json").read_text())["bayes_cim_table"]["rows"]
+    assert [r[0].split(" (")[0] for r in rows] == ["memcim tile model", "NeuroSim 1.4"]

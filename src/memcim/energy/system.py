@@ -18,7 +18,10 @@ This module puts numbers on both claims:
 
 The chiplet presets are **order-of-magnitude assumptions**, not measurements; every one is a
 frozen dataclass to adapt with ``dataclasses.replace``. Link figures come from
-:mod:`memcim.energy.tables` (REFERENCES.md, "Energy", order of magnitude).
+:mod:`memcim.energy.tables` (REFERENCES.md, "Energy", order of magnitude). The Bayesian CIM
+chiplet is the exception: its energy and latency are computed by memcim's own tile model
+(:func:`bayesian_cim_cost`, :func:`memcim.energy.bayes.bayes_cim_cost` per layer), and
+NeuroSim's published efficiency is kept only as a comparison (:func:`neurosim_bayesian_cim_pj`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from memcim._errors import is_int, is_real, require
+from memcim.devices import FilamentaryRRAM
+from memcim.energy.bayes import SCHEMES, bayes_cim_cost
+from memcim.energy.cim import ArrayAssumptions, CIMCost, CIMEnergyModel, combine
 from memcim.energy.tables import (
     HOROWITZ_45NM,
     HYBRID_BONDING_3D,
@@ -102,9 +108,6 @@ _PIXEL_READOUT_PJ = 5.0  # pixel, source follower and column readout per pixel (
 _ADC_FOM_FJ_PER_STEP = 10.0  # Murmann survey: a few to tens of fJ/step (REFERENCES, "Energy")
 _FRONT_END_SOPS, _SOP_PJ = 20_000, 0.05  # synaptic events per frame, mixed-signal pJ per event
 _EVENTS, _EVENT_BITS = 100, 16  # output events per frame, 7-bit address + 9-bit timestamp
-_BNN_MACS = 128 * 64 + 64 * 10  # Bayesian MLP 128-64-10 on the front end's 128 features
-_BNN_SAMPLES = 10  # Monte-Carlo samples per inference
-_NEUROSIM_TOPS_PER_W = 11.25  # NeuroSim 1.4, RRAM 22 nm (REFERENCES, "Peers"); 1 TOPS/W = 1 pJ/op
 _READOUT_WEIGHTS = 64 * 10  # weights the learning module adapts (the BNN's readout)
 _FECAP_WRITE_PJ, _MEMRISTOR_WRITE_PJ = 0.1, 1.0  # hybrid synapse [13][14] (REFERENCES, FeRAM)
 _REPROGRAM_EVERY = 100  # memristors re-programmed from the hidden FeCAP values every k images
@@ -138,20 +141,111 @@ SPIKING_FRONT_END = Chiplet(
     process="28nm",
 )
 
-#: Bayesian CIM chiplet: an MLP 128-64-10 (8,832 weights) with 10 Monte-Carlo samples, i.e.
-#: 2 · 8,832 · 10 = 176,640 operations per inference; at NeuroSim 1.4's 11.25 TOPS/W for RRAM
-#: CIM at 22 nm (REFERENCES, "Peers") that is 15.7 nJ, rounded to 16 nJ. 5 µs (10 samples ×
-#: 2 layers × ~250 ns per array read with ADC, assumed). It sends 10 class probabilities and two
-#: uncertainties (aleatoric, epistemic), 8 bits each: 96 bits. 1 mm² (arrays plus periphery).
-BAYESIAN_CIM = Chiplet(
-    name="bayesian_cim",
-    role="bayesian_cim",
-    e_pj=16_000.0,
-    latency_s=5e-6,
-    output_bits=(10 + 2) * 8,
-    area_mm2=1.0,
-    process="22nm RRAM",
-)
+#: The Bayesian CIM chiplet's network: (inputs, outputs) of each layer of an MLP 128-64-10 on the
+#: front end's 128 features (8,832 weights).
+BNN_LAYERS: tuple[tuple[int, int], ...] = ((128, 64), (64, 10))
+#: Monte-Carlo samples per inference of the Bayesian CIM chiplet.
+BNN_SAMPLES = 10
+#: Its default sampling scheme: each sample reads one row of a K = 100 device population, so an
+#: inference re-programs nothing (the cheapest per-inference scheme of :mod:`memcim.energy.bayes`).
+BNN_SCHEME = "device_population"
+#: Mean of (x_i / max|x|)² over a layer's inputs, the DAC's scaling of each vector: inputs
+#: uniform on [0, max] give 1/3 (assumption; the features' distribution is not modelled).
+BNN_INPUT_SQ_MEAN = 1 / 3
+#: NeuroSim 1.4's RRAM CIM efficiency at 22 nm (REFERENCES, "Peers"), for comparison only.
+NEUROSIM_TOPS_PER_W = 11.25
+
+
+def bayesian_cim_cost(
+    *,
+    layers: tuple[tuple[int, int], ...] = BNN_LAYERS,
+    samples: int = BNN_SAMPLES,
+    scheme: str = BNN_SCHEME,
+    device=None,
+    input_sq_mean: float = BNN_INPUT_SQ_MEAN,
+    population: int = 100,
+    dac_bits: int | None = 8,
+    adc_bits: int | None = 8,
+    assumptions: ArrayAssumptions | None = None,
+    model: CIMEnergyModel | None = None,
+) -> CIMCost:
+    """One inference of the Bayesian CIM chiplet, from memcim's tile model.
+
+    Every layer is costed by :func:`memcim.energy.bayes.bayes_cim_cost` (``samples`` reads of
+    the layer's tiles with ``scheme``'s cells, converters and per-sample writes, batch 1, one
+    input vector per layer with Σ(x/max|x|)² = inputs × ``input_sq_mean``); the layers run one
+    after another, so energies and areas add and so do latencies.
+
+    Args:
+        layers: (inputs, outputs) of each layer, in order.
+        samples: Monte-Carlo samples per inference.
+        scheme: a sampling scheme of :data:`memcim.energy.bayes.SCHEMES`.
+        device: the memory cell; default :class:`~memcim.devices.FilamentaryRRAM`.
+        input_sq_mean: mean (x_i / max|x|)² of a layer's inputs, in (0, 1].
+        population: K of ``device_population``.
+        dac_bits, adc_bits, assumptions, model: as :func:`~memcim.energy.cim.estimate_cost`.
+
+    Returns:
+        The :class:`~memcim.energy.cim.CIMCost`: ``inference_pj`` and ``latency_s`` per
+        inference, ``energy_pj["write"]`` the one-off programming of the layers.
+    """
+    ok = isinstance(layers, tuple) and len(layers) > 0
+    ok = ok and all(isinstance(x, tuple) and len(x) == 2 and all(is_int(n) and n >= 1 for n in x)
+                    for x in layers)  # fmt: skip
+    require(ok, "layers", layers, "must be a non-empty tuple of (inputs, outputs) int pairs >= 1")
+    require(scheme in SCHEMES, "scheme", scheme, f"must be one of {SCHEMES}")
+    require(is_real(input_sq_mean) and 0 < input_sq_mean <= 1, "input_sq_mean", input_sq_mean,
+            "must be in (0, 1]")  # fmt: skip
+    device = device if device is not None else FilamentaryRRAM()
+    costs = []
+    for rows, cols in layers:
+        costs.append(bayes_cim_cost(
+            rows=rows, cols=cols, vectors=1, v_sq_sum=rows * input_sq_mean, samples=samples,
+            scheme=scheme, device=device, population=population, dac_bits=dac_bits,
+            adc_bits=adc_bits, assumptions=assumptions, model=model,
+        ))  # fmt: skip
+    return combine(costs, parallel=False)
+
+
+def neurosim_bayesian_cim_pj(
+    layers: tuple[tuple[int, int], ...] = BNN_LAYERS, samples: int = BNN_SAMPLES
+) -> float:
+    """The chiplet's energy per inference at NeuroSim's :data:`NEUROSIM_TOPS_PER_W` (pJ).
+
+    2 operations per multiply-accumulate, 1 TOPS/W = 1 op/pJ: 2 · Σ inputs·outputs · samples
+    / 11.25 (15.7 nJ for the default network). A published whole-chip figure for comparison,
+    not what the pipeline uses.
+    """
+    require(is_int(samples) and samples >= 1, "samples", samples, "must be an int >= 1")
+    return 2 * sum(r * c for r, c in layers) * samples / NEUROSIM_TOPS_PER_W
+
+
+def bayesian_cim_chiplet(cost: CIMCost | None = None) -> Chiplet:
+    """The Bayesian CIM chiplet with the energy and latency of ``cost`` per inference.
+
+    Args:
+        cost: one inference (:func:`bayesian_cim_cost`); default that function's defaults.
+    """
+    cost = cost if cost is not None else bayesian_cim_cost()
+    require(isinstance(cost, CIMCost), "cost", type(cost).__name__, "must be a CIMCost")
+    return Chiplet(
+        name="bayesian_cim",
+        role="bayesian_cim",
+        e_pj=cost.inference_pj,
+        latency_s=cost.latency_s,
+        output_bits=(10 + 2) * 8,
+        area_mm2=1.0,
+        process="22nm RRAM",
+    )
+
+
+#: Bayesian CIM chiplet: the MLP 128-64-10 (:data:`BNN_LAYERS`) with 10 Monte-Carlo samples on
+#: filamentary RRAM tiles (8-bit DAC and ADC, device population K = 100), energy and latency per
+#: inference computed by :func:`bayesian_cim_cost` (memcim's tile model; see
+#: :func:`neurosim_bayesian_cim_pj` for NeuroSim's figure). It sends 10 class probabilities and
+#: two uncertainties (aleatoric, epistemic), 8 bits each: 96 bits. 1 mm² (arrays plus periphery,
+#: assumed).
+BAYESIAN_CIM = bayesian_cim_chiplet()
 
 #: Learning module: hybrid FeCAP/memristor synapses [13][14] adapting the 640 readout weights on
 #: every image. Per inference: 640 FeCAP hidden-value writes at 100 fJ (REFERENCES, FeRAM) =

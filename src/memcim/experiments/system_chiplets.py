@@ -3,12 +3,19 @@ how many Bayesian parameters monolithic 3D memory layers hold.
 
 Part 1 (:mod:`memcim.energy.system`): the chain sensor → spiking front end → Bayesian CIM →
 learning module → digital host (the presets of :data:`memcim.energy.system.DEFAULT_STAGES`, with
-the Bayesian CIM chiplet's energy and latency from the config) is built four ways: chiplets in
+the Bayesian CIM chiplet's energy and latency computed by memcim's tile model for the config's
+scheme, samples, device and ADC, :func:`memcim.energy.system.bayesian_cim_cost`, unless the config
+overrides them) is built four ways: chiplets in
 separate packages (``2d``, off-package SerDes), side by side on an interposer (``2_5d``), hybrid-
 bonded stack (``3d``) and one die with on-die wires of ``monolithic_link_mm`` (``monolithic``).
 Metrics per build ``<b>``: ``energy_<b>_pj`` (per inference), ``link_energy_<b>_pj``,
 ``link_share_<b>`` (fraction of the energy spent on links), ``latency_<b>_s`` and
 ``throughput_<b>_per_s``; ``stage_energy_pj`` is the chiplets' part, the same for every build.
+The Bayesian CIM chiplet from the tile model: ``bayes_cim_pj`` per inference (its components
+``bayes_cim_<component>_pj``), ``bayes_cim_latency_s``, ``bayes_cim_tops_per_w`` and
+``bayes_cim_program_pj`` (one-off programming); for comparison, ``bayes_cim_neurosim_pj``, the
+same network at NeuroSim 1.4's 11.25 TOPS/W, and ``bayes_cim_model_to_neurosim``, their ratio
+(results.json ``bayes_cim_table`` lists both).
 
 Part 2: devices per mm² of ``device`` cells at ``feature_nm`` with 1, 2, 4, 8 … monolithic
 layers (``density_devices_per_mm2_<L>l``) and the largest Bayesian model that fits on
@@ -29,18 +36,28 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from memcim._errors import is_int, is_real, require
+from memcim.devices import PCM, FilamentaryRRAM
+from memcim.energy.bayes import SCHEMES
+from memcim.energy.cim import CIMCost
 from memcim.energy.system import (
-    BAYESIAN_CIM,
+    BNN_LAYERS,
+    BNN_SAMPLES,
+    BNN_SCHEME,
     DEFAULT_STAGES,
     DEVICES_PER_PARAMETER,
     INTEGRATION_LINKS,
+    NEUROSIM_TOPS_PER_W,
     SystemCost,
+    bayesian_cim_chiplet,
+    bayesian_cim_cost,
     build,
     devices_per_parameter,
     largest_bayesian_model,
     memory_density_per_mm2,
+    neurosim_bayesian_cim_pj,
     pipeline_cost,
 )
 from memcim.energy.tables import CELL_AREA_F2
@@ -49,6 +66,8 @@ from memcim.experiments.registry import Result, register
 EXPERIMENT = "system-chiplets"
 #: Integration style -> metric label.
 BUILDS: dict[str, str] = {"2d": "2d", "2.5d": "2_5d", "3d": "3d", "monolithic": "monolithic"}
+#: Cells the Bayesian CIM chiplet can be built from (presets).
+BAYES_DEVICES = {"rram": FilamentaryRRAM, "pcm": PCM}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,9 +75,14 @@ class SystemChipletsConfig:
     """What the ``system-chiplets`` experiment compares.
 
     Attributes:
-        bayes_e_pj: energy per inference of the Bayesian CIM chiplet (pJ); default 16 nJ
-            (a 128-64-10 MLP, 10 Monte-Carlo samples, at NeuroSim's 11.25 TOPS/W).
-        bayes_latency_s: its latency per inference (s).
+        bayes_scheme: sampling scheme of the Bayesian CIM chiplet (a 128-64-10 MLP), one of
+            :data:`memcim.energy.bayes.SCHEMES`.
+        bayes_samples: its Monte-Carlo samples per inference.
+        bayes_device: its cells, ``"rram"`` (filamentary RRAM) or ``"pcm"``.
+        bayes_adc_bits: its ADC resolution (bits, >= 1; the DAC stays 8-bit).
+        bayes_e_pj: energy per inference of the Bayesian CIM chiplet (pJ); ``None`` (default):
+            computed by the tile model from the four fields above.
+        bayes_latency_s: its latency per inference (s); ``None``: from the tile model.
         monolithic_link_mm: on-die wire between neighbouring blocks of the monolithic build (mm).
         area_mm2: footprint given to memory arrays in part 2 (mm²).
         device: cell type, a key of :data:`memcim.energy.tables.CELL_AREA_F2` (default
@@ -69,8 +93,12 @@ class SystemChipletsConfig:
         population: K rows of differential pairs per weight for ``device_population``.
     """
 
-    bayes_e_pj: float = BAYESIAN_CIM.e_pj
-    bayes_latency_s: float = BAYESIAN_CIM.latency_s
+    bayes_scheme: str = BNN_SCHEME
+    bayes_samples: int = BNN_SAMPLES
+    bayes_device: Literal["rram", "pcm"] = "rram"
+    bayes_adc_bits: int = 8
+    bayes_e_pj: float | None = None
+    bayes_latency_s: float | None = None
     monolithic_link_mm: float = 1.0
     area_mm2: float = 10.0
     device: str = "FilamentaryRRAM"
@@ -81,10 +109,22 @@ class SystemChipletsConfig:
 
     def __post_init__(self) -> None:
         name = "SystemChipletsConfig"
-        require(is_real(self.bayes_e_pj) and self.bayes_e_pj >= 0, f"{name}.bayes_e_pj",
-                self.bayes_e_pj, "must be a finite energy >= 0 pJ")  # fmt: skip
-        for field, unit in (("bayes_latency_s", "s"), ("monolithic_link_mm", "mm"),
-                            ("area_mm2", "mm²"), ("feature_nm", "nm")):  # fmt: skip
+        require(self.bayes_scheme in SCHEMES, f"{name}.bayes_scheme", self.bayes_scheme,
+                f"must be one of {SCHEMES}")  # fmt: skip
+        require(self.bayes_device in BAYES_DEVICES, f"{name}.bayes_device", self.bayes_device,
+                f"must be one of {sorted(BAYES_DEVICES)}")  # fmt: skip
+        for field in ("bayes_samples", "bayes_adc_bits"):
+            value = getattr(self, field)
+            require(is_int(value) and value >= 1, f"{name}.{field}", value, "must be an int >= 1")
+        require(self.bayes_e_pj is None or (is_real(self.bayes_e_pj) and self.bayes_e_pj >= 0),
+                f"{name}.bayes_e_pj", self.bayes_e_pj,
+                "must be None (tile model) or a finite energy >= 0 pJ")  # fmt: skip
+        require(self.bayes_latency_s is None
+                or (is_real(self.bayes_latency_s) and self.bayes_latency_s > 0),
+                f"{name}.bayes_latency_s", self.bayes_latency_s,
+                "must be None (tile model) or a finite time > 0 s")  # fmt: skip
+        for field, unit in (("monolithic_link_mm", "mm"), ("area_mm2", "mm²"),
+                            ("feature_nm", "nm")):  # fmt: skip
             value = getattr(self, field)
             require(is_real(value) and value > 0, f"{name}.{field}", value,
                     f"must be finite and > 0 {unit}")  # fmt: skip
@@ -100,13 +140,44 @@ class SystemChipletsConfig:
                 self.population, "must be an int >= 1")  # fmt: skip
 
 
+def bayes_cost(config: SystemChipletsConfig) -> CIMCost:
+    """One inference of the config's Bayesian CIM chiplet, from memcim's tile model."""
+    return bayesian_cim_cost(samples=config.bayes_samples, scheme=config.bayes_scheme,
+                             device=BAYES_DEVICES[config.bayes_device](),
+                             population=config.population,
+                             adc_bits=config.bayes_adc_bits)  # fmt: skip
+
+
 def stages_for(config: SystemChipletsConfig):
-    """The default chain with the config's Bayesian CIM energy and latency."""
-    return tuple(
-        replace(s, e_pj=config.bayes_e_pj, latency_s=config.bayes_latency_s)
-        if s.role == "bayesian_cim" else s
-        for s in DEFAULT_STAGES
-    )  # fmt: skip
+    """The default chain with the config's Bayesian CIM chiplet (tile model or overrides)."""
+    chiplet = bayesian_cim_chiplet(bayes_cost(config))
+    if config.bayes_e_pj is not None:
+        chiplet = replace(chiplet, e_pj=config.bayes_e_pj)
+    if config.bayes_latency_s is not None:
+        chiplet = replace(chiplet, latency_s=config.bayes_latency_s)
+    return tuple(chiplet if s.role == "bayesian_cim" else s for s in DEFAULT_STAGES)
+
+
+def bayes_metrics(config: SystemChipletsConfig) -> tuple[dict[str, float], dict[str, list]]:
+    """The tile model's Bayesian CIM chiplet beside NeuroSim's figure: metrics and a table."""
+    cost = bayes_cost(config)
+    neurosim = neurosim_bayesian_cim_pj(BNN_LAYERS, config.bayes_samples)
+    metrics = {"bayes_cim_pj": cost.inference_pj, "bayes_cim_latency_s": cost.latency_s,
+               "bayes_cim_tops_per_w": cost.tops_per_w,
+               "bayes_cim_program_pj": cost.energy_pj["write"],
+               "bayes_cim_neurosim_pj": neurosim,
+               "bayes_cim_model_to_neurosim": cost.inference_pj / neurosim}  # fmt: skip
+    for part, e in cost.energy_pj.items():
+        if part != "write":
+            metrics[f"bayes_cim_{part}_pj"] = e
+    label = (f"memcim tile model ({config.bayes_scheme}, {config.bayes_device}, "
+             f"{config.bayes_adc_bits}-bit ADC)")  # fmt: skip
+    rows = [[label, f"{cost.inference_pj / 1e3:.2f}", f"{cost.tops_per_w:.2f}",
+             f"{cost.latency_s * 1e6:.3f}"],
+            [f"NeuroSim 1.4 ({NEUROSIM_TOPS_PER_W} TOPS/W, comparison only)",
+             f"{neurosim / 1e3:.2f}", f"{NEUROSIM_TOPS_PER_W:.2f}", "–"]]  # fmt: skip
+    header = ["Bayesian CIM chiplet", "energy (nJ)", "TOPS/W", "latency (µs)"]
+    return metrics, {"header": header, "rows": rows}
 
 
 def compare_builds(config: SystemChipletsConfig) -> dict[str, SystemCost]:
@@ -197,6 +268,8 @@ def run(config: SystemChipletsConfig, *, seed: int, out_dir: str | os.PathLike[s
     out.mkdir(parents=True, exist_ok=True)
     costs = compare_builds(config)
     metrics: dict[str, float] = {"stage_energy_pj": next(iter(costs.values())).stage_energy_pj}
+    bayes, bayes_table = bayes_metrics(config)
+    metrics.update(bayes)
     for b, label in BUILDS.items():
         c = costs[b]
         metrics[f"energy_{label}_pj"] = c.energy_pj
@@ -219,12 +292,13 @@ def run(config: SystemChipletsConfig, *, seed: int, out_dir: str | os.PathLike[s
                                        array_efficiency=config.array_efficiency)
             )  # fmt: skip
     if progress:
-        for row in summary_table(costs)["rows"]:
+        for row in summary_table(costs)["rows"] + bayes_table["rows"]:
             print(f"[{EXPERIMENT}] " + " | ".join(row), flush=True)
     plot_energy_breakdown(costs, out / "energy_breakdown.png")
     plot_largest_model(metrics, config, out / "largest_model_vs_layers.png")
     extra = {
         "summary_table": summary_table(costs),
+        "bayes_cim_table": bayes_table,
         "costs": {b: c.as_dict() for b, c in costs.items()},
         "devices_per_parameter": dpp,
         "cell_area_f2": cell_f2,
