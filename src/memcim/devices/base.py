@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields, replace
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, NamedTuple
 
 import torch
 from torch import Tensor
@@ -93,6 +93,21 @@ class DeviceState:
         )
 
 
+class ReadEffects(NamedTuple):
+    """Result of :meth:`Device.apply_reads`.
+
+    Attributes:
+        state: the cells after the reads.
+        disturbs: cells whose stored state a read switched (read disturb).
+        writebacks: write-back pulses the reads cost (destructive reads); they are also added
+            to ``state.writes``, so they wear the cells out.
+    """
+
+    state: DeviceState
+    disturbs: int
+    writebacks: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class Device(ABC):
     """Statistics of one memory cell technology.
@@ -106,11 +121,21 @@ class Device(ABC):
     Attributes:
         g_min_us: lowest programmable conductance (µS).
         g_max_us: highest programmable conductance (µS).
-        e_read_pj: energy of one cell read (pJ); the array-level Σ V² G t estimate lives in
-            ``memcim.energy``.
+        e_read_pj: energy of one cell read (pJ). The tile energy model
+            (:func:`memcim.energy.cim.counters_cost`) charges it per cell read for devices whose
+            read is not ohmic (``ohmic_read = False``: a FeCAP senses switched charge, an SRAM
+            word a bit line). For ohmic (resistive) cells it measures Σ V² G t on every read
+            instead (:attr:`memcim.crossbar.TileCounters.array_energy_pj`), and this field is
+            only the order of magnitude of that figure, not charged twice.
         e_write_pj: energy of one programming pulse (pJ).
         t_write_s: duration of one programming pulse (s).
-        endurance_cycles: programming cycles a cell survives (``math.inf`` for unlimited).
+        endurance_cycles: programming pulses a cell survives (``math.inf`` for unlimited). The
+            programming whose pulses bring a cell's write count to ``endurance_cycles`` is its
+            last: the cell is then stuck (``DeviceState.stuck``) at :meth:`worn_out_us` of the
+            value it reached, and later programming leaves it there (:meth:`advance`, shared
+            by every device's ``program`` and so by :meth:`program_where`, tiles and learners).
+            Cells handed over with a write count already past the endurance (e.g. from a
+            looser setting) do not respond either.
     """
 
     g_min_us: float
@@ -130,6 +155,11 @@ class Device(ABC):
     #: time by default).
     read_noise_spectrum: ClassVar[Literal["white", "1/f"]] = "white"
 
+    #: True when a read is an ohmic current I = V·G, so that the array's read energy is
+    #: Σ V² G t (resistive cells). False for cells whose read senses something else (charge,
+    #: a digital bit line): the energy model then charges ``e_read_pj`` per cell read.
+    ohmic_read: ClassVar[bool] = True
+
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
@@ -141,6 +171,9 @@ class Device(ABC):
                 f"{self._field('g_max_us')}={self.g_max_us!r} is invalid: must be greater than "
                 f"g_min_us={self.g_min_us!r}"
             )
+        # Conductances are float32 tensors: a window of 1e-300 µS is 0 there (0/0 reads).
+        require(self.g_max_us - self.g_min_us >= 1e-12, self._field("g_max_us"), self.g_max_us,
+                f"must exceed g_min_us={self.g_min_us!r} by >= 1e-12 µS")  # fmt: skip
         for name in ("g_min_us", "g_max_us", "e_read_pj", "e_write_pj", "t_write_s"):
             value = getattr(self, name)
             require(
@@ -198,6 +231,12 @@ class Device(ABC):
         state = self.as_state(g_us, generator=generator)
         check_time(t_s)
         return state.g_us
+
+    @property
+    def drifts(self) -> bool:
+        """True when the conductance can move after programming (the model overrides
+        :meth:`drift`), i.e. when drift compensation has something to compensate."""
+        return type(self).drift is not Device.drift
 
     def read_noise_std(self, state: DeviceState, *, t_s: float) -> Tensor:
         """Std of the zero-mean Gaussian read noise (µS) of each cell at ``t_s``.
@@ -257,7 +296,12 @@ class Device(ABC):
         return DeviceState.fresh(g, **self.init_params(g, generator=generator))
 
     def check_target(self, g_target_us: Tensor) -> Tensor:
-        """Validate programming targets: finite, float, inside the device window."""
+        """Validate programming targets: finite, float, inside the device window.
+
+        Targets outside the window raise. Targets within 1e-5 · g_max of an edge (float32
+        rounding of an exact edge, e.g. w / w_max · span + g_min) are accepted and set to the
+        edge: a rounding, not a clip of real data.
+        """
         g = check_conductance(g_target_us, "g_target_us")
         # A tolerance of a few ulps lets exact window edges computed in float32 through.
         tol = 1e-5 * self.g_max_us
@@ -270,26 +314,58 @@ class Device(ABC):
         return g.clamp(self.g_min_us, self.g_max_us)
 
     def clip(self, g_us: Tensor) -> Tensor:
-        """Physical bound of the conductance after noise: never below 0 or above g_max."""
+        """Physical bound of a noisy *programmed* conductance: never below 0 or above g_max.
+
+        Used by the models that say so in their docstrings (:class:`~memcim.devices.TwoDFET`
+        and :class:`~memcim.devices.GainCell` programming noise): a channel or a stored charge
+        cannot go negative nor past the fully-on state. Reads are never clipped (a clipped
+        read would bias the mean of the read noise).
+        """
         return g_us.clamp(0.0, self.g_max_us)
+
+    def worn_out_us(self, g_us: Tensor) -> Tensor:
+        """Value (µS) a cell sticks at once it reaches its endurance, from the value ``g_us``
+        it held after its last working programming.
+
+        Default: the last value (the cell stops responding where it is, as a filamentary RRAM
+        cell whose filament no longer ruptures). Devices whose wear-out ends in a particular
+        state override this (PCM stuck-SET or stuck-RESET, MTJ barrier breakdown, fatigued
+        FeCAP).
+        """
+        return g_us
 
     def advance(
         self, state: DeviceState | None, g_us: Tensor, pulses: Tensor | int = 1, **params: Tensor
     ) -> DeviceState:
         """Bookkeeping shared by every ``program``: write counts, stuck cells keep their value.
 
+        Endurance is applied here, once for every device: cells already past
+        ``endurance_cycles`` (but not yet marked stuck) receive no pulse, and every cell whose
+        write count reaches ``endurance_cycles`` in this operation becomes stuck at
+        :meth:`worn_out_us` of its value.
+
         Args:
             state: previous state or ``None`` for fresh cells.
             g_us: conductance the programming produced (µS) where the cells respond.
-            pulses: pulses applied per cell in this programming operation.
+            pulses: pulses applied per cell in this programming operation (broadcastable).
             params: persistent per-device parameters after this programming.
         """
         pulses_t = torch.as_tensor(pulses, dtype=torch.int64, device=g_us.device).expand(g_us.shape)
         if state is None:
             state = DeviceState.fresh(torch.zeros_like(g_us))
+        blocked = state.stuck
+        finite = math.isfinite(self.endurance_cycles)
+        if finite:
+            blocked = blocked | (state.writes >= self.endurance_cycles)
+        pulses_t = torch.where(blocked, 0, pulses_t)
+        writes = state.writes + pulses_t
+        g_new = torch.where(blocked, state.g_us, g_us)
         stuck = state.stuck
-        writes = state.writes + torch.where(stuck, 0, pulses_t)
-        g_new = torch.where(stuck, state.g_us, g_us)
+        if finite:
+            worn = ~stuck & (writes >= self.endurance_cycles)
+            if bool(worn.any()):
+                g_new = torch.where(worn, self.worn_out_us(g_new).to(g_new.dtype), g_new)
+                stuck = stuck | worn
         merged = dict(state.params)
         merged.update(params)
         return DeviceState(
@@ -297,8 +373,33 @@ class Device(ABC):
             writes=writes,
             stuck=stuck,
             params=merged,
-            last_pulses=torch.where(stuck, 0, pulses_t),
+            last_pulses=pulses_t,
         )
+
+    def apply_reads(
+        self, state: DeviceState, drive: Tensor, *, generator: torch.Generator | None = None
+    ) -> ReadEffects:
+        """What reading changes in the cells: the state after a batch of array reads.
+
+        Tiles call it after every MVM when :attr:`reads_change_state` is True (never
+        otherwise, so devices whose reads leave the cells alone pay nothing).
+
+        Args:
+            state: the cells, [..., planes, rows, cols] (or [..., n, rows, 1] for reference
+                columns).
+            drive: |V| / V_read of each word line for each input vector read, [..., B, rows]
+                (0 where a row was not driven). Leading dims broadcast against the state's.
+            generator: randomness of the read effects (e.g. disturb flips).
+
+        Returns:
+            The new state and the counts of what happened.
+        """
+        return ReadEffects(state, 0, 0)
+
+    @property
+    def reads_change_state(self) -> bool:
+        """True when a read changes the cells (read disturb, destructive read)."""
+        return False
 
     # ----------------------------------------------------------------------------------------
     # Energy and latency per operation.
@@ -307,6 +408,21 @@ class Device(ABC):
         """Energy of the latest programming operation over all cells (pJ)."""
         pulses = state.last_pulses if state.last_pulses is not None else state.writes
         return float(pulses.sum()) * self.e_write_pj
+
+
+def per_row(values: Tensor, state: DeviceState) -> Tensor:
+    """Sum of per-read, per-word-line ``values`` [..., B, rows] over the reads, as a tensor
+    that broadcasts against ``state`` [..., planes, rows, cols]: [..., 1, rows, 1].
+
+    Leading dims of ``values`` beyond the state's own (inputs broadcast against one array)
+    are reads of the same cells, so they are summed too.
+    """
+    lead = state.g_us.dim() - 3
+    summed = values.sum(-2)
+    extra = summed.dim() - 1 - lead
+    if extra > 0:
+        summed = summed.sum(dim=tuple(range(extra)))
+    return summed.unsqueeze(-2).unsqueeze(-1)
 
 
 def check_conductance(g_us: Tensor, name: str) -> Tensor:

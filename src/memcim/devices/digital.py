@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -35,6 +36,10 @@ class SRAMCell(Device):
     """A word of ``bits`` SRAM bit-cells storing one quantised value exactly.
 
     The per-word energies and leakage are derived from the per-bit fields times ``bits``.
+    Reads are digital (``ohmic_read = False``): the energy model charges ``e_read_pj`` per word
+    read. Leakage is charged over the time the words hold data by
+    :meth:`leakage_energy_pj` (e.g. :class:`memcim.learning.memories.SRAMMemory` over a
+    training run).
 
     Attributes:
         g_min_us: value of code 0 (µS); 0 µS, matching the 0–25 µS window of
@@ -63,6 +68,9 @@ class SRAMCell(Device):
     leakage_pw: float = field(init=False)
     t_write_s: float = 1e-9
     endurance_cycles: float = math.inf
+
+    #: A digital read of a bit line, not an ohmic current.
+    ohmic_read: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         require(
@@ -191,6 +199,11 @@ class GainCell(Device):
             return self.advance(state, target.clone())
         noise = torch.randn(target.shape, generator=generator, dtype=target.dtype)
         return self.advance(state, self.clip(target + self.write_noise_std_us * noise))
+
+    @property
+    def drifts(self) -> bool:
+        """The stored value decays unless the retention is infinite."""
+        return math.isfinite(self.retention_s)
 
     def decay_factor(self, t_s: float) -> float:
         """exp(−t/τ): the fraction of the stored charge left after ``t_s`` s."""

@@ -21,19 +21,30 @@ the target when some pulses fail.
 Reading is destructive: sensing the switched charge erases the state, which must be written
 back. :meth:`FeCap.read` is pure (it returns the stored value and leaves counters alone);
 :meth:`FeCap.read_destructive` returns the value *and* the state after the write-back, with one
-more write per cell, so that endurance and energy accounting see the cost of every read.
+more write per cell, so that endurance and energy accounting see the cost of every read. Tiles
+do the same on every MVM (:meth:`FeCap.apply_reads`): an activation senses every cell of the
+array and writes it back, one write per cell and input vector (counted in
+``TileCounters.writebacks``, priced as the ``"writeback"`` energy of the read, and added to
+the cells' write counts, so reads wear them out too). A FeCAP read is charge sensing, not an
+ohmic current, so the energy model charges ``e_read_pj`` per cell read
+(``ohmic_read = False``).
+
+Wear-out: after ``endurance_cycles`` pulses the ferroelectric is fatigued (domain pinning by
+charged defects; the "high write endurance" of [13][14] bounds it but no number is given): no
+switchable polarisation is left, so sensing finds no switched charge and the cell reads as
+level 0 (``g_min_us``) for good.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import dataclass, replace
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
 
 from memcim._errors import ConfigError, require
-from memcim.devices.base import Device, DeviceState, check_time
+from memcim.devices.base import Device, DeviceState, ReadEffects, check_time, per_row
 
 
 class LevelUpdate(NamedTuple):
@@ -80,6 +91,9 @@ class FeCap(Device):
     endurance_cycles: float = 1e10
     n_levels: int = 8
     p_switch: float = 0.5
+
+    #: Reads sense switched charge, not an ohmic current (see the module docstring).
+    ohmic_read: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -221,3 +235,28 @@ class FeCap(Device):
         check_time(t_s)
         g = self.read(state, t_s=t_s)
         return g, self.advance(state, state.g_us, 1)
+
+    @property
+    def reads_change_state(self) -> bool:
+        """Every read is destructive and costs a write-back."""
+        return True
+
+    def apply_reads(
+        self, state: DeviceState, drive: Tensor, *, generator: torch.Generator | None = None
+    ) -> ReadEffects:
+        """Write-backs of a batch of tile reads (see :meth:`Device.apply_reads`).
+
+        Every input vector senses every cell of the array (the word lines of zero inputs
+        included: the array is read as a whole) and writes the sensed level back, exactly
+        (as in :meth:`read_destructive`), so each cell gets one more write per vector; cells
+        that reach their endurance this way are fatigued (level 0). ``last_pulses`` keeps the
+        latest *programming*'s pulses.
+        """
+        reads = per_row(torch.ones_like(drive, dtype=torch.int64), state).expand(state.shape)
+        after = self.advance(state, state.g_us, reads)
+        writebacks = int(after.last_pulses.sum())
+        return ReadEffects(replace(after, last_pulses=state.last_pulses), 0, writebacks)
+
+    def worn_out_us(self, g_us: Tensor) -> Tensor:
+        """A fatigued capacitor reads as level 0 (module docstring)."""
+        return torch.full_like(g_us, self.g_min_us)

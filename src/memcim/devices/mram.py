@@ -17,7 +17,15 @@ unverified defaults.
 * Read disturb: the read current (``i_read_ua`` for ``t_read_s``) is a weak pulse in one
   direction (``read_disturb_direction``); each read switches a susceptible cell with the
   same sigmoid evaluated at the read current.
+  Tiles apply it on every MVM (:meth:`STTMRAM.apply_reads`, counted in
+  ``TileCounters.read_disturbs``): the read current of a word line scales with its drive,
+  I = ``i_read_ua`` · |V| / V_read, so each input vector reading a cell is one pulse of that
+  current; there is no disturb where ``i_read_ua`` is 0.
 * Gaussian read noise of std ``read_noise_rel`` × G per read.
+* Wear-out: after ``endurance_cycles`` write pulses the MgO tunnel barrier breaks down
+  (time-dependent dielectric breakdown under repeated write stress; no figure in
+  REFERENCES.md): the junction becomes a low-resistance short that no longer switches,
+  modelled as stuck at G_P = ``g_max_us``.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import torch
 from torch import Tensor
 
 from memcim._errors import require
-from memcim.devices.base import Device, DeviceState, check_time
+from memcim.devices.base import Device, DeviceState, ReadEffects, check_time, per_row
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,6 +265,40 @@ class STTMRAM(Device):
         return dataclasses.replace(
             st, g_us=torch.where(st.stuck, st.g_us, self._g_of(now_p, st.g_us.dtype))
         )
+
+    @property
+    def reads_change_state(self) -> bool:
+        """Reads disturb the cells when the read current has a non-zero switching probability."""
+        return self.i_read_ua > 0 and self.read_disturb_probability() > 0
+
+    def apply_reads(
+        self, state: DeviceState, drive: Tensor, *, generator: torch.Generator | None = None
+    ) -> ReadEffects:
+        """Read disturb of a batch of tile reads (see :meth:`Device.apply_reads`).
+
+        Each input vector that drives a word line at |V| / V_read = ``drive`` is one read pulse
+        of I = ``i_read_ua`` · drive on every cell of the line; a susceptible cell survives all
+        of them with probability Π (1 − P_sw(I)), so it flips with 1 − Π (one draw per cell).
+        Stuck cells keep their value; write counts are unchanged (a read is not a write).
+        """
+        p = self.switching_probability(self.i_read_ua * drive, self.t_read_s)
+        p = torch.where(drive > 0, p, 0.0)
+        p_flip = -torch.expm1(per_row(torch.log1p(-p), state))
+        was_p = self.is_parallel(state)
+        susceptible = {"ap_to_p": ~was_p, "p_to_ap": was_p, "both": torch.ones_like(was_p)}[
+            self.read_disturb_direction
+        ]
+        hit = torch.rand(state.shape, generator=generator, dtype=torch.float64) < p_flip
+        flip = hit & susceptible & ~state.stuck
+        flips = int(flip.sum())
+        if flips == 0:
+            return ReadEffects(state, 0, 0)
+        g = torch.where(flip, self._g_of(~was_p, state.g_us.dtype), state.g_us)
+        return ReadEffects(dataclasses.replace(state, g_us=g), flips, 0)
+
+    def worn_out_us(self, g_us: Tensor) -> Tensor:
+        """A broken-down barrier is a short: stuck at G_P (module docstring)."""
+        return torch.full_like(g_us, self.g_max_us)
 
     def read_noise_std(self, state: DeviceState, *, t_s: float) -> Tensor:
         check_time(t_s)

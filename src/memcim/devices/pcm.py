@@ -15,12 +15,23 @@ With ĝ = g_target / g_max clipped to [0, 1]:
   Q_s = min(0.0088 / ĝ_prog^0.65, 0.2), t_read = 250 ns. As in aihwkit, the time in the noise
   formula counts from t0 before the first read (``t + t0``), which keeps the logarithm positive at
   t = 0, and Q_s is evaluated at the programmed conductance.
+
+Programmed conductances are clipped at 0 µS (the noise of a target near 0 µS cannot make a
+cell conduct negatively); they are not clipped at g_max, which bounds the targets only.
+
+Wear-out: after ``endurance_cycles`` SET/RESET pulses a PCM cell fails in one of two ways
+known from PCM reliability studies (no figure in REFERENCES.md; the choice is
+``worn_out_state``): *stuck-SET*, the cell no longer amorphises (elemental segregation near
+the heater leaves a crystalline path) and stays at high conductance, g_max; or *stuck-RESET*,
+a void opens at the heater interface and the cell stays open, g_min. A stuck cell does not
+drift (ν = 0: drift is a property of the amorphous phase, and an open cell carries no current).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -49,6 +60,8 @@ class PCM(Device):
             unverified default, configurable).
         t_write_s: 100 ns pulse (order of magnitude; unverified default).
         endurance_cycles: 1e8 (typical PCM; unverified default).
+        worn_out_state: ``"set"`` (default; stuck-SET at g_max) or ``"reset"`` (stuck-RESET
+            at g_min): where a worn-out cell sticks (module docstring; unverified default).
     """
 
     read_noise_spectrum = "1/f"
@@ -65,11 +78,20 @@ class PCM(Device):
     prog_noise_scale: float = 1.0
     drift_scale: float = 1.0
     read_noise_scale: float = 1.0
+    worn_out_state: Literal["set", "reset"] = "set"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(self.t0_s > 0, self._field("t0_s"), self.t0_s, "must be > 0 s")
-        require(self.t_read_s > 0, self._field("t_read_s"), self.t_read_s, "must be > 0 s")
+        require(
+            self.worn_out_state in ("set", "reset"),
+            self._field("worn_out_state"),
+            self.worn_out_state,
+            "must be 'set' (stuck-SET, g_max) or 'reset' (stuck-RESET, g_min)",
+        )
+        require(0 < self.t0_s < math.inf, self._field("t0_s"), self.t0_s, "must be finite, > 0 s")
+        # The 1/f noise term sqrt(log((t + t_read)/(2 t_read))) at t = t0 needs t_read <= t0.
+        require(0 < self.t_read_s <= self.t0_s, self._field("t_read_s"), self.t_read_s,
+                f"must be > 0 s and <= t0_s={self.t0_s} s")  # fmt: skip
         require(
             len(self.prog_coeffs) == 3,
             self._field("prog_coeffs"),
@@ -124,7 +146,21 @@ class PCM(Device):
         )
         # ν follows the *target* state, as in the published model (the cell's amorphous volume
         # is set by the programming conditions, not by where the noise landed).
-        return self.advance(state, g_prog, **self.init_params(target, generator=generator))
+        new = self.advance(state, g_prog, **self.init_params(target, generator=generator))
+        if bool(new.stuck.any()):  # worn-out cells do not drift (module docstring)
+            nu = torch.where(new.stuck, 0.0, new.params["nu"])
+            new = replace(new, params={**new.params, "nu": nu})
+        return new
+
+    def worn_out_us(self, g_us: Tensor) -> Tensor:
+        """Stuck-SET cells sit at g_max, stuck-RESET cells at g_min (``worn_out_state``)."""
+        value = self.g_max_us if self.worn_out_state == "set" else self.g_min_us
+        return torch.full_like(g_us, value)
+
+    @property
+    def drifts(self) -> bool:
+        """PCM drifts unless ``drift_scale`` is 0."""
+        return self.drift_scale > 0
 
     def drift_factor(self, nu: Tensor, t_s: float) -> Tensor:
         """Multiplicative drift ((t + t0)/t0)^(−ν)."""

@@ -19,7 +19,8 @@ al. [8] as the weight sampler of a Bayesian network. Per cell:
 * read-to-read noise: independent Gaussian per read, σ_read = ρ · |g(t)|;
 * forming failures: fresh cells are stuck-at-low / stuck-at-high with given probabilities;
 * endurance: a cell whose write count reaches ``endurance_cycles`` stops responding and stays
-  stuck at its last programmed conductance;
+  stuck at its last programmed conductance (the default :meth:`Device.worn_out_us`: the
+  filament no longer ruptures or re-forms);
 * optional program-and-verify: cells whose verify read misses the target by more than
   ``verify_tolerance_us`` are re-programmed (a fresh C2C draw), up to ``max_verify_pulses``.
 
@@ -229,8 +230,8 @@ class FilamentaryRRAM(Device):
             )
         z = torch.randn(median.shape, generator=generator, dtype=median.dtype, device=median.device)
         params["relax_z"] = torch.where(stuck, 0.0, z)  # stuck cells were not reprogrammed
-        new = self.advance(state, g, pulses, **params)
-        return replace(new, stuck=new.stuck | (new.writes >= self.endurance_cycles))
+        # Device.advance marks the cells this programming wore out (stuck where they landed).
+        return self.advance(state, g, pulses, **params)
 
     def _set(self, cell_median: Tensor, generator: torch.Generator | None) -> Tensor:
         """One SET: a Gaussian cycle-to-cycle draw around each cell's median (µS)."""
@@ -291,6 +292,11 @@ class FilamentaryRRAM(Device):
                 g_us.shape, generator=generator, dtype=g_us.dtype, device=g_us.device
             )
         }
+
+    @property
+    def drifts(self) -> bool:
+        """Relaxation moves the conductance unless ``relax_sigma_rel`` is 0."""
+        return self.relax_sigma_rel > 0
 
     def drift(self, g_us, t_s, *, generator=None) -> Tensor:
         """Relaxed conductance g_prog · (1 + r f(t) z_relax) at ``t_s`` (µS), clipped at 0.

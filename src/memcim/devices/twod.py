@@ -22,6 +22,11 @@ is a generic trap model; every constant is an unverified default.
   (:meth:`TwoDFET.read_moments`).
 
 Reads are not clipped at 0 µS: clipping would bias the mean of the sampling noise.
+
+Wear-out: after ``endurance_cycles`` programming pulses the gate stack has accumulated so many
+generated traps that the programming window closes (no figure in REFERENCES.md): the threshold
+voltage no longer moves and the cell stays at its last conductance (the default
+:meth:`Device.worn_out_us`).
 """
 
 from __future__ import annotations
