@@ -16,6 +16,19 @@ Data path of :meth:`Tile.mvm` for inputs x (one vector per row of ``x``):
 4. ADC: each slice's currents are quantised over a calibrated range; saturations are counted.
 5. Digital: slices are shifted and added, scaled back to weight units, and optionally multiplied
    by the global drift-compensation factor.
+6. Read side effects, for devices whose reads change the cells
+   (:attr:`~memcim.devices.Device.reads_change_state`): STT-MRAM read disturb and FeCAP
+   destructive reads with their write-backs are applied after every MVM and counted
+   (:class:`TileCounters`). A batch of vectors reads the cells as they were before the batch.
+
+Global drift compensation (``TileConfig.drift_compensation``), by default as a chip does it
+(REFERENCES.md, PCM: "scale outputs by the ratio of a reference read at t to one at t0"; the
+scheme of aihwkit's ``GlobalDriftCompensation``): the array is read with a fixed calibration
+input (all ones) through the same DAC, read noise and ADC as any input, once right after
+programming (the reference) and once at each read time t; the outputs are scaled by
+mean|y_ref| / mean|y(t)|. The factor is thus itself noisy. ``drift_compensation_mode="oracle"``
+uses instead the noise-free Σ|W(0)| / Σ|W(t)| of the drifted mean conductances, which no chip
+can measure.
 
 Shapes: the tile stores rows (inputs) × cols (outputs). Weights come in PyTorch's
 [out, in] = [cols, rows] layout and ``mvm`` returns ``x @ W.T``. Any leading dimensions of the
@@ -40,6 +53,7 @@ from memcim.devices import PCM, Device, DeviceState
 from memcim.devices.base import all_finite, check_time
 
 ReadNoise = Literal["auto", "per_read", "per_time", "off"]
+DriftCompensationMode = Literal["read", "oracle"]
 IrDrop = Literal["none", "exact", "first_order"]
 IrDropCompensation = Literal["none", "predistortion", "column_scaling"]
 _IR_DROPS = ("none", "exact", "first_order")
@@ -78,7 +92,21 @@ class TileConfig:
             ``"auto"`` (default): ``"per_time"`` for devices whose ``read_noise_spectrum`` is
             ``"1/f"``, ``"per_read"`` otherwise.
             ``"off"``: reads return the drifted mean.
-        drift_compensation: scale outputs by Σ|W(0)| / Σ|W(t)| (global drift compensation).
+        drift_compensation: global drift compensation on (``True``, default) or off.
+        drift_compensation_mode: how the factor is measured.
+            ``"read"`` (default): from calibration reads, as a chip would: the all-ones input
+            is read through the DAC, the array with its read noise and the ADC right after
+            programming (reference, taken at the first compensated read, at t = 0) and at
+            every new read time t; the factor is mean|y_ref| / mean|y(t)| over the columns
+            (per Monte-Carlo sample). The calibration reads are real reads: they are counted
+            in :class:`TileCounters` like any MVM (``mvms``, ``cell_reads``, conversions,
+            array energy), and separately in ``calibration_reads``. They use an ADC range of
+            their own, fitted on the reference read (saturations counted in ``adc_clipped``).
+            No calibration read is made, and the factor is 1, at t = 0 (the reference time)
+            and for devices that do not drift (:attr:`~memcim.devices.Device.drifts` False:
+            nothing to compensate).
+            ``"oracle"``: the noise-free Σ|W(0)| / Σ|W(t)| of the drifted mean conductances
+            (no calibration reads, nothing counted; not measurable on a chip).
         ir_drop: wire resistance in the array read. ``"none"`` (default): ideal wires.
             ``"exact"``: every plane (and reference column) is solved as the circuit
             ``circuit`` describes (nodal analysis, :class:`~memcim.crossbar.circuit.
@@ -95,10 +123,12 @@ class TileConfig:
             (elementwise), ``predistortion_steps`` times from G' = G, under the same
             ``ir_drop`` model. Where the largest G' would exceed g_max, all targets are first
             scaled toward g_min by at most 2× (headroom; undone digitally); cells needing more
-            are clipped at g_max. ``"column_scaling"``: a per-bit-line gain trim in the
-            periphery, c_j = Σ_i G_ij / Σ_i A_ij of each plane (the array's own column sums,
-            known after programming): no extra solve and no loss of signal, but it corrects
-            only the column-average attenuation, not its variation along the word lines.
+            are clipped at g_max (counted in ``TileCounters.predistortion_clipped``; the
+            scale used is :attr:`Tile.predistortion_headroom`). ``"column_scaling"``: a
+            per-bit-line gain trim in the periphery, c_j = Σ_i G_ij / Σ_i A_ij of each plane
+            (the array's own column sums, known after programming): no extra solve and no
+            loss of signal, but it corrects only the column-average attenuation, not its
+            variation along the word lines.
         predistortion_steps: fixed-point iterations of the pre-distortion (>= 1).
     """
 
@@ -111,6 +141,7 @@ class TileConfig:
     t_read_s: float = 100e-9
     read_noise: ReadNoise = "auto"
     drift_compensation: bool = True
+    drift_compensation_mode: DriftCompensationMode = "read"
     ir_drop: IrDrop = "none"
     circuit: CrossbarCircuit = field(default_factory=CrossbarCircuit)
     ir_drop_compensation: IrDropCompensation = "none"
@@ -136,6 +167,11 @@ class TileConfig:
             self.read_noise,
             "must be 'auto', 'per_read', 'per_time' or 'off'",
         )
+        require(isinstance(self.drift_compensation, bool), "TileConfig.drift_compensation",
+                self.drift_compensation, "must be True or False")  # fmt: skip
+        require(self.drift_compensation_mode in ("read", "oracle"),
+                "TileConfig.drift_compensation_mode", self.drift_compensation_mode,
+                "must be 'read' (calibration reads) or 'oracle' (noise-free)")  # fmt: skip
         require(self.ir_drop in _IR_DROPS, "TileConfig.ir_drop", self.ir_drop,
                 f"must be one of {_IR_DROPS}")  # fmt: skip
         require(self.ir_drop_compensation in _IR_COMPENSATIONS, "TileConfig.ir_drop_compensation",
@@ -160,16 +196,29 @@ class TileCounters:
     """Operation counts, read by the energy model.
 
     Attributes:
-        mvms: input vectors processed (one array activation each; × Monte-Carlo samples).
+        mvms: input vectors processed (one array activation each; × Monte-Carlo samples),
+            drift-calibration reads included.
         cell_reads: cells read (cells per activation × activations).
         dac_conversions, adc_conversions: conversions performed.
         dac_clipped, adc_clipped: conversions that saturated.
-        cell_writes: programming pulses applied to cells.
+        cell_writes: programming pulses applied to cells (write-backs of destructive reads
+            are in ``writebacks``, not here).
         program_ops: calls to ``Tile.program``.
         array_energy_pj: energy the array dissipated in reads, Σ over reads of
             Σ_i V_i² Σ_j G_ij · t_read (pJ): every cell of a driven word line conducts, on all
             planes and reference columns; G is the drifted mean conductance (read noise averages
             out) and the wires' own dissipation is not included.
+        calibration_reads: activations spent on drift-compensation calibration reads
+            (``drift_compensation_mode="read"``); they are part of ``mvms`` too.
+        read_disturbs: cells a read switched (STT-MRAM read disturb,
+            :meth:`~memcim.devices.STTMRAM.apply_reads`).
+        writebacks: write-back pulses of destructive reads (FeCAP,
+            :meth:`~memcim.devices.FeCap.apply_reads`): one per cell and activation; they
+            also add to the cells' write counts (endurance) and cost ``e_write_pj`` each as
+            read energy.
+        predistortion_clipped: cells whose IR-drop pre-distorted target fell outside the
+            window and was clipped to it (``ir_drop_compensation="predistortion"``), summed
+            over programmings; those cells stay under-compensated.
     """
 
     mvms: int = 0
@@ -181,6 +230,10 @@ class TileCounters:
     cell_writes: int = 0
     program_ops: int = 0
     array_energy_pj: float = 0.0
+    calibration_reads: int = 0
+    read_disturbs: int = 0
+    writebacks: int = 0
+    predistortion_clipped: int = 0
 
     def reset(self) -> None:
         for name in asdict(self):
@@ -219,6 +272,10 @@ class Tile:
         self.w_max: Tensor | None = None
         self.adc_range: Tensor | None = None
         self._ref_abs_sum: Tensor | None = None
+        self._cal_reference: Tensor | None = None  # mean|y| of the reference read, [..., 1, 1]
+        self._cal_adc_range: Tensor | None = None  # ADC range of the calibration reads
+        #: Conductance scale s of the latest pre-distorted programming (1: no shrink needed).
+        self.predistortion_headroom: float | None = None
         self._cache: _ReadCache | None = None
 
     # --- geometry -----------------------------------------------------------------------------
@@ -291,8 +348,10 @@ class Tile:
         w_max = self._w_max(w)
         planes, ref = self.mapping.targets(w.transpose(-1, -2) / w_max, dev.g_min_us, dev.g_max_us)
         if self.config.ir_drop_compensation == "predistortion":
-            planes, ref, headroom = self._predistort(planes, ref)
+            planes, ref, headroom, clipped = self._predistort(planes, ref)
             w_max = w_max / headroom
+            self.predistortion_headroom = headroom
+            self.counters.predistortion_clipped += clipped
         same_shape = self.state is not None and self.state.shape == planes.shape
         self.state = dev.program(
             planes, generator=generator, state=self.state if same_shape else None
@@ -310,7 +369,7 @@ class Tile:
         self.counters.program_ops += 1
         self._cache = None
         self.adc_range = None
-        self._ref_abs_sum = None  # taken when first needed (see _drift_reference)
+        self._forget_drift_references()
         return self
 
     def set_cells(self, state: DeviceState, *, count_writes: bool = False) -> Tile:
@@ -342,8 +401,13 @@ class Tile:
         if count_writes:
             self._count_writes(state)
         self._cache = None
-        self._ref_abs_sum = None  # taken when first needed (see _drift_reference)
+        self._forget_drift_references()
         return self
+
+    def _forget_drift_references(self) -> None:
+        """New cells: drift-compensation references are taken anew when first needed."""
+        self._ref_abs_sum = None  # see _drift_reference
+        self._cal_reference = self._cal_adc_range = None  # see _calibration_reference
 
     def _check_weights(self, weights: Tensor) -> Tensor:
         if not isinstance(weights, Tensor) or not weights.is_floating_point():
@@ -392,8 +456,9 @@ class Tile:
         if self.state is None:
             return {}
         out = {"w_max": self.w_max, "ref_abs_sum": self._drift_reference()}
-        if self.adc_range is not None:
-            out["adc_range"] = self.adc_range
+        optional = {"adc_range": self.adc_range, "cal_reference": self._cal_reference,
+                    "cal_adc_range": self._cal_adc_range}  # fmt: skip
+        out.update({k: v for k, v in optional.items() if v is not None})
         for prefix, state in (("cells", self.state), ("ref", self.ref_state)):
             if state is None:
                 continue
@@ -411,7 +476,7 @@ class Tile:
         self._cache = None
         if not tensors:
             self.state = self.ref_state = self.w_max = self.adc_range = None
-            self._ref_abs_sum = None
+            self._forget_drift_references()
             return
 
         def state_for(prefix: str) -> DeviceState | None:
@@ -442,6 +507,8 @@ class Tile:
         self.w_max = tensors["w_max"]
         self._ref_abs_sum = tensors["ref_abs_sum"]
         self.adc_range = tensors.get("adc_range")
+        self._cal_reference = tensors.get("cal_reference")
+        self._cal_adc_range = tensors.get("cal_adc_range")
 
     # --- reading the array --------------------------------------------------------------------
     def _slices_at(
@@ -479,19 +546,24 @@ class Tile:
         return wired
 
     def _fixed_point(self, targets_us: Tensor, start_us: Tensor, upper_us: float,
-                     steps: int) -> Tensor:  # fmt: skip
+                     steps: int) -> tuple[Tensor, int]:  # fmt: skip
         """G' with A(G') ≈ targets, by G' ← G'·G/A(G') from ``start_us``, within
-        [g_min, upper]."""
-        g = start_us
+        [g_min, upper]; and the cells the last step had to clip into that range."""
+        g, clipped = start_us, 0
+        lo = self.device.g_min_us
         for _ in range(steps):
             a = self._wired(g)
-            g = (g * targets_us / a.clamp_min(1e-12)).clamp(self.device.g_min_us, upper_us)
-        return g
+            # clamp_min on A only guards the division (a conducting cell has A > 0).
+            wanted = g * targets_us / a.clamp_min(1e-12)
+            clipped = int(((wanted < lo) | (wanted > upper_us)).sum())
+            g = wanted.clamp(lo, upper_us)
+        return g, clipped
 
     def _predistort(
         self, planes: Tensor, ref: Tensor | None
-    ) -> tuple[Tensor, Tensor | None, float]:
-        """Pre-distorted programming targets and the headroom factor s they needed.
+    ) -> tuple[Tensor, Tensor | None, float, int]:
+        """Pre-distorted programming targets, the headroom factor s they needed and the number
+        of cells clipped into the window (``TileCounters.predistortion_clipped``).
 
         Boosting the largest conductances past g_max is impossible. So the fixed point is first
         solved with room up to g_min + span / s_min; if it needs more than the window, every
@@ -506,15 +578,18 @@ class Tile:
         steps = self.config.predistortion_steps
         targets = [planes] if ref is None else [planes, ref]
         room = dev.g_min_us + dev.g_span_us / _MIN_HEADROOM
-        fitted = [self._fixed_point(t, t.clone(), room, steps) for t in targets]
+        solved = [self._fixed_point(t, t.clone(), room, steps) for t in targets]
+        fitted = [g for g, _ in solved]
         peak = max(float(((g - dev.g_min_us) / dev.g_span_us).max()) for g in fitted)
         s = max(_MIN_HEADROOM, 1.0 / peak) if peak > 1.0 else 1.0
         if s < 1.0:
             shrink = [dev.g_min_us + s * (g - dev.g_min_us) for g in (*targets, *fitted)]
             targets, starts = shrink[: len(targets)], shrink[len(targets) :]
             pairs = zip(targets, starts, strict=True)
-            fitted = [self._fixed_point(t, g, dev.g_max_us, steps) for t, g in pairs]
-        return fitted[0], (fitted[1] if ref is not None else None), s
+            solved = [self._fixed_point(t, g, dev.g_max_us, steps) for t, g in pairs]
+            fitted = [g for g, _ in solved]
+        clipped = sum(c for _, c in solved)
+        return fitted[0], (fitted[1] if ref is not None else None), s, clipped
 
     def _drift_reference(self) -> Tensor:
         """Σ|W| at t = 0 of the cells as programmed, the drift-compensation reference.
@@ -536,15 +611,23 @@ class Tile:
         t_s = check_time(t_s)
         if self._cache is not None and self._cache.t_s == t_s:
             return self._cache
+        cache, mean_slices = self._array_read(t_s, generator)
+        cfg = self.config
+        if cfg.drift_compensation:
+            if cfg.drift_compensation_mode == "oracle":
+                cache.compensation = self._oracle_compensation(mean_slices)
+            elif t_s > 0 and self.device.drifts:
+                cache.compensation = self._read_compensation(cache, t_s, generator)
+        self._cache = cache
+        return cache
+
+    def _array_read(
+        self, t_s: float, generator: torch.Generator | None
+    ) -> tuple[_ReadCache, Tensor]:
+        """What every read at ``t_s`` shares (compensation 1), and the drifted mean slices."""
         state = self._require_programmed()
         dev, mode = self.device, self.read_noise_mode
         mean_slices = self._slices_at(t_s)
-        comp = torch.ones(())
-        if self.config.drift_compensation:
-            w = self.mapping.decode(mean_slices, self.w_max, dev.g_min_us, dev.g_max_us)
-            now = w.abs().sum(dim=(-2, -1), keepdim=True)
-            ref = self._drift_reference()
-            comp = torch.where(now > 0, ref / now, torch.ones_like(now))
         g_slices, var = mean_slices, None
         if mode == "per_time":
             g_slices = self._slices_at(t_s, generator, noisy=True)
@@ -558,8 +641,58 @@ class Tile:
             var = self.mapping.slice_variance(plane_var, ref_var)
             if not bool((var > 0).any()):
                 var = None  # a noiseless device: skip the variance product entirely
-        self._cache = _ReadCache(t_s, g_slices.contiguous(), var, comp, self._row_conductance(t_s))
-        return self._cache
+        row_g = self._row_conductance(t_s)
+        return _ReadCache(t_s, g_slices.contiguous(), var, torch.ones(()), row_g), mean_slices
+
+    def _oracle_compensation(self, mean_slices: Tensor) -> Tensor:
+        """Σ|W(0)| / Σ|W(t)| of the drifted mean conductances (``"oracle"``), [..., 1, 1]."""
+        dev = self.device
+        w = self.mapping.decode(mean_slices, self.w_max, dev.g_min_us, dev.g_max_us)
+        now = w.abs().sum(dim=(-2, -1), keepdim=True)
+        ref = self._drift_reference()
+        return torch.where(now > 0, ref / now, torch.ones_like(now))
+
+    def _read_compensation(
+        self, cache: _ReadCache, t_s: float, generator: torch.Generator | None
+    ) -> Tensor:
+        """mean|y_ref| / mean|y(t)| of two calibration reads (``"read"``), [..., 1, 1]."""
+        ref = self._calibration_reference(generator)
+        now = self._calibration_read(cache, t_s, generator)
+        return torch.where(now > 0, ref / now, torch.ones_like(now))
+
+    def _calibration_reference(self, generator: torch.Generator | None) -> Tensor:
+        """The calibration read at t = 0, taken once per programming (on first use)."""
+        if self._cal_reference is None:
+            cache0, _ = self._array_read(0.0, generator)
+            self._cal_reference = self._calibration_read(cache0, 0.0, generator)
+        return self._cal_reference
+
+    def _calibration_read(
+        self, cache: _ReadCache, t_s: float, generator: torch.Generator | None
+    ) -> Tensor:
+        """mean over columns of |y| for the all-ones input, read like any input: [..., 1, 1].
+
+        The calibration reads keep an ADC range of their own (fitted on the first of them,
+        the reference), so the tile's ADC range for ordinary inputs is left as it is.
+        """
+        saved = self.adc_range
+        self.adc_range = self._cal_adc_range
+        try:
+            y = self._read(torch.ones(1, self.rows), cache, t_s, generator)
+            self._cal_adc_range = self.adc_range
+        finally:
+            self.adc_range = saved
+        self.counters.calibration_reads += y.numel() // self.cols
+        return y.abs().mean(dim=-1, keepdim=True)
+
+    def drift_factor(self, t_s: float = 0.0, *, generator: torch.Generator | None = None) -> Tensor:
+        """The global drift-compensation factor applied to reads at ``t_s``, [..., 1, 1].
+
+        1 without drift compensation. With ``drift_compensation_mode="read"`` the first call
+        at a new ``t_s`` takes (and counts) the calibration reads, drawing their noise from
+        ``generator``; the value is then shared by every read at that ``t_s``.
+        """
+        return self._read_cache(t_s, generator).compensation
 
     def _row_conductance(self, t_s: float) -> Tensor:
         """Σ_j G_ij over every plane and reference column of word line i (µS): [..., rows, 1]."""
@@ -582,7 +715,8 @@ class Tile:
         g = self._slices_at(t_s, generator, noisy and self.read_noise_mode != "off")
         w = self.mapping.decode(g, self.w_max, dev.g_min_us, dev.g_max_us)
         if self.config.drift_compensation:
-            w = w * self._read_cache(t_s).compensation
+            # With drift_compensation_mode="read" this may take (and count) calibration reads.
+            w = w * self._read_cache(t_s, generator).compensation
         return w.transpose(-1, -2)
 
     # --- matrix-vector products ---------------------------------------------------------------
@@ -706,16 +840,28 @@ class Tile:
             x: inputs [..., B, rows] (or [rows]); leading dims broadcast against the tile's
                 Monte-Carlo dimensions.
             t_s: time since programming (s), for drift and read noise.
-            generator: randomness of the read noise.
+            generator: randomness of the read noise (and of the calibration reads of drift
+                compensation and of read disturb, where they apply).
 
         Returns:
             Outputs in weight units, [..., B, cols] ([cols] for a single vector).
+
+        The first read at a new ``t_s`` may take drift-calibration reads (see
+        ``TileConfig.drift_compensation_mode``); devices whose reads change the cells (STT-MRAM
+        read disturb, FeCAP destructive read) are updated after the batch.
         """
         x = self._check_input(x)
         single = x.dim() == 1
         if single:
             x = x.unsqueeze(0)
-        cache = self._read_cache(t_s, generator)
+        y = self._read(x, self._read_cache(t_s, generator), t_s, generator)
+        return y.squeeze(-2) if single else y
+
+    def _read(
+        self, x: Tensor, cache: _ReadCache, t_s: float, generator: torch.Generator | None
+    ) -> Tensor:
+        """One read of inputs ``x`` [..., B, rows] through DAC, array, noise and ADC, scaled by
+        ``cache.compensation``, counted, with the devices' read side effects: [..., B, cols]."""
         codes, in_scale, volts_per_code = self._dac(x)
         codes_sq = codes.square()  # for the array energy Σ V² G t and the read-noise variance
         power_uw = torch.matmul(codes_sq, cache.row_g_us).sum() * volts_per_code**2
@@ -733,4 +879,22 @@ class Tile:
         vectors = y.numel() // self.cols
         self.counters.mvms += vectors
         self.counters.cell_reads += vectors * self.cells
-        return y.squeeze(-2) if single else y
+        if dev.reads_change_state:
+            self._apply_reads(codes.abs().mul_(volts_per_code / self.config.v_read_v), generator)
+        return y
+
+    def _apply_reads(self, drive: Tensor, generator: torch.Generator | None) -> None:
+        """Read disturb / destructive-read write-backs of one batch ([..., B, rows] drive)."""
+        changed = False
+        for name in ("state", "ref_state"):
+            before = getattr(self, name)
+            if before is None:
+                continue
+            effects = self.device.apply_reads(before, drive, generator=generator)
+            setattr(self, name, effects.state)
+            self.counters.read_disturbs += effects.disturbs
+            self.counters.writebacks += effects.writebacks
+            # Flipped or newly worn-out cells invalidate the cached read of this time.
+            changed |= effects.disturbs > 0 or bool((effects.state.stuck != before.stuck).any())
+        if changed:
+            self._cache = None
