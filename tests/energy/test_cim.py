@@ -15,7 +15,7 @@ from memcim.crossbar import (
     TileCounters,
     TiledMatrix,
 )
-from memcim.devices import IdealDevice
+from memcim.devices import PCM, IdealDevice, SRAMCell
 from memcim.energy.cim import (
     ArrayAssumptions,
     CIMCost,
@@ -385,3 +385,19 @@ def test_cim_cost_defaults():
     c = CIMCost(energy_pj={"array": 1.0, "write": 5.0})
     assert c.inference_pj == 1.0
     assert c.total_pj == 6.0
+
+
+def test_non_ohmic_cells_are_charged_e_read_pj_per_cell_read(gen):
+    sram = Tile(16, 8, TileConfig(device=SRAMCell(), **IDEAL_IO)).program(torch.randn(8, 16))
+    sram.mvm(torch.rand(3, 16, generator=gen))
+    cost = tile_cost(sram)
+    # A digital word read costs e_read_pj, whatever Σ V² G t its "conductance" would give.
+    assert cost.energy_pj["array"] == pytest.approx(
+        sram.counters.cell_reads * sram.device.e_read_pj
+    )
+    assert sram.counters.array_energy_pj != pytest.approx(cost.energy_pj["array"])
+    pcm = Tile(16, 8, TileConfig(device=PCM(), **IDEAL_IO)).program(torch.randn(8, 16))
+    pcm.mvm(torch.rand(3, 16, generator=gen))
+    assert tile_cost(pcm).energy_pj["array"] == pcm.counters.array_energy_pj  # ohmic: measured
+    est = estimate_cost(rows=16, cols=8, vectors=3, v_sq_sum=10.0, device=SRAMCell())
+    assert est.energy_pj["array"] == pytest.approx(3 * 16 * 8 * 2 * SRAMCell().e_read_pj)

@@ -3,7 +3,11 @@
 One read of a tile (one input vector) costs
 
 * array: Σ_i V_i² Σ_j G_ij · t_read, measured by the tile on every read
-  (:attr:`memcim.crossbar.TileCounters.array_energy_pj`);
+  (:attr:`memcim.crossbar.TileCounters.array_energy_pj`), for ohmic (resistive) cells; for
+  cells whose read is not ohmic (``Device.ohmic_read`` False: FeCAP charge sensing, SRAM),
+  ``cell_reads`` × the device's ``e_read_pj``;
+* write-back: destructive reads (FeCAP) cost one write per cell read,
+  ``writebacks`` × ``e_write_pj``, part of the read energy;
 * DAC: one conversion per driven word line, FoM_DAC · 2^bits;
 * ADC: one conversion per sensed column, FoM_Walden · 2^bits (:func:`~memcim.energy.tables.
   adc_energy_pj`);
@@ -12,7 +16,9 @@ One read of a tile (one input vector) costs
 * buffer: the input vector read from, and the outputs written to, an SRAM activation buffer;
 
 and programming costs ``cell_writes`` × the device's energy per pulse. TOPS/W counts 2 operations
-per multiply-accumulate and excludes programming (weights are stationary).
+per multiply-accumulate and excludes programming (weights are stationary). Drift-calibration
+reads (``TileCounters.calibration_reads``) cost energy and time like any read but perform no
+useful multiply-accumulate, so they are left out of ``macs``.
 
 Latency: the vectors a tile reads go one after another, each taking
 :attr:`~memcim.crossbar.Tile.mvm_latency_s` (DAC, array, ADC passes); the tiles of one matrix
@@ -39,7 +45,7 @@ from memcim.energy.tables import (
 )
 
 #: Energy components of an inference, in report order; "write" (programming) is kept apart.
-COMPONENTS = ("array", "dac", "adc", "accumulate", "buffer")
+COMPONENTS = ("array", "writeback", "dac", "adc", "accumulate", "buffer")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,6 +118,9 @@ class TileGeometry:
         e_write_pj, t_write_s: energy and duration of one programming pulse.
         mvm_latency_s: latency of one read (DAC, array, ADC passes) (s).
         device_name: device class name, for the cell area.
+        e_read_pj: energy of one cell read (pJ), charged when ``ohmic_read`` is False.
+        ohmic_read: the cells are read as a current I = V·G, so the tile's measured
+            Σ V² G t is the array energy (``Device.ohmic_read``).
     """
 
     rows: int
@@ -125,6 +134,8 @@ class TileGeometry:
     t_write_s: float
     mvm_latency_s: float
     device_name: str
+    e_read_pj: float = 0.0
+    ohmic_read: bool = True
 
     @classmethod
     def of(cls, tile: Tile) -> TileGeometry:
@@ -141,6 +152,8 @@ class TileGeometry:
             t_write_s=tile.device.t_write_s,
             mvm_latency_s=tile.mvm_latency_s,
             device_name=type(tile.device).__name__,
+            e_read_pj=tile.device.e_read_pj,
+            ohmic_read=type(tile.device).ohmic_read,
         )
 
 
@@ -234,15 +247,21 @@ def counters_cost(
     vectors × sensed columns for the ADC, where ``mvms`` counts every array activation (a
     tile holding S Monte-Carlo samples drives S arrays, each with its own word-line drivers,
     so the DAC is charged S times although the tile's ``dac_conversions`` counts the shared
-    codes once).
+    codes once). Drift-calibration reads are charged like any read and excluded from ``macs``.
     """
     model = model if model is not None else CIMEnergyModel()
     vectors = counters.mvms
     outputs = vectors * geometry.sensed_columns
     buffer_bits = vectors * (geometry.rows + geometry.cols) * model.activation_bits
     physical_columns = geometry.cells / geometry.rows
+    array = (
+        counters.array_energy_pj
+        if geometry.ohmic_read
+        else counters.cell_reads * geometry.e_read_pj
+    )
     energy = {
-        "array": counters.array_energy_pj,
+        "array": array,
+        "writeback": counters.writebacks * geometry.e_write_pj,
         "dac": vectors * geometry.rows * model.dac_pj(geometry.dac_bits),
         "adc": outputs * model.adc_pj(geometry.adc_bits),
         "accumulate": outputs * model.ops.int32_add_pj,
@@ -254,7 +273,7 @@ def counters_cost(
         latency_s=vectors * geometry.mvm_latency_s,
         program_latency_s=counters.cell_writes * geometry.t_write_s / physical_columns,
         area_um2=area_um2(geometry, model),
-        macs=float(vectors * geometry.rows * geometry.cols),
+        macs=float((vectors - counters.calibration_reads) * geometry.rows * geometry.cols),
     )
 
 
@@ -346,7 +365,8 @@ def estimate_cost(
     rows by its own maximum). The matrix is split into equal tiles of at most ``max_rows`` ×
     ``max_cols`` (rounded up), each charged as :func:`counters_cost` charges a real tile, with
     the array energy
-    Σ_vectors Σ_i V_i² · cols · devices_per_weight · g_mean · t_read.
+    Σ_vectors Σ_i V_i² · cols · devices_per_weight · g_mean · t_read (ohmic cells) or
+    ``e_read_pj`` per cell read (``Device.ohmic_read`` False).
 
     Args:
         rows, cols: matrix inputs × outputs.
@@ -381,11 +401,15 @@ def estimate_cost(
         t_write_s=device.t_write_s,
         mvm_latency_s=t_dac + a.t_read_s + t_adc,
         device_name=type(device).__name__,
+        e_read_pj=device.e_read_pj,
+        ohmic_read=type(device).ohmic_read,
     )
     array_pj = v_sq_sum * a.v_read_v**2 * cols * devices_per_weight * g_mean * a.t_read_s * 1e6
     tiles = row_tiles * col_tiles
     # Every tile reads every vector; tiles work in parallel, so only energy and area add.
-    one = counters_cost(TileCounters(mvms=vectors, array_energy_pj=array_pj / tiles), geometry,
+    # cell_reads prices the array of non-ohmic devices (e_read_pj per cell read).
+    one = counters_cost(TileCounters(mvms=vectors, cell_reads=vectors * geometry.cells,
+                                     array_energy_pj=array_pj / tiles), geometry,
                         model)  # fmt: skip
     total = one.scaled(tiles)
     total.latency_s, total.area_um2 = one.latency_s, one.area_um2 * tiles
