@@ -153,7 +153,9 @@ class HybridStats:
             beyond ±w_max, in levels), summed over transfers or updates.
         stuck_devices: RRAM devices worn out (endurance) at the end.
         transfers: transfer events.
-        energy_pj: ``{"rram_write": …, "memory_write": …}`` (pJ).
+        energy_pj: ``{"rram_write": …, "memory_write": …}`` (pJ), plus ``"memory_leakage"``
+            for a memory that leaks (SRAM): leakage power × synapses × training time
+            (samples × ``sample_period_s``).
         wall_s: wall time (s).
     """
 
@@ -307,10 +309,18 @@ class HybridTrainer:
             energy_pj={
                 "rram_write": rram_writes * cfg.rram.e_write_pj,
                 "memory_write": c["memory_writes"] * e_mem,
+                **self._leakage(cfg.epochs * len(y) * cfg.sample_period_s),
             },
             wall_s=time.perf_counter() - start,
         )
         return self.stats
+
+    def _leakage(self, t_s: float) -> dict[str, float]:
+        """``{"memory_leakage": pJ}`` over ``t_s`` of training for a memory that leaks."""
+        mem = self.memory
+        if mem is None or mem.leakage_pw == 0:
+            return {}
+        return {"memory_leakage": mem.leakage_energy_pj(sum(lv.numel() for lv in self.levels), t_s)}
 
     def _initialise(self, generator: torch.Generator) -> None:
         """Program the initial weights: on RRAM levels (hybrid) or analog (direct)."""

@@ -11,7 +11,9 @@ silently: what does not fit its range is returned as overflow.
   (:meth:`memcim.devices.FeCap.add_levels`); reading it at a transfer is destructive and
   costs a write-back.
 * :class:`SRAMMemory`: a ``bits``-bit signed integer word, exact; one word write per change.
-  With many bits it is the digital accumulator of mixed-precision training.
+  With many bits it is the digital accumulator of mixed-precision training. It is volatile and
+  leaks: :meth:`TrainingMemory.leakage_energy_pj` charges ``SRAMCell.leakage_pw`` per word over
+  the time the words hold data (the hybrid trainer reports it as ``"memory_leakage"``).
 * :class:`GainCellMemory`: an analog charge on a differential pair of gain cells. Both
   discharge toward g_min with the retention time τ, so the stored value decays as
   exp(−t/τ) between updates; every update rewrites both cells.
@@ -83,6 +85,20 @@ class TrainingMemory(ABC):
         """Read every value before a transfer: (state after the read, writes it cost)."""
         return state, 0
 
+    @property
+    def leakage_pw(self) -> float:
+        """Static power one synapse's memory draws while holding data (pW); 0 by default
+        (FeCAP: non-volatile; gain cell: its charge leaks, but no supply power is modelled)."""
+        return 0.0
+
+    def leakage_energy_pj(self, synapses: int, t_s: float) -> float:
+        """Static energy (pJ) of ``synapses`` memories holding data for ``t_s`` seconds:
+        ``leakage_pw`` × synapses × t_s (1 pW for 1 s is 1 pJ)."""
+        require(isinstance(synapses, int) and synapses >= 0, "synapses", synapses,
+                "must be an integer >= 0")  # fmt: skip
+        require(is_real(t_s) and t_s >= 0, "t_s", t_s, "must be a finite time >= 0 s")
+        return self.leakage_pw * synapses * t_s
+
 
 @dataclass
 class FeCapMemory(TrainingMemory):
@@ -140,6 +156,11 @@ class SRAMMemory(TrainingMemory):
     @property
     def limit(self) -> float:
         return float(2 ** (self.cell.bits - 1) - 1)
+
+    @property
+    def leakage_pw(self) -> float:
+        """Leakage of one word, ``cell.leakage_pw`` (bits × per-bit leakage)."""
+        return self.cell.leakage_pw
 
     def fresh(self, shape: tuple[int, ...]) -> Tensor:
         return torch.zeros(shape, dtype=torch.int64)
