@@ -9,12 +9,6 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "memcim"
 
-#: Files allowed to keep an ``assert`` for now, with why. Empty once every one is fixed.
-KNOWN_EXCEPTIONS: dict[str, str] = {
-    # Being replaced by a proper raise in a parallel change to that file; drop this entry then.
-    "experiments/bayes_ood.py": "assert head_eval is not None (fix pending in that module)",
-}
-
 
 def _asserts(path: Path) -> list[int]:
     tree = ast.parse(path.read_text(), filename=str(path))
@@ -24,19 +18,9 @@ def _asserts(path: Path) -> list[int]:
 def test_no_assert_statement_in_the_library():
     files = sorted(SRC.rglob("*.py"))
     assert len(files) > 50  # the walk really sees the package
-    found = {}
-    for path in files:
-        rel = path.relative_to(SRC).as_posix()
-        lines = _asserts(path)
-        if lines and rel not in KNOWN_EXCEPTIONS:
-            found[rel] = lines
+    found = {p.relative_to(SRC).as_posix(): _asserts(p) for p in files}
+    found = {rel: lines for rel, lines in found.items() if lines}
     assert not found, f"assert statements (vanish under python -O; raise instead): {found}"
-
-
-def test_known_exceptions_are_still_needed():
-    # An entry whose file no longer asserts is stale: remove it so the guard covers that file.
-    stale = [rel for rel in KNOWN_EXCEPTIONS if not _asserts(SRC / rel)]
-    assert not stale, f"remove from KNOWN_EXCEPTIONS, these files have no assert now: {stale}"
 
 
 def test_public_validation_still_raises_under_python_O():
