@@ -167,6 +167,7 @@ class MappingConfig:
                 f"normalised weights reach |w/w_max| = {w_norm.abs().max().item():.4g} > 1: "
                 "weights exceed MappingConfig.w_max"
             )
+        # |w̃| > 1 + 1e-6 raised above; the clamp only removes float rounding past ±1.
         v = self.slice_values(w_norm.clamp(-1.0, 1.0))  # [..., S, rows, cols]
         span = g_max_us - g_min_us
         n = self.devices_per_weight

@@ -540,6 +540,7 @@ class Tile:
         flat = g_us.reshape(-1, *g_us.shape[-2:])
         wired = torch.stack([self._transfer(g) for g in flat]).reshape(g_us.shape)
         if self.config.ir_drop_compensation == "column_scaling":
+            # clamp_min guards the division of an all-zero column only (no data is clipped).
             wired = wired * (
                 g_us.sum(-2, keepdim=True) / wired.sum(-2, keepdim=True).clamp_min(1e-12)
             )
@@ -703,12 +704,17 @@ class Tile:
     def read_weights(
         self, t_s: float = 0.0, *, noisy: bool = False, generator: torch.Generator | None = None
     ) -> Tensor:
-        """The weights the array holds at ``t_s`` ([..., cols, rows]), without periphery.
+        """The weights the array holds at ``t_s`` ([..., cols, rows]), without converters.
+
+        With drift compensation on, the tile's factor at ``t_s`` is applied (with
+        ``drift_compensation_mode="read"`` the first use at a ``t_s`` takes and counts the
+        calibration reads, drawn from ``generator``). Read disturb and destructive reads are
+        not applied: this is a view of the cells, not an array read.
 
         Args:
             t_s: time since programming (s).
             noisy: include one draw of read noise (otherwise the drifted mean).
-            generator: randomness of the noisy read.
+            generator: randomness of the noisy read and of calibration reads.
         """
         t_s = check_time(t_s)
         dev = self.device

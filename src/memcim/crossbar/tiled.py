@@ -102,9 +102,16 @@ class TiledMatrix:
             outputs.append(total)
         return torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
 
-    def read_weights(self, t_s: float = 0.0) -> Tensor:
-        """The weights held at ``t_s`` (drifted mean, compensation applied), [..., out, in]."""
-        rows = [torch.cat([tile.read_weights(t_s) for tile in row], dim=-2) for row in self.tiles]
+    def read_weights(self, t_s: float = 0.0, *, generator: torch.Generator | None = None) -> Tensor:
+        """The weights held at ``t_s`` (drifted mean, compensation applied), [..., out, in].
+
+        ``generator`` serves the drift-calibration reads a tile may take first (see
+        :meth:`Tile.read_weights`).
+        """
+        rows = [
+            torch.cat([tile.read_weights(t_s, generator=generator) for tile in row], dim=-2)
+            for row in self.tiles
+        ]
         return torch.cat(rows, dim=-1)
 
     def calibrate(
