@@ -21,12 +21,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from memcim._errors import require
+from memcim._errors import ConfigError, require
 from memcim.devices.base import Device
 
 
-def interpolate(pos: Tensor, *tables: Tensor) -> list[Tensor]:
-    """Linear interpolation of 1-D ``tables`` at fractional grid positions ``pos``."""
+def interpolate(pos: Tensor, *tables: Tensor, name: str = "g_target_us") -> list[Tensor]:
+    """Linear interpolation of 1-D ``tables`` at fractional grid positions ``pos`` (held at the
+    end values outside the grid).
+
+    Raises:
+        ConfigError: ``pos`` holds NaN (from NaN values of the argument ``name``), which has no
+            grid position.
+    """
+    if bool(pos.isnan().any()):
+        raise ConfigError(f"{name} contains NaN values: the noise tables need finite values")
     last = len(tables[0]) - 1
     pos = pos.clamp(0, last)
     lo = pos.floor().clamp_max(last - 1).long()

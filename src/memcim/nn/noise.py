@@ -58,11 +58,11 @@ class WeightNoiseTable:
 
     def sample(self, w: Tensor, w_max: Tensor, *, generator: torch.Generator | None) -> Tensor:
         """Noisy copy of weights ``w`` (any shape) mapped with full scale ``w_max``."""
-        mean, std = interpolate(self._pos(w, w_max), self.mean_shift, self.std)
+        mean, std = interpolate(self._pos(w, w_max), self.mean_shift, self.std, name="w")
         noise = torch.randn(w.shape, generator=generator, dtype=w.dtype)
         return w + w_max * (mean + std * noise)
 
     def drift_means(self, w: Tensor, w_max: Tensor) -> tuple[Tensor, Tensor]:
         """Noise-free mean weights at t = 0 and at the table's ``t_s``."""
-        at0, at_t = interpolate(self._pos(w, w_max), self.drift_shift0, self.drift_shift)
+        at0, at_t = interpolate(self._pos(w, w_max), self.drift_shift0, self.drift_shift, name="w")
         return w + w_max * at0, w + w_max * at_t
