@@ -156,3 +156,30 @@ def test_versus_time_programs_once_for_the_design_time_and_drift_degrades_it(gen
     assert torch.equal(a, b)
     with pytest.raises(ConfigError, match="design_t_s"):
         HardwareSampling(design_t_s=-1.0)
+
+
+def test_clipping_is_counted_never_silent(gen):
+    mu, sigma = targets(gen)
+    for scheme in SamplingScheme:  # the scale realise chooses keeps every target inside
+        assert realise(mu, sigma, HardwareSampling(scheme=scheme), 2, generator=gen).clipped == 0
+    # At twice its own scale (the largest |μ| on the whole half-window beyond mid), every μ
+    # beyond half the largest |μ| asks for a median outside the window: clamped and counted.
+    dev = FilamentaryRRAM(d2d_sigma=0.0, read_noise_rel=0.0)
+    c2c = HardwareSampling(scheme=SamplingScheme.CYCLE_TO_CYCLE, device=dev)
+    k = 2 * realise(mu, sigma, c2c, 1, generator=gen).k_us
+    r = realise(mu, sigma, c2c, S, generator=gen, k_us=k)
+    beyond = mu.abs() > mu.abs().max() / 2
+    assert r.clipped == int(beyond.sum()) > 0 and r.k_us == k
+    # The clipped weights sit at the window's edge, ±(span / 2) / k: their sample means are
+    # within 5 SE (σ_c2c(edge) / k / √S) of it, not at μ.
+    edge = torch.sign(mu[beyond]) * dev.g_span_us / 2 / k
+    se = float(dev.sigma_c2c_us(torch.tensor(dev.g_max_us))) / k / S**0.5
+    assert (r.samples.mean(0)[beyond] - edge).abs().max() < 5 * se
+    # READ_NOISE: per-weight currents (μ·k + 7.2) / 3 outside Lin et al.'s 0.4–4 µA.
+    lin = HardwareSampling(scheme=SamplingScheme.READ_NOISE)
+    k = 2 * realise(mu, sigma, lin, 1, generator=gen).k_us
+    currents = (mu * k + 7.2) / 3
+    outside = int(((currents < 0.4) | (currents > 4.0)).sum())
+    assert realise(mu, sigma, lin, 2, generator=gen, k_us=k).clipped == outside > 0
+    with pytest.raises(ConfigError, match="k_us"):
+        realise(mu, sigma, c2c, 2, generator=gen, k_us=0.0)

@@ -69,13 +69,15 @@ def _realise_layer(layer: _RealisedSamples, sampling: HardwareSampling, samples:
         w = realise(mu, sigma, sampling, samples, generator=generator)
         layer.realised_weight = w.samples
         layer.realised_bias = None
-        writes, energy = w.writes, w.write_energy_pj
+        writes, energy, clipped = w.writes, w.write_energy_pj, w.clipped
         if layer.bias_mu is not None:
             b = realise(layer.bias_mu, layer.bias_sigma, sampling, samples, generator=generator)
             layer.realised_bias = b.samples
             writes, energy = writes + b.writes, energy + b.write_energy_pj
+            clipped += b.clipped
     return {"writes": float(writes), "write_energy_pj": energy,
-            "feasible_fraction": float(w.feasible.float().mean())}  # fmt: skip
+            "feasible_fraction": float(w.feasible.float().mean()),
+            "clipped": float(clipped)}  # fmt: skip
 
 
 def to_hardware(
@@ -96,8 +98,10 @@ def to_hardware(
 
     Returns:
         ``(hardware_model, report)``: the copy, in eval mode, and per layer name the
-        programming pulses, their energy (pJ) and the fraction of weights whose σ the scheme
-        can realise.
+        programming pulses (``writes``), their energy (``write_energy_pj``), the fraction of
+        weights whose σ the scheme can realise (``feasible_fraction``) and the targets of its
+        weights and biases clamped into the device window (``clipped``, see
+        :attr:`~memcim.bayes.Realisation.clipped`).
     """
     sampling = sampling if sampling is not None else HardwareSampling()
     require(isinstance(samples, int) and samples >= 1, "samples", samples, "an int >= 1")

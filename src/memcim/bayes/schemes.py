@@ -25,6 +25,12 @@ largest |μ|.
 
 σ(m) of a device is its programmed-then-read std at ``t_s``, tabulated once by Monte-Carlo on
 the device model (:class:`memcim.nn.ConductanceNoiseTable`), so every device model works.
+
+Clipping is counted, never silent: a conductance target outside the device window is programmed
+at the window's edge, and a ``READ_NOISE`` current outside Lin et al.'s 0.4–4 µA is set at the
+range's edge; :attr:`Realisation.clipped` counts those targets. With the scale ``realise``
+chooses itself (largest |μ| inside the window) none are clipped; with a given ``k_us`` every μ
+beyond what that scale represents is.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from enum import StrEnum
 import torch
 from torch import Tensor
 
-from memcim._errors import ConfigError, require
+from memcim._errors import ConfigError, is_real, require
 from memcim.devices import STTMRAM, Device, DeviceState, FilamentaryRRAM
 from memcim.devices.base import check_time
 from memcim.devices.statistics import ConductanceNoiseTable
@@ -57,6 +63,15 @@ class SamplingScheme(StrEnum):
 _LIN_OFFSET_UA, _LIN_GAIN_UA = 7.2, 10.5
 _LIN_I_MIN_UA, _LIN_I_MAX_UA = 0.4, 4.0
 _LIN_DEVICES = 3
+# A target beyond the window by less than this (relative to the limit) is float32 rounding of
+# g_min + k·|μ| at the edge (a few ulps, ~1e-7 relative), not a clip, and is not counted.
+_CLIP_RTOL = 1e-5
+
+
+def _clipped(values: Tensor, low: float, high: float) -> int:
+    """How many ``values`` lie outside [low, high] by more than rounding: the ones a clamp moves."""
+    tol = _CLIP_RTOL * max(abs(low), abs(high))
+    return int(((values < low - tol) | (values > high + tol)).sum())
 
 
 def lin_laplace_scale_ua(i_ua: Tensor) -> Tensor:
@@ -129,6 +144,9 @@ class Realisation:
         writes: programming pulses applied.
         write_energy_pj: their energy (pJ), plus random-bit generation for SEPARATE_MU_SIGMA.
         k_us: conductance per weight unit (µS), or current per weight unit (µA) for READ_NOISE.
+        clipped: targets clamped into the device window (conductance medians, µS) or, for
+            READ_NOISE, per-weight currents clamped into 0.4–4 µA; 0 with the scale ``realise``
+            chooses itself.
     """
 
     samples: Tensor
@@ -136,6 +154,7 @@ class Realisation:
     writes: int
     write_energy_pj: float
     k_us: float
+    clipped: int = 0
 
 
 def _table(config: HardwareSampling) -> ConductanceNoiseTable:
@@ -277,10 +296,11 @@ def _cycle_to_cycle_mapping(mu: Tensor, config: HardwareSampling, k: float | Non
 
 
 def _read_noise_mapping(mu: Tensor, scale: float | None = None
-                        ) -> tuple[float, Tensor, Tensor, Tensor]:  # fmt: skip
-    """``(scale, currents, b, sigma)`` of Lin et al.'s mapping [9]: weight units per unit of
-    (ΣI − 7.2)/10.5 (chosen from the largest |μ| unless given), the per-device currents and
-    Laplace scales (µA) and the σ (weight units) they impose."""
+                        ) -> tuple[float, Tensor, Tensor, Tensor, int]:  # fmt: skip
+    """``(scale, currents, b, sigma, clipped)`` of Lin et al.'s mapping [9]: weight units per
+    unit of (ΣI − 7.2)/10.5 (chosen from the largest |μ| unless given), the per-device currents
+    and Laplace scales (µA), the σ (weight units) they impose, and how many weights' currents
+    lay outside 0.4–4 µA and were set at the range's edge."""
     if scale is None:
         # Scale so that the largest |μ| sits inside the representable (ΣI − 7.2)/10.5 range.
         w_hi = (_LIN_DEVICES * _LIN_I_MAX_UA - _LIN_OFFSET_UA) / _LIN_GAIN_UA  # 0.457
@@ -288,10 +308,12 @@ def _read_noise_mapping(mu: Tensor, scale: float | None = None
         peak = float(mu.abs().max())
         scale = peak / (0.95 * min(w_hi, -w_lo)) if peak > 0 else 1.0
     total = (mu / scale) * _LIN_GAIN_UA + _LIN_OFFSET_UA
-    currents = (total / _LIN_DEVICES).clamp(_LIN_I_MIN_UA, _LIN_I_MAX_UA)  # equal split
+    wanted = total / _LIN_DEVICES  # equal split
+    clipped = _clipped(wanted, _LIN_I_MIN_UA, _LIN_I_MAX_UA)
+    currents = wanted.clamp(_LIN_I_MIN_UA, _LIN_I_MAX_UA)
     b = lin_laplace_scale_ua(currents)
     realised_sigma = math.sqrt(2 * _LIN_DEVICES) * b / _LIN_GAIN_UA * scale
-    return scale, currents, b, realised_sigma
+    return scale, currents, b, realised_sigma, clipped
 
 
 def coupled_sigma(
@@ -314,7 +336,9 @@ def coupled_sigma(
         k, _, _, sigma = _cycle_to_cycle_mapping(mu, config, k_us)
         return sigma, k
     if config.scheme is SamplingScheme.READ_NOISE:
-        scale, _, _, sigma = _read_noise_mapping(mu, None if k_us is None else _LIN_GAIN_UA / k_us)
+        scale, _, _, sigma, _ = _read_noise_mapping(
+            mu, None if k_us is None else _LIN_GAIN_UA / k_us
+        )
         return sigma, _LIN_GAIN_UA / scale
     raise ConfigError(f"scheme={config.scheme!r} is invalid: coupled_sigma needs "
                       "CYCLE_TO_CYCLE or READ_NOISE")  # fmt: skip
@@ -322,7 +346,7 @@ def coupled_sigma(
 
 def realise(
     mu: Tensor, sigma: Tensor, config: HardwareSampling, samples: int,
-    *, generator: torch.Generator,
+    *, generator: torch.Generator, k_us: float | None = None,
 ) -> Realisation:  # fmt: skip
     """Draw ``samples`` weight samples of N(μ, σ²) with the devices of ``config``.
 
@@ -331,65 +355,80 @@ def realise(
         config: scheme, device and read time.
         samples: S, the number of Monte-Carlo samples.
         generator: all randomness (programming, reads, random bits).
+        k_us: the scale to program at (a previous :attr:`Realisation.k_us`: µS per weight
+            unit; µA per weight unit for ``READ_NOISE``; the μ array's for
+            ``SEPARATE_MU_SIGMA``); ``None``: chosen from μ (and σ) so that nothing clips.
+            Targets a given scale puts outside the window are clamped and counted in
+            :attr:`Realisation.clipped`.
     """
     if mu.shape != sigma.shape:
         raise ConfigError(f"mu {tuple(mu.shape)} and sigma {tuple(sigma.shape)} differ in shape")
     require(isinstance(samples, int) and samples >= 1, "samples", samples, "an int >= 1")
+    require(k_us is None or (is_real(k_us) and k_us > 0), "k_us", k_us, "None or finite and > 0")
     if not bool((sigma >= 0).all()) or not bool(torch.isfinite(mu).all()):
         raise ConfigError("mu must be finite and sigma >= 0")
     mu, sigma = mu.detach().float(), sigma.detach().float()
     scheme = config.scheme
     if scheme is SamplingScheme.READ_NOISE:
-        return _read_noise(mu, sigma, samples, generator)
+        return _read_noise(mu, sigma, samples, generator, k_us)
     dev, table = config.device, _table(config)
     if scheme is SamplingScheme.CYCLE_TO_CYCLE:
-        k, g_mid, median, realised_sigma = _cycle_to_cycle_mapping(mu, config)
+        k, g_mid, median, realised_sigma = _cycle_to_cycle_mapping(mu, config, k_us)
         out = (_reprogrammed_samples(dev, median, samples, config.t_s, generator) - g_mid) / k
         feasible = (realised_sigma - sigma).abs() <= 0.1 * sigma.clamp_min(1e-12)
         writes = samples * mu.numel()
-        return Realisation(out, feasible, writes, writes * dev.e_write_pj, k)
+        return Realisation(out, feasible, writes, writes * dev.e_write_pj, k,
+                           _clipped(median, dev.g_min_us, dev.g_max_us))  # fmt: skip
     if scheme in (SamplingScheme.DIFFERENTIAL, SamplingScheme.DEVICE_POPULATION):
-        k = _best_differential_scale(mu, sigma, table, config.bisection_steps)
+        k = _best_differential_scale(mu, sigma, table, config.bisection_steps) if k_us is None \
+            else k_us  # fmt: skip
         m_plus, m_minus, feasible = differential_medians(mu, sigma, k, table,
                                                          config.bisection_steps)  # fmt: skip
         positive = mu >= 0
         m_a = torch.where(positive, m_plus, m_minus)
         m_b = torch.where(positive, m_minus, m_plus)
         pair = torch.stack([m_a, m_b])
+        clipped = _clipped(pair, dev.g_min_us, dev.g_max_us)
         if scheme is SamplingScheme.DIFFERENTIAL:
             g = _reprogrammed_samples(dev, pair, samples, config.t_s, generator)
             writes = 2 * samples * mu.numel()
             return Realisation((g[:, 0] - g[:, 1]) / k, feasible, writes,
-                               writes * dev.e_write_pj, k)  # fmt: skip
+                               writes * dev.e_write_pj, k, clipped)  # fmt: skip
         rows = config.population
         g, _ = _program_read(dev, pair.expand(rows, *pair.shape).contiguous(), config.t_s,
                              generator)  # fmt: skip
         population = (g[:, 0] - g[:, 1]) / k  # [K, ...], programmed once
         index = torch.arange(samples) % rows
         writes = 2 * rows * mu.numel()
-        return Realisation(population[index], feasible, writes, writes * dev.e_write_pj, k)
-    return _separate(mu, sigma, config, samples, generator)
+        return Realisation(population[index], feasible, writes, writes * dev.e_write_pj, k,
+                           clipped)  # fmt: skip
+    return _separate(mu, sigma, config, samples, generator, k_us)
 
 
-def _read_noise(mu: Tensor, sigma: Tensor, samples: int,
-                generator: torch.Generator) -> Realisation:  # fmt: skip
-    scale, currents, b, realised_sigma = _read_noise_mapping(mu)
+def _read_noise(mu: Tensor, sigma: Tensor, samples: int, generator: torch.Generator,
+                k_us: float | None) -> Realisation:  # fmt: skip
+    given = None if k_us is None else _LIN_GAIN_UA / k_us
+    scale, currents, b, realised_sigma, clipped = _read_noise_mapping(mu, given)
     laplace = laplace_noise(b, (samples, _LIN_DEVICES, *mu.shape), generator=generator)
     read = _LIN_DEVICES * currents + laplace.sum(1)
     realised = (read - _LIN_OFFSET_UA) / _LIN_GAIN_UA * scale
     feasible = (realised_sigma - sigma).abs() <= 0.1 * sigma.clamp_min(1e-12)
-    return Realisation(realised, feasible, _LIN_DEVICES * mu.numel(), 0.0, _LIN_GAIN_UA / scale)
+    return Realisation(realised, feasible, _LIN_DEVICES * mu.numel(), 0.0, _LIN_GAIN_UA / scale,
+                       clipped)  # fmt: skip
 
 
 def _separate(mu: Tensor, sigma: Tensor, config: HardwareSampling, samples: int,
-              generator: torch.Generator) -> Realisation:  # fmt: skip
+              generator: torch.Generator, k_us: float | None) -> Realisation:  # fmt: skip
     dev = config.device
-    k_mu = _scale(mu, dev.g_span_us)
+    k_mu = _scale(mu, dev.g_span_us) if k_us is None else k_us
     k_sigma = _scale(sigma, dev.g_span_us)
     # μ on a differential pair (G⁺ − G⁻ from g_min), σ ≥ 0 on one device above g_min.
     pair = dev.g_min_us + k_mu * torch.stack([mu.clamp_min(0), (-mu).clamp_min(0)])
+    g_sigma_target = dev.g_min_us + k_sigma * sigma
+    clipped = _clipped(pair, dev.g_min_us, dev.g_max_us)
+    clipped += _clipped(g_sigma_target, dev.g_min_us, dev.g_max_us)
     g_pair, _ = _program_read(dev, pair, config.t_s, generator)
-    g_sigma, _ = _program_read(dev, dev.g_min_us + k_sigma * sigma, config.t_s, generator)
+    g_sigma, _ = _program_read(dev, g_sigma_target, config.t_s, generator)
     mu_hw = (g_pair[0] - g_pair[1]) / k_mu
     sigma_hw = (g_sigma - dev.g_min_us).clamp_min(0) / k_sigma
     rng = config.rng_device
@@ -402,4 +441,4 @@ def _separate(mu: Tensor, sigma: Tensor, config: HardwareSampling, samples: int,
     writes = 3 * mu.numel()
     energy = writes * dev.e_write_pj + samples * n * mu.numel() * rng.e_write_pj
     feasible = torch.ones_like(mu, dtype=torch.bool)
-    return Realisation(mu_hw + sigma_hw * eps, feasible, writes, energy, k_mu)
+    return Realisation(mu_hw + sigma_hw * eps, feasible, writes, energy, k_mu, clipped)
