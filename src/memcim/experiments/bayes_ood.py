@@ -15,13 +15,26 @@ On MNIST (or scikit-learn's 8×8 digits for a quick version):
    :func:`memcim.nn.convert` (eval mode: programmed once, DAC/ADC, read noise) (``*_det_hw``).
 
 Out of distribution: Fashion-MNIST test images for MNIST (uniform-noise images for ``digits``),
-OOD the positive class, scored by total and epistemic predictive entropy for the BNN
-(``ood_auroc_hw_<scheme>`` is the better of the two) and by softmax entropy for the
-deterministic network. Noisy inputs: the test images with Gaussian noise σ = ``noise_sigma``
-(clipped to [0, 1]); ``acc_at_coverage_noisy_*`` is the accuracy on the ``coverage`` fraction of
-them with the lowest uncertainty (total entropy for the BNN, softmax entropy for the
-deterministic network). Headline metrics (``accuracy_hw``, ``ece_hw``, ``nll_hw``,
-``ood_auroc_hw``, ...) are those of ``DIFFERENTIAL`` (or the first listed scheme without it).
+OOD the positive class. Each model's OOD score is chosen on validation data, never on the test
+set: ``validation_fraction`` of the training images are held out (not trained on) as
+in-distribution validation samples, and as many OOD validation samples are taken apart from the
+test ones (Fashion-MNIST *training* images; for ``digits`` other uniform-noise images). The
+BNN's candidates are its epistemic (mutual information) and total predictive entropy, the
+deterministic network's its max-softmax score (1 − max p) and softmax entropy; the one with the
+higher validation AUROC (ties: the first named) scores the test set: ``ood_auroc_<model>`` is
+its test AUROC, ``ood_auroc_val_<score>_<model>`` the validation AUROCs, and
+``ood_auroc_<score>_<model>`` every candidate's test AUROC (reported, not chosen from); the
+names chosen are in ``results.json``'s ``ood_scores`` and the summary table.
+
+Noisy inputs: the test images with Gaussian noise σ = ``noise_sigma`` (clipped to [0, 1]);
+``acc_at_coverage_noisy_*`` is the accuracy on the ``coverage`` fraction of them with the lowest
+uncertainty (total entropy for the BNN, softmax entropy for the deterministic network; fixed,
+not chosen). ``epistemic_mean_<model>`` / ``epistemic_mean_ood_<model>`` are the BNN's mean
+epistemic uncertainty (nats) on the test and OOD images: zero when the device draws no spread.
+``clipped_targets_hw_<scheme>`` counts the device targets clamped into the window
+(:attr:`memcim.bayes.Realisation.clipped`). Headline metrics (``accuracy_hw``, ``ece_hw``,
+``nll_hw``, ``ood_auroc_hw``, ...) are those of ``DIFFERENTIAL`` (or the first listed scheme
+without it).
 
 The acceptance criteria are measured, never enforced: ``accept_accuracy`` (every scheme's
 hardware accuracy within 1 point of the software BNN), ``accept_ood`` (headline AUROC >= 0.90),
@@ -75,6 +88,7 @@ from memcim.metrics import (
     ood_auroc,
     reliability_curve,
 )
+from memcim.metrics.ood import select_ood_score
 from memcim.nn import CIMConfig, convert, drift_to, program
 from memcim.nn import seed as seed_layers
 from memcim.training import init_default_, train
@@ -84,6 +98,9 @@ SCHEMES: tuple[str, ...] = tuple(s.value for s in SamplingScheme)
 DEVICES = {"rram": FilamentaryRRAM, "pcm": PCM}
 HEADLINE_SCHEME = SamplingScheme.DIFFERENTIAL.value
 _MAX_SAMPLES = 100
+#: OOD score candidates, chosen between on validation data; on a tie the first is taken.
+BNN_OOD_SCORES = ("epistemic", "total")
+DET_OOD_SCORES = ("max_softmax", "entropy")
 
 
 def _scheme_name(name: object) -> str:
@@ -142,6 +159,9 @@ class BayesOodConfig:
         eval_batch_size: test images per forward (× S rows for the BNN).
         train_subset: train on this many images drawn at random (``None``: all).
         test_subset: evaluate on the first this many test (and OOD) images (``None``: all).
+        validation_fraction: share of the training images held out (drawn at random, before
+            ``train_subset``) as in-distribution validation data, with as many OOD validation
+            samples apart from the test ones; each model's OOD score is chosen on them.
         data_dir: folder of ``mnist.npz`` / ``fashion_mnist.npz``; ``None``: the default.
     """
 
@@ -167,6 +187,7 @@ class BayesOodConfig:
     eval_batch_size: int = 1000
     train_subset: int | None = None
     test_subset: int | None = None
+    validation_fraction: float = 0.1
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -225,6 +246,12 @@ class BayesOodConfig:
                 is_real(value) and value >= 0, f"{name}.{field}", value, "must be finite and >= 0"
             )
         require(
+            is_real(self.validation_fraction) and 0 < self.validation_fraction < 1,
+            f"{name}.validation_fraction",
+            self.validation_fraction,
+            "must be in (0, 1)",
+        )
+        require(
             is_real(self.coverage) and 0 < self.coverage <= 1,
             f"{name}.coverage",
             self.coverage,
@@ -273,23 +300,39 @@ class BayesOodConfig:
 class _Data:
     x_train: Tensor
     y_train: Tensor
+    x_val: Tensor  # in-distribution validation images, held out of training
     x_test: Tensor
     y_test: Tensor
-    x_ood: Tensor
+    x_ood: Tensor  # OOD test samples
+    x_ood_val: Tensor  # OOD validation samples, none of them an OOD test sample
     ood_name: str
 
 
 def load_data(config: BayesOodConfig, seed: int) -> _Data:
-    """Training, test and OOD sets (flattened images in [0, 1]) with the config's subsets."""
+    """Training, validation, test and OOD sets (flattened images in [0, 1]).
+
+    The validation images are ``validation_fraction`` of the training set, drawn at random and
+    removed from it before ``train_subset`` picks the training images; the OOD validation
+    samples (as many) come from a different pool than the OOD test samples (Fashion-MNIST's
+    training split; for ``digits`` uniform noise from another generator).
+    """
     if config.dataset == "mnist":
         x_train, y_train, x_test, y_test = load_mnist(config.data_dir)
-        x_ood, ood_name = load_fashion_mnist(config.data_dir).x_test, "Fashion-MNIST"
+        fashion = load_fashion_mnist(config.data_dir)
+        x_ood, ood_pool, ood_name = fashion.x_test, fashion.x_train, "Fashion-MNIST"
     else:
         digits = load_digits(seed=seed % 2**32)
         x_train, y_train = digits.x_train.float(), digits.y_train
         x_test, y_test = digits.x_test.float(), digits.y_test
         x_ood = torch.rand(x_test.shape, generator=stage_generator(seed, "ood_noise"))
+        ood_pool = torch.rand(x_train.shape, generator=stage_generator(seed, "ood_val_noise"))
         ood_name = "uniform noise"
+    n_val = max(1, round(config.validation_fraction * len(y_train)))
+    order = torch.randperm(len(y_train), generator=stage_generator(seed, "validation"))
+    x_val, keep = x_train[order[:n_val]], order[n_val:]
+    x_train, y_train = x_train[keep], y_train[keep]
+    pick = torch.randperm(len(ood_pool), generator=stage_generator(seed, "ood_validation"))
+    x_ood_val = ood_pool[pick[:n_val]]
     if config.train_subset is not None and config.train_subset < len(y_train):
         pick = torch.randperm(len(y_train), generator=stage_generator(seed, "train_subset"))
         pick = pick[: config.train_subset]
@@ -297,8 +340,9 @@ def load_data(config: BayesOodConfig, seed: int) -> _Data:
     if config.test_subset is not None:
         x_test, y_test = x_test[: config.test_subset], y_test[: config.test_subset]
         x_ood = x_ood[: config.test_subset]
-    flat = [t.reshape(t.shape[0], -1).float() for t in (x_train, x_test, x_ood)]
-    return _Data(flat[0], y_train.long(), flat[1], y_test.long(), flat[2], ood_name)
+    flat = [t.reshape(t.shape[0], -1).float() for t in (x_train, x_val, x_test, x_ood, x_ood_val)]
+    return _Data(flat[0], y_train.long(), flat[1], flat[2], y_test.long(), flat[3], flat[4],
+                 ood_name)  # fmt: skip
 
 
 def build_mlp(
@@ -330,32 +374,50 @@ def _entropy(probs: Tensor) -> Tensor:
 
 @dataclass
 class _Eval:
-    """Predictions of one model on the clean, noisy and OOD test sets."""
+    """Predictions of one model on the test sets, and its OOD scores on the validation sets."""
 
     clean: Tensor  # [N, C] predictive mean
     noisy: Tensor
     ood: Tensor
-    u_clean: Tensor  # total entropy [N]
+    u_clean: Tensor  # total entropy [N]: the rejection score of the coverage metrics
     u_noisy: Tensor
     u_ood: Tensor
-    e_clean: Tensor | None = None  # epistemic [N] (BNN only)
-    e_ood: Tensor | None = None
+    scores: dict[str, tuple[Tensor, Tensor]]  # OOD score name -> (test in, test OOD)
+    val_scores: dict[str, tuple[Tensor, Tensor]]  # -> (validation in, validation OOD)
 
 
 def _eval_bnn(model: nn.Module, data: _Data, x_noisy: Tensor, config: BayesOodConfig,
               generator: torch.Generator | None) -> _Eval:  # fmt: skip
     kw = {"samples": config.samples, "generator": generator, "batch_size": config.eval_batch_size}
-    clean, noisy, ood = (predict(model, x, **kw) for x in (data.x_test, x_noisy, data.x_ood))
+    inputs = (data.x_test, x_noisy, data.x_ood, data.x_val, data.x_ood_val)
+    clean, noisy, ood, val, val_ood = (predict(model, x, **kw) for x in inputs)
+
+    def pair(a, b) -> dict[str, tuple[Tensor, Tensor]]:
+        return {name: (getattr(a, name), getattr(b, name)) for name in BNN_OOD_SCORES}
+
     return _Eval(clean.mean, noisy.mean, ood.mean, clean.total, noisy.total, ood.total,
-                 clean.epistemic, ood.epistemic)  # fmt: skip
+                 pair(clean, ood), pair(val, val_ood))  # fmt: skip
+
+
+def _det_scores(probs: Tensor) -> dict[str, Tensor]:
+    """The deterministic network's OOD score candidates (higher: more likely OOD)."""
+    return {"max_softmax": 1 - probs.max(-1).values, "entropy": _entropy(probs)}
 
 
 def _eval_det(model: nn.Module, data: _Data, x_noisy: Tensor, batch_size: int) -> _Eval:
-    p = [_softmax(model, x, batch_size) for x in (data.x_test, x_noisy, data.x_ood)]
-    return _Eval(*p, *(_entropy(q) for q in p))
+    inputs = (data.x_test, x_noisy, data.x_ood, data.x_val, data.x_ood_val)
+    p = [_softmax(model, x, batch_size) for x in inputs]
+    test_in, test_out, val_in, val_out = (_det_scores(q) for q in (p[0], p[2], p[3], p[4]))
+
+    def pair(a, b) -> dict[str, tuple[Tensor, Tensor]]:
+        return {name: (a[name], b[name]) for name in DET_OOD_SCORES}
+
+    return _Eval(p[0], p[1], p[2], *(_entropy(q) for q in p[:3]), pair(test_in, test_out),
+                 pair(val_in, val_out))  # fmt: skip
 
 
-def _metrics(ev: _Eval, y: Tensor, coverage: float, suffix: str) -> dict[str, float]:
+def _metrics(ev: _Eval, y: Tensor, coverage: float, suffix: str) -> tuple[dict[str, float], str]:
+    """The model's metrics (suffixed), and the OOD score chosen for it on validation data."""
     out = {
         f"accuracy_{suffix}": accuracy(ev.clean, y),
         f"ece_{suffix}": ece(ev.clean, y),
@@ -363,15 +425,16 @@ def _metrics(ev: _Eval, y: Tensor, coverage: float, suffix: str) -> dict[str, fl
         f"accuracy_noisy_{suffix}": accuracy(ev.noisy, y),
         f"acc_at_coverage_noisy_{suffix}": accuracy_at_coverage(ev.noisy, y, ev.u_noisy, coverage),
     }
-    total = ood_auroc(ev.u_clean, ev.u_ood)
-    if ev.e_clean is None:
-        out[f"ood_auroc_{suffix}"] = total
-    else:
-        epistemic = ood_auroc(ev.e_clean, ev.e_ood)
-        out[f"ood_auroc_total_{suffix}"] = total
-        out[f"ood_auroc_epistemic_{suffix}"] = epistemic
-        out[f"ood_auroc_{suffix}"] = max(total, epistemic)
-    return out
+    chosen, val_aurocs = select_ood_score(ev.val_scores)
+    for name, (s_in, s_out) in ev.scores.items():
+        out[f"ood_auroc_{name}_{suffix}"] = ood_auroc(s_in, s_out)
+        out[f"ood_auroc_val_{name}_{suffix}"] = val_aurocs[name]
+    out[f"ood_auroc_{suffix}"] = out[f"ood_auroc_{chosen}_{suffix}"]
+    if "epistemic" in ev.scores:
+        e_in, e_out = ev.scores["epistemic"]
+        out[f"epistemic_mean_{suffix}"] = float(e_in.mean())
+        out[f"epistemic_mean_ood_{suffix}"] = float(e_out.mean())
+    return out, chosen
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -486,12 +549,14 @@ def plot_fidelity_vs_time(metrics: dict[str, float], schemes: tuple[str, ...],
 
 
 # --- summary ----------------------------------------------------------------------------------
-def summary_table(metrics: dict[str, float], config: BayesOodConfig) -> dict[str, list]:
+def summary_table(metrics: dict[str, float], config: BayesOodConfig,
+                  ood_scores: dict[str, str] | None = None) -> dict[str, list]:  # fmt: skip
     """The headline numbers as a table: one row per model, percentages and nats as text.
 
     Rows: the deterministic network in software and on the device, the software BNN, and the
     BNN on the device with each sampling scheme. Missing metrics (the software deterministic
-    network has no noisy-input column) are shown as "–".
+    network has no noisy-input column) are shown as "–". ``ood_scores`` (model suffix -> the
+    OOD score chosen on validation data) adds the column "OOD score".
     """
     columns = (
         ("accuracy", "accuracy", 100, "{:.2f} %"),
@@ -509,8 +574,13 @@ def summary_table(metrics: dict[str, float], config: BayesOodConfig) -> dict[str
         for _, key, scale, fmt in columns:
             value = metrics.get(f"{key}_{suffix}")
             cells.append("–" if value is None else fmt.format(scale * value))
+        if ood_scores is not None:
+            cells.append(ood_scores.get(suffix, "–").replace("_", "-"))
         rows.append(cells)
-    return {"header": ["model", *(c[0] for c in columns)], "rows": rows}
+    header = ["model", *(c[0] for c in columns)]
+    if ood_scores is not None:
+        header.append("OOD score")
+    return {"header": header, "rows": rows}
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -535,13 +605,15 @@ def run(
 
     Returns:
         :class:`Result`: the metrics named in the module docstring (fractions, nats), the
-        figure paths and per-stage timings.
+        figure paths, per-stage timings and ``ood_scores``: for each model (metric suffix,
+        ``"hw"`` for the headline scheme) the OOD score chosen on the validation data.
     """
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     metrics: dict[str, float] = {}
+    ood_scores: dict[str, str] = {}  # model suffix -> OOD score chosen on validation data
 
     def say(message: str) -> None:
         if progress:
@@ -562,8 +634,8 @@ def run(
           batch_size=config.batch_size, generator=stage_generator(seed, "det_train"),
           desc="deterministic", progress=progress)  # fmt: skip
     det_sw = _eval_det(det, data, x_noisy, bs)
-    m = _metrics(det_sw, y, config.coverage, "det")
-    metrics.update({k: m[k] for k in ("accuracy_det", "ece_det", "nll_det", "ood_auroc_det")})
+    m, ood_scores["det"] = _metrics(det_sw, y, config.coverage, "det")
+    metrics.update({k: v for k, v in m.items() if "noisy" not in k})  # noisy: on-device only
     timings["det_train"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     cim_seed = stage_seed(seed, "det_cim") % 2**31
@@ -574,7 +646,8 @@ def run(
     program(det_cim)
     drift_to(det_cim, config.t_s)
     det_hw = _eval_det(det_cim, data, x_noisy, bs)
-    metrics.update(_metrics(det_hw, y, config.coverage, "det_hw"))
+    m, ood_scores["det_hw"] = _metrics(det_hw, y, config.coverage, "det_hw")
+    metrics.update(m)
     timings["det_hw_eval"] = time.perf_counter() - t0
     say(f"deterministic: software {metrics['accuracy_det']:.2%}, "
         f"{config.device} {metrics['accuracy_det_hw']:.2%}")  # fmt: skip
@@ -603,8 +676,9 @@ def run(
     bnn.eval()
     timings["bnn_train"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    m = _metrics(_eval_bnn(bnn, data, x_noisy, config, stage_generator(seed, "bnn_sw_eval")), y,
-                 config.coverage, "sw")  # fmt: skip
+    m, ood_scores["sw"] = _metrics(
+        _eval_bnn(bnn, data, x_noisy, config, stage_generator(seed, "bnn_sw_eval")), y,
+        config.coverage, "sw")  # fmt: skip
     metrics.update(m)
     timings["bnn_sw_eval"] = time.perf_counter() - t0
     say(f"BNN software: {metrics['accuracy_sw']:.2%}, ECE {metrics['ece_sw']:.4f}, "
@@ -612,7 +686,7 @@ def run(
 
     # 3. Bayesian network on devices, every scheme
     headline = HEADLINE_SCHEME if HEADLINE_SCHEME in config.schemes else config.schemes[0]
-    head_eval: _Eval | None = None
+    evals: dict[str, _Eval] = {}
     for scheme in config.schemes:
         t0 = time.perf_counter()
         hw, report = to_hardware(bnn, config.sampling(scheme), samples=config.samples,
@@ -640,19 +714,22 @@ def run(
         first_name = next(iter(report))
         metrics[f"fidelity_feasible_fraction_{scheme}"] = report[first_name]["feasible_fraction"]
         metrics[f"write_energy_pj_hw_{scheme}"] = sum(r["write_energy_pj"] for r in report.values())
-        ev = _eval_bnn(hw, data, x_noisy, config, None)
-        metrics.update(_metrics(ev, y, config.coverage, f"hw_{scheme}"))
-        if scheme == headline:
-            head_eval = ev
+        metrics[f"clipped_targets_hw_{scheme}"] = sum(r["clipped"] for r in report.values())
+        # The device-realised copy is scored here, never the software BNN it came from.
+        evals[scheme] = _eval_bnn(hw, data, x_noisy, config, None)
+        m, ood_scores[f"hw_{scheme}"] = _metrics(evals[scheme], y, config.coverage, f"hw_{scheme}")
+        metrics.update(m)
         timings[f"hw_{scheme}"] = time.perf_counter() - t0
         say(f"BNN {scheme} on {config.device}: {metrics[f'accuracy_hw_{scheme}']:.2%}, "
             f"ECE {metrics[f'ece_hw_{scheme}']:.4f}, "
             f"OOD AUROC {metrics[f'ood_auroc_hw_{scheme}']:.3f}")  # fmt: skip
         del hw
-    assert head_eval is not None
+    head_eval = evals[headline]  # headline is one of config.schemes, all evaluated above
     for key in ("accuracy", "ece", "nll", "ood_auroc", "ood_auroc_total", "ood_auroc_epistemic",
-                "accuracy_noisy", "acc_at_coverage_noisy"):  # fmt: skip
+                "accuracy_noisy", "acc_at_coverage_noisy", "epistemic_mean",
+                "epistemic_mean_ood"):  # fmt: skip
         metrics[f"{key}_hw"] = metrics[f"{key}_hw_{headline}"]
+    ood_scores["hw"] = ood_scores[f"hw_{headline}"]
 
     # 4. the acceptance criteria, measured (1.0 = met)
     gaps = [100 * abs(metrics["accuracy_sw"] - metrics[f"accuracy_hw_{s}"]) for s in config.schemes]
@@ -674,7 +751,7 @@ def run(
         "uncertainty_hist.png": lambda p: plot_uncertainty(
             {
                 f"{bnn_label}: total entropy": (head_eval.u_clean, head_eval.u_ood),
-                f"{bnn_label}: epistemic": (head_eval.e_clean, head_eval.e_ood),
+                f"{bnn_label}: epistemic": head_eval.scores["epistemic"],
                 f"{det_label}: softmax entropy": (det_hw.u_clean, det_hw.u_ood),
             },
             data.ood_name,
@@ -710,7 +787,9 @@ def run(
         "headline_scheme": headline,
         "train_images": len(data.y_train),
         "test_images": len(y),
+        "validation_images": len(data.x_val),
         "ood_set": data.ood_name,
-        "summary_table": summary_table(metrics, config),
+        "ood_scores": ood_scores,
+        "summary_table": summary_table(metrics, config, ood_scores),
     }
     return Result(metrics=metrics, artifacts=list(figures), extra=extra)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor
 
@@ -57,3 +59,30 @@ def ood_auroc(score_in: Tensor, score_out: Tensor) -> float:
     )
     metric = BinaryAUROC(thresholds=None).to(scores.device)
     return float(metric(ranked, target))
+
+
+def select_ood_score(
+    validation: Mapping[str, tuple[Tensor, Tensor]],
+) -> tuple[str, dict[str, float]]:
+    """Choose an OOD score on validation data: the one with the highest validation AUROC.
+
+    Taking the better of several scores by their AUROC on the test set reports an optimistic
+    maximum (the choice is fitted to the test samples). The choice belongs to held-out data:
+    in-distribution validation samples and OOD samples distinct from the test ones; the test
+    AUROC reported is then that of the chosen score.
+
+    Args:
+        validation: score name -> (scores of in-distribution validation samples [N_in],
+            scores of OOD validation samples [N_out]), higher meaning more likely OOD.
+
+    Returns:
+        ``(name, aurocs)``: the chosen score (ties: the first in ``validation``'s order) and
+        every score's validation AUROC.
+
+    Raises:
+        ConfigError: no score is given, or a score fails :func:`ood_auroc`'s checks.
+    """
+    require(len(validation) > 0, "validation", validation, "at least one named score")
+    aurocs = {name: ood_auroc(s_in, s_out) for name, (s_in, s_out) in validation.items()}
+    best = max(aurocs.values())
+    return next(name for name, a in aurocs.items() if a == best), aurocs
