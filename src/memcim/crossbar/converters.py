@@ -67,12 +67,12 @@ class ConverterConfig:
             self.mode,
             "must be 'fixed', 'max_abs' or 'percentile'",
         )
-        if self.mode == "fixed":
+        if self.mode == "fixed" or self.full_scale is not None:
             require(
-                self.full_scale is not None and self.full_scale > 0,
+                self.full_scale is not None and 0 < self.full_scale < math.inf,
                 "ConverterConfig.full_scale",
                 self.full_scale,
-                "must be > 0 in 'fixed' mode",
+                "must be finite and > 0 (and set in 'fixed' mode)",
             )
         require(
             0 < self.percentile <= 100,
@@ -101,10 +101,13 @@ class ConverterConfig:
     def calibrate(self, values: Tensor, dim: int | None = None) -> Tensor:
         """Full-scale range from data, reduced over ``dim`` (kept) or over everything.
 
-        Zero ranges (all-zero data) become 1 so that conversion stays defined.
+        Zero ranges (all-zero or empty data) become 1 so that conversion stays defined.
         """
         if self.mode == "fixed":
             return torch.tensor(float(self.full_scale), dtype=values.dtype)
+        if values.numel() == 0:  # an empty batch: nothing to calibrate on, any range works
+            shape = () if dim is None else values.sum(dim, keepdim=True).shape
+            return torch.ones(shape, dtype=values.dtype, device=values.device)
         if self.mode == "max_abs":
             # max |value| without materialising |values| (aminmax along a dim is far slower).
             if dim is None:
@@ -136,7 +139,7 @@ def quantize(values: Tensor, full_scale: Tensor, max_code: int) -> tuple[Tensor,
     """
     # One fresh buffer, rounded in place: large temporaries cost page faults on every call.
     codes = torch.mul(values, max_code / full_scale).round_()
-    if codes.amin() >= -max_code and codes.amax() <= max_code:
+    if codes.numel() == 0 or (codes.amin() >= -max_code and codes.amax() <= max_code):
         return codes, 0
     clipped = int(torch.count_nonzero(codes.abs() > max_code))
     return codes.clamp_(-max_code, max_code), clipped

@@ -417,6 +417,8 @@ class Tile:
                 f"weights have shape {tuple(weights.shape)}; this tile needs [..., {self.cols}, "
                 f"{self.rows}] (out = cols, in = rows)"
             )
+        if weights.numel() == 0:
+            raise ConfigError(f"weights have shape {tuple(weights.shape)}: nothing to program")
         if not all_finite(weights):
             raise ConfigError("weights contain NaN or infinite values")
         return weights.detach().float()
@@ -857,6 +859,10 @@ class Tile:
         read disturb, FeCAP destructive read) are updated after the batch.
         """
         x = self._check_input(x)
+        if x.numel() == 0:  # no vector to read: nothing converted, calibrated or counted
+            check_time(t_s)
+            mc = self._require_programmed().shape[:-3]
+            return x.new_zeros(*torch.broadcast_shapes(x.shape[:-1], (*mc, 1)), self.cols)
         single = x.dim() == 1
         if single:
             x = x.unsqueeze(0)

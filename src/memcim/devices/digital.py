@@ -81,7 +81,7 @@ class SRAMCell(Device):
         )
         for name in ("e_read_bit_pj", "e_write_bit_pj", "leakage_bit_pw"):
             value = getattr(self, name)
-            require(value >= 0, self._field(name), value, "must be >= 0")  # NaN fails too
+            require(0 <= value < math.inf, self._field(name), value, "must be finite and >= 0")
         object.__setattr__(self, "e_read_pj", self.bits * self.e_read_bit_pj)
         object.__setattr__(self, "e_write_pj", self.bits * self.e_write_bit_pj)
         object.__setattr__(self, "leakage_pw", self.bits * self.leakage_bit_pw)

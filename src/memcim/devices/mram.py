@@ -107,11 +107,11 @@ class STTMRAM(Device):
         # An AP junction still conducts: G_AP = 0 would mean an infinite TMR.
         require(self.g_min_us > 0, self._field("g_min_us"), self.g_min_us, "must be > 0 µS (G_AP)")
         for name in ("i_c0_ua", "delta", "tau0_s", "i_width_ua", "t_read_s"):
-            require(getattr(self, name) > 0, self._field(name), getattr(self, name), "must be > 0")
+            value = getattr(self, name)
+            require(0 < value < math.inf, self._field(name), value, "must be finite and > 0")
         for name in ("i_write_ua", "i_read_ua", "read_noise_rel"):
-            require(
-                getattr(self, name) >= 0, self._field(name), getattr(self, name), "must be >= 0"
-            )
+            value = getattr(self, name)
+            require(0 <= value < math.inf, self._field(name), value, "must be finite and >= 0")
         require(self.t_write_s > 0, self._field("t_write_s"), self.t_write_s, "must be > 0 s")
         require(
             self.read_disturb_direction in ("ap_to_p", "p_to_ap", "both"),

@@ -89,9 +89,10 @@ class PCM(Device):
             "must be 'set' (stuck-SET, g_max) or 'reset' (stuck-RESET, g_min)",
         )
         require(0 < self.t0_s < math.inf, self._field("t0_s"), self.t0_s, "must be finite, > 0 s")
-        # The 1/f noise term sqrt(log((t + t_read)/(2 t_read))) at t = t0 needs t_read <= t0.
-        require(0 < self.t_read_s <= self.t0_s, self._field("t_read_s"), self.t_read_s,
-                f"must be > 0 s and <= t0_s={self.t0_s} s")  # fmt: skip
+        # The 1/f noise term sqrt(log((t + t_read)/(2 t_read))) at t = t0 needs t_read <= t0, and
+        # overflows for t_read ~1e-300 s; no read pulse is shorter than a picosecond.
+        require(1e-12 <= self.t_read_s <= self.t0_s, self._field("t_read_s"), self.t_read_s,
+                f"must be in [1e-12 s, t0_s={self.t0_s} s]")  # fmt: skip
         require(
             len(self.prog_coeffs) == 3,
             self._field("prog_coeffs"),
@@ -99,9 +100,8 @@ class PCM(Device):
             "must be three polynomial coefficients (a2, a1, a0)",
         )
         for name in ("prog_noise_scale", "drift_scale", "read_noise_scale"):
-            require(
-                getattr(self, name) >= 0, self._field(name), getattr(self, name), "must be >= 0"
-            )
+            value = getattr(self, name)
+            require(0 <= value < math.inf, self._field(name), value, "must be finite and >= 0")
 
     # --- the published fits, as functions of ĝ -----------------------------------------------
     def g_rel(self, g_us: Tensor) -> Tensor:

@@ -78,9 +78,8 @@ class TwoDFET(Device):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("prog_noise_std_us", "read_noise_rel", "rtn_amp_rel_mean"):
-            require(
-                getattr(self, name) >= 0, self._field(name), getattr(self, name), "must be >= 0"
-            )
+            value = getattr(self, name)
+            require(0 <= value < float("inf"), self._field(name), value, "must be finite and >= 0")
         require(
             0.0 <= self.p_trap <= 1.0,
             self._field("p_trap"),

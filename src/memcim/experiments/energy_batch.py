@@ -81,6 +81,9 @@ class EnergyBatchConfig:
         require(self.device in DEVICES, "EnergyBatchConfig.device", self.device,
                 f"must be one of {sorted(DEVICES)}")  # fmt: skip
         require(self.bits >= 2, "EnergyBatchConfig.bits", self.bits, "must be >= 2")
+        for name in ("adc_fom_fj_per_step", "lr"):
+            require(0 < getattr(self, name) < math.inf, f"EnergyBatchConfig.{name}",
+                    getattr(self, name), "must be finite and > 0")  # fmt: skip
         for name in ("tile_size", "train_images", "epochs", "batch_size", "profile_images"):
             require(getattr(self, name) >= 1, f"EnergyBatchConfig.{name}", getattr(self, name),
                     "must be >= 1")  # fmt: skip

@@ -49,7 +49,8 @@ class CIMConfig:
         train_t_s: read time whose noise statistics training injects (s); 0 = programming and
             read noise right after programming.
         clip_sigma: clip weights to ± clip_sigma · std(W) per layer (the mappable range) when
-            ``tile.mapping.w_max`` is not set; ``None`` disables clipping.
+            ``tile.mapping.w_max`` is not set (not for a layer of one weight, whose std is
+            undefined); ``None`` disables clipping.
         seed: seed of the layers' private generators (layer i gets ``seed + i``).
     """
 
@@ -68,6 +69,8 @@ class CIMConfig:
         check_time(self.train_t_s, "CIMConfig.train_t_s")
         if self.clip_sigma is not None:
             require(self.clip_sigma > 0, "CIMConfig.clip_sigma", self.clip_sigma, "> 0 or None")
+        require(is_int(self.seed) and 0 <= self.seed < 2**63, "CIMConfig.seed", self.seed,
+                "an int in [0, 2**63)")  # fmt: skip
 
 
 @dataclass
@@ -168,7 +171,7 @@ class CIMLayer(nn.Module):
         w_max = self.cim_config.tile.mapping.w_max
         if w_max is not None:
             return torch.tensor(w_max)
-        if self.cim_config.clip_sigma is None:
+        if self.cim_config.clip_sigma is None or self.weight.numel() < 2:  # std(one weight): NaN
             return None
         return self.cim_config.clip_sigma * self.weight.detach().std()
 
@@ -285,8 +288,10 @@ class CIMLayer(nn.Module):
                 r0, rt = (None, None) if ref is None else table.drift_shifts(ref)
                 mean0 = decode(planes + p0, None if ref is None else ref + r0)
                 mean_t = decode(planes + pt, None if ref is None else ref + rt)
-            # Inference rescales outputs by Σ|W(0)| / Σ|W(t)| of the noise-free programmed
-            # weights (global drift compensation); training at train_t_s sees the same factor.
+            # Global drift compensation rescales inference outputs by a factor near
+            # Σ|W(0)| / Σ|W(t)|: the tiles measure it with calibration reads (default, with read
+            # noise and converters) or take it noise-free ("oracle"). Training at train_t_s
+            # applies its expected value, the noise-free factor, in either mode.
             now = mean_t.abs().sum()
             factor = torch.where(now > 0, mean0.abs().sum() / now, torch.ones_like(now))
             return noisy * factor
@@ -331,6 +336,15 @@ class CIMLayer(nn.Module):
             counts.adc_conversions += y.numel()
             counts.adc_clipped += clipped
         return y * scale
+
+    def _check_input(self, x: Tensor) -> Tensor:
+        """Inputs as the tiles take them in both modes: finite floats, computed in float32."""
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            got = x.dtype if isinstance(x, Tensor) else type(x).__name__
+            raise ConfigError(f"x must be a floating-point torch.Tensor, got {got}")
+        if not bool(torch.isfinite(x).all()):
+            raise ConfigError("x contains NaN or infinite values")
+        return x.float()
 
     def _matmul(self, x2d: Tensor) -> Tensor:
         if self.training:
@@ -380,6 +394,7 @@ class CIMLinear(CIMLayer):
                 self.bias.uniform_(-bound, bound, generator=self.generator)
 
     def forward(self, x: Tensor) -> Tensor:
+        x = self._check_input(x)
         if x.shape[-1] != self.in_features:
             raise ConfigError(
                 f"CIMLinear expects inputs [..., {self.in_features}], got {tuple(x.shape)}"
@@ -430,6 +445,7 @@ class CIMConv2d(CIMLayer):
                 self.bias.uniform_(-bound, bound, generator=self.generator)
 
     def forward(self, x: Tensor) -> Tensor:
+        x = self._check_input(x)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ConfigError(
                 f"CIMConv2d expects inputs [N, {self.in_channels}, H, W], got {tuple(x.shape)}"
