@@ -1,5 +1,6 @@
 """The hwa-drift experiment: config validation, the eval path against closed form, a smoke run
-on a tiny MNIST subset (seconds), and the full reproduction (``--runslow``)."""
+on a tiny MNIST subset (seconds), the guard of its claim on a reduced Fashion-MNIST setting
+(seconds), and the full reproduction (``--runslow``)."""
 
 import copy
 import dataclasses
@@ -30,9 +31,17 @@ def mnist_dir(shared_data) -> Path:
     return shared_data("mnist.npz")
 
 
+@pytest.fixture(scope="module")
+def fashion_dir(shared_data) -> Path:
+    return shared_data("fashion_mnist.npz")
+
+
 def tiny(data_dir: Path, **overrides) -> HwaDriftConfig:
-    """A config that trains on 2000 images and tests on 300: a few seconds on two cores."""
+    """A config that trains on 2000 MNIST images and tests on 300, published PCM noise: a few
+    seconds on two cores."""
     fields = dict(
+        dataset="mnist",
+        pcm_prog_noise_scale=1.0,
         epochs=3,
         lr=3e-3,
         hwa_epochs=1,
@@ -69,6 +78,11 @@ def tiny(data_dir: Path, **overrides) -> HwaDriftConfig:
         ("eval_batch_size", 0),
         ("clip_sigma", 0.0),
         ("train_t_s", -1.0),
+        ("dataset", "cifar10"),
+        ("pcm_prog_noise_scale", -1.0),
+        ("pcm_prog_noise_scale", math.nan),
+        ("dac_bits", 1),
+        ("adc_bits", 4.0),
     ],
 )
 def test_config_rejects_bad_values_naming_the_field(field, value):
@@ -86,6 +100,14 @@ def test_config_is_frozen_keyword_only_and_normalised():
     assert dataclasses.replace(config, hwa_epochs=0).hwa_epochs == 0
     quick = HwaDriftConfig.quick(models=("cnn",))
     assert quick.models == ("cnn",) and quick.train_subset is not None
+
+
+def test_the_setting_reaches_the_devices_and_converters():
+    config = HwaDriftConfig(pcm_prog_noise_scale=3.0, dac_bits=6, adc_bits=None)
+    assert config.device("pcm").prog_noise_scale == 3.0
+    assert config.device("rram") == hwa_drift.FilamentaryRRAM()  # RRAM stays as published
+    tile = config.cim_config(config.device("pcm")).tile
+    assert tile.dac.bits == 6 and tile.adc.ideal and tile.device.prog_noise_scale == 3.0
 
 
 def test_time_labels():
@@ -187,18 +209,66 @@ def test_command_line(tmp_path, mnist_dir, monkeypatch, capsys):
 
 
 def test_missing_data_is_a_config_error(tmp_path):
-    config = HwaDriftConfig.quick(data_dir=str(tmp_path))
-    with pytest.raises(ConfigError, match="mnist.npz"):
-        run(config, seed=0, out_dir=None, progress=False)
+    for dataset in ("mnist", "fashion_mnist"):
+        config = HwaDriftConfig.quick(data_dir=str(tmp_path), dataset=dataset)
+        with pytest.raises(ConfigError, match=f"{dataset}.npz"):
+            run(config, seed=0, out_dir=None, progress=False)
+
+
+def guard(data_dir: Path, **overrides) -> HwaDriftConfig:
+    """The reduced setting of the claim: an MLP on 4000 Fashion-MNIST images, PCM with 8x the
+    published programming noise, 1 s after programming, 6 chips; ~10 s on two cores."""
+    fields = dict(
+        models=("mlp",),
+        devices=("pcm",),
+        times_s=(1.0,),
+        pcm_prog_noise_scale=8.0,
+        epochs=3,
+        lr=3e-3,
+        hwa_epochs=3,
+        hwa_lr=3e-3,
+        train_subset=4000,
+        test_subset=1000,
+        eval_repeats=6,
+        eval_batch_size=500,
+        data_dir=str(data_dir),
+    )
+    return HwaDriftConfig(**{**fields, **overrides})
+
+
+def test_hwa_fine_tuning_recovers_what_plain_conversion_loses(fashion_dir):
+    """The experiment's claim where it is large: plain conversion of the noisy-PCM MLP loses
+    several points against software, and HWA fine-tuning wins most of them back.
+
+    Tolerance: both accuracies are means over the same 6 chips on the same 1000 test images.
+    Test-set sampling alone gives one chip's paired difference an SE of sqrt(d / n) with d the
+    fraction of images on which the two models disagree (< 0.2 here), i.e. < 0.014; the
+    chip-to-chip std of the converted model is up to 0.08, so the SE of the 6-chip mean is
+    < 0.033 / sqrt(6) ... < 0.035 in total. Seeds 0-2 gave gains of 0.07, 0.05 and 0.04
+    (4 chips); 0.03 stays below all of them. Without fine-tuning the hwa model *is* the
+    converted one on the same chips, a gain of exactly 0.
+    """
+    metrics = run(guard(fashion_dir), seed=0, out_dir=None, progress=False)
+    software = metrics["accuracy_mlp_software"]
+    converted = metrics["accuracy_mlp_pcm_converted_1s"]
+    hwa = metrics["accuracy_mlp_pcm_hwa_1s"]
+    assert software - converted > 0.03, (software, converted)  # a setting where it matters
+    assert hwa - converted > 0.03, (converted, hwa)
 
 
 @pytest.mark.slow
-def test_full_run_hwa_mlp_on_pcm_holds_accuracy_for_a_day(tmp_path, mnist_dir):
-    """The acceptance of the experiment: full MNIST, HWA-trained MLP on PCM at t = 1 day within
-    1.5 points of software. Several minutes on two cores."""
-    config = HwaDriftConfig(data_dir=str(mnist_dir))
+def test_full_run_hwa_recovers_what_conversion_loses_on_noisy_pcm(tmp_path, fashion_dir):
+    """The acceptance of the experiment, default setting (full Fashion-MNIST, PCM with 6x the
+    published programming noise): at 1 day plain conversion of the MLP loses at least 3
+    points against software and HWA fine-tuning wins back at least half of the loss. With
+    10 000 test images and 3 chips the SE of each accuracy is < 0.005 + chip spread (< 0.01
+    seen), so the 3-point and half-the-loss bounds hold with margin. Several minutes."""
+    config = HwaDriftConfig(data_dir=str(fashion_dir))
     metrics = run(config, seed=0, out_dir=tmp_path, progress=False)
     software = metrics["accuracy_mlp_software"]
-    assert software > 0.975
-    assert metrics["accuracy_mlp_pcm_hwa_1day"] >= software - 0.015
+    converted = metrics["accuracy_mlp_pcm_converted_1day"]
+    hwa = metrics["accuracy_mlp_pcm_hwa_1day"]
+    assert software > 0.87
+    assert software - converted >= 0.03
+    assert hwa - converted >= 0.5 * (software - converted)
     assert json.loads((tmp_path / "results.json").read_text())["complete"] is True
