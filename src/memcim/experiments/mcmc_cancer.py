@@ -13,7 +13,9 @@ Compared, on a logistic model and a small MLP (30-``hidden``-1):
 (c) NUTS (Pyro, when installed; logistic model), the reference posterior: the mean absolute
     difference of the predicted class-1 probability from it measures how close (a) and (b) are;
 (d) a network trained by backprop with as many memory elements as the in-situ sample array
-    (two devices per weight), deployed on the same RRAM, and in float.
+    (two devices per weight), deployed on the same RRAM, and in float;
+(e) the prior-only classifier: the training set's majority class for every test point
+    (``accuracy_majority``, 63 % benign), the floor every learner must clear.
 
 Training cost of (a), logistic model: writes per device against the 10^7 endurance cycles [7]
 trained after, and energy from the tiles' counters (:func:`memcim.energy.cim.counters_cost`).
@@ -175,6 +177,9 @@ def run(config: MCMCCancerConfig, *, seed: int, out_dir: str | os.PathLike[str],
     x, y, xt, yt = data
     m: dict[str, float] = {}
     timings: dict[str, float] = {}
+    # (e) the class prior alone, no features: the floor a learned classifier must clear.
+    majority = int(torch.bincount(y).argmax())
+    m["accuracy_majority"] = float((yt == majority).float().mean())
 
     def log(text: str) -> None:
         if progress:
@@ -281,6 +286,7 @@ def run(config: MCMCCancerConfig, *, seed: int, out_dir: str | os.PathLike[str],
     }
     plot_mcmc(trace, shown, config.burn_in, out / "mcmc_cancer.png")
     rows = [[name, f"{100 * v:.2f}"] for name, v in shown.items()]
+    rows.append(["majority class (prior only)", f"{100 * m['accuracy_majority']:.2f}"])
     rows.append(["writes per device, max (of 1e7)", f"{stats.writes_per_device_max}"])
     rows.append(["training energy per chain (µJ)", f"{m['energy_train_uj_per_chain']:.1f}"])
     return Result(metrics=m, artifacts=["mcmc_cancer.png"],
