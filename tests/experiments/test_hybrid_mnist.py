@@ -24,6 +24,13 @@ def test_small_run_compares_every_training(tmp_path, shared_data):
     # 3000 images, one epoch: software SGD is far above chance (10 %).
     assert m["accuracy_software"] > 0.6
     assert m["rram_writes_direct_rram"] > m["rram_writes_hybrid_feram"] > 0
+    # Direct SGD re-programs one device of every weight with a non-zero update at each of the
+    # 94 steps (4.4 M writes); the hybrid only the devices whose level changed at its 5
+    # transfers (154 here: one epoch of 3000 images is too short for it to learn, 12 %, so
+    # the digits test in tests/learning/test_hybrid.py checks the writes of a hybrid that
+    # learns). Re-programming every device whenever a layer changes (0.85 M hybrid writes,
+    # and 20.6 M direct ones) gave a ratio of 24: >= 100 (the full run's target) fails that.
+    assert m["rram_write_ratio_direct_to_feram"] >= 100
     assert m["rram_write_ratio_direct_to_feram"] == pytest.approx(
         m["rram_writes_direct_rram"] / m["rram_writes_hybrid_feram"]
     )
