@@ -37,9 +37,16 @@ def test_demo_writes_results_figures_and_a_short_report(tmp_path, capsys):
         assert (tmp_path / figure).read_bytes()[:8] == PNG, figure
     report = (tmp_path / "report.md").read_text()
     assert "| model | accuracy | ECE |" in report and "BNN, rram, differential" in report
+    assert "| OOD score |" in report  # the score each model's AUROC is of, chosen on validation
     assert (tmp_path / "report.html").exists()
     printed = capsys.readouterr().out
     assert "BNN, rram, cycle_to_cycle" in printed and "deterministic, rram" in printed
+    scores = record["ood_scores"]
+    assert scores["hw"] in ("epistemic", "total") and scores["det_hw"] in ("max_softmax", "entropy")
+    assert "each OOD score chosen on the validation images" in printed
+    assert f"OOD AUROC (BNN, differential, {scores['hw']}" in printed
+    for model, chosen in scores.items():  # each AUROC is the test AUROC of the validation choice
+        assert metrics[f"ood_auroc_{model}"] == metrics[f"ood_auroc_{chosen}_{model}"], model
     # A working BNN on 8x8 digits: > 90 % on hardware, each scheme within a few points of
     # software (the 1-point acceptance is measured on MNIST; 540 test images are coarse).
     assert metrics["accuracy_hw"] > 0.9 and metrics["accuracy_gap_max_points"] < 3.0

@@ -9,7 +9,10 @@ the spot (nothing cached), in well under a minute on 2 cores:
    with each sampling scheme (cycle-to-cycle, device population, read noise, differential pair,
    separate μ/σ arrays); the deterministic network is programmed on the same device;
 3. both are scored on accuracy, calibration (ECE, NLL), out-of-distribution detection
-   (uniform-noise images) and accuracy on the least uncertain half of noisy inputs.
+   (uniform-noise images) and accuracy on the least uncertain half of noisy inputs. Each
+   model's OOD score (BNN: epistemic or total entropy; deterministic: max-softmax or softmax
+   entropy) is chosen on validation data held out of training and apart from the test
+   samples; the table's "OOD score" column and the summary line name it.
 
 It writes ``results.json`` (every metric), the figures and ``report.md`` / ``report.html``
 into the output folder and prints the summary table. ``memcim demo --foundation`` runs the
@@ -39,6 +42,13 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
         return "  ".join([first, *rest])
 
     return "\n".join([line(header), "-" * len(line(header)), *(line(r) for r in rows)])
+
+
+def _score_name(score: str) -> str:
+    """An OOD score's name as printed (``"max_softmax"`` -> ``"max-softmax score"``)."""
+    names = {"epistemic": "epistemic entropy", "total": "total entropy",
+             "entropy": "softmax entropy"}  # fmt: skip
+    return names.get(score, score.replace("_", "-") + " score")
 
 
 def run(
@@ -71,16 +81,18 @@ def run(
     record = run_config(EXPERIMENT, config, out, seed=seed, progress=progress)
     table = record["summary_table"]
     echo(
-        f"\n{record['train_images']} training / {record['test_images']} test images; "
-        f"out of distribution: {record['ood_set']}; noisy: Gaussian σ = {config.noise_sigma:g}"
+        f"\n{record['train_images']} training / {record['validation_images']} validation / "
+        f"{record['test_images']} test images; out of distribution: {record['ood_set']}; "
+        f"noisy: Gaussian σ = {config.noise_sigma:g}"
     )
     echo(format_table(table["header"], table["rows"]))
-    m = record["metrics"]
+    m, scores = record["metrics"], record["ood_scores"]
     gap = m["accuracy_gap_max_points"]
     echo(
         f"\nlargest accuracy gap software -> hardware BNN over the schemes: {gap:.2f} points; "
-        f"OOD AUROC (BNN, {record['headline_scheme']}) {m['ood_auroc_hw']:.3f} vs "
-        f"{m['ood_auroc_det_hw']:.3f} (deterministic)"
+        f"OOD AUROC (BNN, {record['headline_scheme']}, {_score_name(scores['hw'])}) "
+        f"{m['ood_auroc_hw']:.3f} vs {m['ood_auroc_det_hw']:.3f} (deterministic, "
+        f"{_score_name(scores['det_hw'])}); each OOD score chosen on the validation images"
     )
     md, html = write_report(out)
     echo(f"figures, results.json and {md.name} / {html.name} written to {out}")
