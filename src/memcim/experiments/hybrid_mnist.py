@@ -76,8 +76,10 @@ class HybridMnistConfig:
             require(is_int(value) and value >= 1, f"{name}.{f}", value, "must be an int >= 1")
         require(is_int(self.low_endurance) and self.low_endurance >= 0, f"{name}.low_endurance",
                 self.low_endurance, "must be an int >= 0 (0: skip)")  # fmt: skip
-        for k in (self.transfer_every, *self.k_values):
-            require(is_int(k) and k >= 1 and k % self.batch_size == 0, f"{name}.k_values", k,
+        ks = self.k_values
+        periods = [("transfer_every", self.transfer_every), *(("k_values", k) for k in ks)]
+        for f, k in periods:
+            require(is_int(k) and k >= 1 and k % self.batch_size == 0, f"{name}.{f}", k,
                     f"must be a multiple of batch_size {self.batch_size}")  # fmt: skip
         for t in self.retention_s:
             require(is_real(t) and t > 0, f"{name}.retention_s", t, "must be > 0 s")
