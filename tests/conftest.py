@@ -1,4 +1,5 @@
-"""Shared fixtures: seeded generators, the shared data folder and the ``--runslow`` flag."""
+"""Shared fixtures: seeded generators, one torch thread, the shared data folder and the
+``--runslow`` flag."""
 
 from __future__ import annotations
 
@@ -25,6 +26,16 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for tests on tiny matrices: thread start-up costs more than it saves,
+    badly so on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

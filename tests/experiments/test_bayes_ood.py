@@ -98,15 +98,6 @@ PER_SCHEME = ("accuracy", "ece", "nll", "ood_auroc", "ood_auroc_total", "ood_aur
               "acc_at_coverage_noisy")  # fmt: skip
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny matrices: thread start-up costs more than it saves, badly so on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- smoke run --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):

@@ -22,15 +22,6 @@ def digits():
     return load_digits(seed=0)
 
 
-@pytest.fixture
-def one_thread():
-    """Matrices of 64 × 32: thread start-up costs more than it saves on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _fit(cfg: HybridConfig, digits, seed: int = 0) -> HybridTrainer:
     trainer = HybridTrainer(cfg)
     trainer.fit(digits.x_train, digits.y_train, generator=torch.Generator().manual_seed(seed))

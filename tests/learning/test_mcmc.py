@@ -101,15 +101,6 @@ def test_learns_breast_cancer_through_noisy_tiles():
     assert 0.05 < stats.acceptance_rate < 0.8
 
 
-@pytest.fixture
-def one_thread():
-    """Matrices of 30 × 4: thread start-up costs more than it saves on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_metropolis_hastings_beats_the_prior_only_classifier_by_25_points(one_thread):
     """300 steps, 4 chains (seconds): the acceptance step is what turns RESET+SET draws into
     learning. On this split the majority class (benign) gets 62.6 % of the 171 test points;
