@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor
 
-from memcim._errors import require
+from memcim._errors import check_generator, require
 
 
 def gaussian_corruption(
@@ -62,12 +62,7 @@ def gaussian_corruption(
             and clip[0] < clip[1]
         )
         require(ok, "clip", clip, "None or a pair (low, high) with low < high")
-    require(
-        isinstance(generator, torch.Generator),
-        "generator",
-        generator,
-        "a torch.Generator (e.g. torch.Generator().manual_seed(0)); memcim never uses global RNG",
-    )
+    check_generator(generator)
     noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device)
     noise = noise.to(x.device)
     out = x + sigma * noise

@@ -2,6 +2,8 @@
 
 import math
 
+import torch
+
 
 class ConfigError(ValueError):
     """A configuration field or an argument is out of its allowed range.
@@ -37,3 +39,14 @@ def check_count(value: object, field: str, minimum: int) -> int:
     """Return an ``int`` (not bool) ``value`` >= ``minimum``; else raise naming ``field``."""
     require(is_int(value) and value >= minimum, field, value, f"an integer >= {minimum}")
     return value  # type: ignore[return-value]
+
+
+def check_generator(generator: object) -> torch.Generator:
+    """Return ``generator`` or raise :class:`ConfigError` naming ``generator``."""
+    require(
+        isinstance(generator, torch.Generator),
+        "generator",
+        generator,
+        "a torch.Generator (e.g. torch.Generator().manual_seed(0)); memcim never uses global RNG",
+    )
+    return generator  # type: ignore[return-value]

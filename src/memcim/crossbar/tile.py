@@ -191,8 +191,19 @@ class TileConfig:
         require(self.t_read_s >= 0, "TileConfig.t_read_s", self.t_read_s, "must be >= 0 s")
 
 
+class Counters:
+    """What the counter dataclasses share: reset to zero and a dict view."""
+
+    def reset(self) -> None:
+        for name in asdict(self):
+            setattr(self, name, type(getattr(self, name))(0))
+
+    def as_dict(self) -> dict[str, int | float]:
+        return asdict(self)
+
+
 @dataclass
-class TileCounters:
+class TileCounters(Counters):
     """Operation counts, read by the energy model.
 
     Attributes:
@@ -234,13 +245,6 @@ class TileCounters:
     read_disturbs: int = 0
     writebacks: int = 0
     predistortion_clipped: int = 0
-
-    def reset(self) -> None:
-        for name in asdict(self):
-            setattr(self, name, type(getattr(self, name))(0))
-
-    def as_dict(self) -> dict[str, int | float]:
-        return asdict(self)
 
 
 @dataclass
@@ -676,7 +680,9 @@ class Tile:
         """mean over columns of |y| for the all-ones input, read like any input: [..., 1, 1].
 
         The calibration reads keep an ADC range of their own (fitted on the first of them,
-        the reference), so the tile's ADC range for ordinary inputs is left as it is.
+        the reference), so the tile's ADC range for ordinary inputs is left as it is. They are
+        counted like any read, saturations included: a fixed DAC full scale below 1 clips the
+        all-ones input, and a percentile-mode ADC clips the reference's largest outputs.
         """
         saved = self.adc_range
         self.adc_range = self._cal_adc_range

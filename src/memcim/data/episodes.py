@@ -15,8 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from memcim._errors import ConfigError, check_count, require
-from memcim.data._checks import check_generator
+from memcim._errors import ConfigError, check_count, check_generator, require
 
 
 class Episode(NamedTuple):

@@ -17,8 +17,7 @@ from numbers import Integral
 import torch
 from torch import Tensor
 
-from memcim._errors import ConfigError, check_count, require
-from memcim.data._checks import check_generator
+from memcim._errors import ConfigError, check_count, check_generator, require
 
 
 @dataclass(frozen=True)

@@ -342,7 +342,9 @@ class Device(ABC):
         Endurance is applied here, once for every device: cells already past
         ``endurance_cycles`` (but not yet marked stuck) receive no pulse, and every cell whose
         write count reaches ``endurance_cycles`` in this operation becomes stuck at
-        :meth:`worn_out_us` of its value.
+        :meth:`worn_out_us` of the value this operation gave it (for a device with its own
+        worn-out state, e.g. PCM stuck-SET, that state at once: the operation that wears the
+        cell out does not leave it at its target).
 
         Args:
             state: previous state or ``None`` for fresh cells.
@@ -362,10 +364,12 @@ class Device(ABC):
         g_new = torch.where(blocked, state.g_us, g_us)
         stuck = state.stuck
         if finite:
+            # No host sync on the hot path (every MCMC step programs whole arrays): the identity
+            # wear-out needs no where at all, the others one unconditional where.
             worn = ~stuck & (writes >= self.endurance_cycles)
-            if bool(worn.any()):
+            if type(self).worn_out_us is not Device.worn_out_us:
                 g_new = torch.where(worn, self.worn_out_us(g_new).to(g_new.dtype), g_new)
-                stuck = stuck | worn
+            stuck = stuck | worn
         merged = dict(state.params)
         merged.update(params)
         return DeviceState(

@@ -31,6 +31,7 @@ unverified defaults.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -266,9 +267,10 @@ class STTMRAM(Device):
             st, g_us=torch.where(st.stuck, st.g_us, self._g_of(now_p, st.g_us.dtype))
         )
 
-    @property
+    @functools.cached_property
     def reads_change_state(self) -> bool:
-        """Reads disturb the cells when the read current has a non-zero switching probability."""
+        """Reads disturb the cells when the read current has a non-zero switching probability
+        (computed once: tiles ask at every read)."""
         return self.i_read_ua > 0 and self.read_disturb_probability() > 0
 
     def apply_reads(

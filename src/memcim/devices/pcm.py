@@ -147,7 +147,7 @@ class PCM(Device):
         # ν follows the *target* state, as in the published model (the cell's amorphous volume
         # is set by the programming conditions, not by where the noise landed).
         new = self.advance(state, g_prog, **self.init_params(target, generator=generator))
-        if bool(new.stuck.any()):  # worn-out cells do not drift (module docstring)
+        if math.isfinite(self.endurance_cycles):  # worn-out cells do not drift (module docstring)
             nu = torch.where(new.stuck, 0.0, new.params["nu"])
             new = replace(new, params={**new.params, "nu": nu})
         return new

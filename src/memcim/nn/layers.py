@@ -23,7 +23,7 @@ Biases stay digital (added after the ADC in float).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -32,8 +32,9 @@ from torch import Tensor, nn
 from memcim._errors import ConfigError, is_int, require
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
 from memcim.crossbar.converters import quantize
+from memcim.crossbar.tile import Counters
 from memcim.crossbar.tiled import split_sizes
-from memcim.devices.base import check_time
+from memcim.devices.base import all_finite, check_time
 from memcim.nn.noise import ConductanceNoiseTable, WeightNoiseTable
 
 
@@ -74,7 +75,7 @@ class CIMConfig:
 
 
 @dataclass
-class TrainingCounters:
+class TrainingCounters(Counters):
     """What the hardware-aware training forwards of one layer converted and clipped.
 
     The training-mode counterpart of :class:`~memcim.crossbar.TileCounters`, so that the
@@ -97,13 +98,6 @@ class TrainingCounters:
     adc_clipped: int = 0
     weights_seen: int = 0
     weights_clipped: int = 0
-
-    def reset(self) -> None:
-        for name in asdict(self):
-            setattr(self, name, 0)
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 def _fake_quant(x: Tensor, full_scale: Tensor, converter: ConverterConfig) -> tuple[Tensor, int]:
@@ -342,7 +336,7 @@ class CIMLayer(nn.Module):
         if not isinstance(x, Tensor) or not x.is_floating_point():
             got = x.dtype if isinstance(x, Tensor) else type(x).__name__
             raise ConfigError(f"x must be a floating-point torch.Tensor, got {got}")
-        if not bool(torch.isfinite(x).all()):
+        if self.training and not all_finite(x):  # in eval the tiles check it
             raise ConfigError("x contains NaN or infinite values")
         return x.float()
 
