@@ -171,16 +171,20 @@ class CIMLayer(nn.Module):
 
     def mapped_weight(self) -> Tensor:
         """The weights as the hardware holds them: clipped to the mappable range, [out, in]."""
-        w = self.flat_weight()
-        limit = self.weight_limit()
-        return w if limit is None else w.clamp(-limit, limit)
+        return self._mapped_and_clipped()[0]
 
     def clipped_weights(self) -> int:
         """How many of the present weights lie beyond the mappable range (and are clipped)."""
+        return self._mapped_and_clipped()[1]
+
+    def _mapped_and_clipped(self) -> tuple[Tensor, int]:
+        """:meth:`mapped_weight` and :meth:`clipped_weights` from one limit (one std)."""
+        w = self.flat_weight()
         limit = self.weight_limit()
         if limit is None:
-            return 0
-        return int(torch.count_nonzero(self.flat_weight().detach().abs() > limit))
+            return w, 0
+        clipped = int(torch.count_nonzero(w.detach().abs() > limit))
+        return w.clamp(-limit, limit), clipped
 
     # --- inference ----------------------------------------------------------------------------
     def reseed(self, value: int) -> None:
@@ -219,9 +223,9 @@ class CIMLayer(nn.Module):
         if self._matrix is None:
             self._matrix = self._new_matrix()
         with torch.no_grad():
-            self._matrix.program(self.mapped_weight(), generator=self.generator)
+            w, self.clipped_at_programming = self._mapped_and_clipped()
+            self._matrix.program(w, generator=self.generator)
         self._programmed_weight = self.weight.detach().clone()
-        self.clipped_at_programming = self.clipped_weights()
 
     def _analog_matmul(self, x2d: Tensor) -> Tensor:
         return self.matrix.mvm(x2d, t_s=self.t_s, generator=self.generator)
@@ -296,8 +300,8 @@ class CIMLayer(nn.Module):
         counts = self.training_counters
         counts.forwards += 1
         counts.weights_seen += self.flat_weight().numel()
-        counts.weights_clipped += self.clipped_weights()
-        w = self.mapped_weight()
+        w, clipped = self._mapped_and_clipped()
+        counts.weights_clipped += clipped
         rows = split_sizes(self.in_flat, cfg.max_rows)
         cols = split_sizes(self.out_features_flat, cfg.max_cols)
         out = []
@@ -315,7 +319,9 @@ class CIMLayer(nn.Module):
         """One tile of the training forward: x [B, rows], w [cols, rows] -> [B, cols]."""
         tile, counts = self.cim_config.tile, self.training_counters
         dac, adc = tile.dac, tile.adc
-        w_max = self._block_scale(w)
+        fixed_adc = not adc.ideal and adc.mode == "fixed"
+        # The weight scale is needed only by the noise and by a fixed ADC full scale.
+        w_max = self._block_scale(w) if self.cim_config.train_noise or fixed_adc else None
         if self.cim_config.train_noise:
             w = w + (self._noisy_block(w, w_max) - w).detach()
         scale = torch.ones(()) if dac.ideal else dac.calibrate(x.detach(), dim=-1)
@@ -325,7 +331,7 @@ class CIMLayer(nn.Module):
             counts.dac_clipped += clipped
         y = F.linear(x_q, w)
         if not adc.ideal:
-            fixed = adc_full_scale(tile, w_max)
+            fixed = adc_full_scale(tile, w_max) if fixed_adc else None
             y, clipped = _fake_quant(y, adc.calibrate(y.detach()) if fixed is None else fixed, adc)
             counts.adc_conversions += y.numel()
             counts.adc_clipped += clipped
