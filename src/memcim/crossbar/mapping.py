@@ -9,8 +9,13 @@ Schemes, for a weight normalised to w̃ = w / w_max ∈ [−1, 1] and one slice 
 
 * ``differential``: G⁺ = g_min + span·v·[w̃>0], G⁻ = g_min + span·v·[w̃<0]; the column current
   is I⁺ − I⁻, so one unit of v is ``span`` µS.
-* ``offset``: G = g_mid + (span/2)·sign(w̃)·v and a reference column at g_mid per slice whose
-  current is subtracted from every column; one unit of v is ``span/2`` µS.
+* ``offset``: G = g_ref + u·sign(w̃)·v and a reference column at g_ref per slice whose
+  current is subtracted from every column; g_ref is mid-window unless ``reference_us`` sets it,
+  and one unit of v is u = min(g_ref − g_min, g_max − g_ref) µS (``span/2`` at mid-window).
+  The reference column is made of programmed cells (``reference="cells"``: written, noisy,
+  drifting like the weights) or of fixed, noise-free conductances (``reference="fixed"``:
+  precision resistors or a current source on the bit line; never written, no noise or drift,
+  still dissipating V²·g_ref·t).
 
 ``devices_per_weight`` = N repeats every plane N times on the same bit line (the currents add,
 so device noise averages down by √N). With ``weight_bits`` = B and ``slices`` = n, |w̃| is
@@ -26,9 +31,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from memcim._errors import ConfigError, require
+from memcim._errors import ConfigError, is_real, require
 
 Scheme = Literal["differential", "offset"]
+Reference = Literal["cells", "fixed"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +50,10 @@ class MappingConfig:
             divisible by ``slices``).
         w_max: weight value mapped to the full window; ``None`` uses max |W| of the matrix
             programmed (per tile). Weights beyond ``w_max`` raise an error rather than clip.
+        reference: the offset scheme's reference column: ``"cells"`` (programmed devices) or
+            ``"fixed"`` (noise-free fixed conductances, not written).
+        reference_us: the offset scheme's reference conductance per device (µS), strictly
+            inside the device window; ``None``: mid-window.
     """
 
     scheme: Scheme = "differential"
@@ -51,6 +61,8 @@ class MappingConfig:
     weight_bits: int | None = None
     slices: int = 1
     w_max: float | None = None
+    reference: Reference = "cells"
+    reference_us: float | None = None
 
     def __post_init__(self) -> None:
         require(
@@ -93,6 +105,14 @@ class MappingConfig:
             )
         if self.w_max is not None:
             require(self.w_max > 0, "MappingConfig.w_max", self.w_max, "must be > 0 or None")
+        require(self.reference in ("cells", "fixed"), "MappingConfig.reference", self.reference,
+                "must be 'cells' (programmed devices) or 'fixed' (noise-free)")  # fmt: skip
+        if self.reference_us is not None:
+            require(is_real(self.reference_us) and self.reference_us >= 0,
+                    "MappingConfig.reference_us", self.reference_us,
+                    "must be None (mid-window) or finite and >= 0 µS")  # fmt: skip
+            require(self.scheme == "offset", "MappingConfig.reference_us", self.reference_us,
+                    "applies to scheme='offset' only")  # fmt: skip
 
     # --- layout -------------------------------------------------------------------------------
     @property
@@ -126,10 +146,28 @@ class MappingConfig:
         s = torch.arange(self.slices, dtype=torch.float64)
         return ((2**b - 1) * 2.0 ** (b * s) / (2**big - 1)).float()
 
+    @property
+    def fixed_reference(self) -> bool:
+        """True when the offset scheme's reference is fixed conductances, not cells."""
+        return self.scheme == "offset" and self.reference == "fixed"
+
+    def reference_level_us(self, g_min_us: float, g_max_us: float) -> float:
+        """The offset scheme's reference conductance per device (µS)."""
+        if self.reference_us is None:
+            return g_min_us + (g_max_us - g_min_us) / 2
+        if not g_min_us < self.reference_us < g_max_us:
+            raise ConfigError(
+                f"MappingConfig.reference_us={self.reference_us!r} is invalid: must lie strictly "
+                f"inside the device window ({g_min_us}, {g_max_us}) µS"
+            )
+        return self.reference_us
+
     def unit_us(self, g_min_us: float, g_max_us: float) -> float:
         """Conductance difference (µS) that one unit of slice value v makes on a bit line."""
-        span = g_max_us - g_min_us
-        return span if self.scheme == "differential" else span / 2
+        if self.scheme == "differential":
+            return g_max_us - g_min_us
+        g_ref = self.reference_level_us(g_min_us, g_max_us)
+        return min(g_ref - g_min_us, g_max_us - g_ref)
 
     # --- encode / decode ----------------------------------------------------------------------
     def slice_values(self, w_norm: Tensor) -> Tensor:
@@ -178,12 +216,21 @@ class MappingConfig:
             planes = pair.unsqueeze(-4).expand(*pair.shape[:-3], n, *pair.shape[-3:])
             ref = None
         else:
-            g_mid = g_min_us + span / 2
-            one = g_mid + (span / 2) * v  # [..., S, rows, cols]
+            g_ref = self.reference_level_us(g_min_us, g_max_us)
+            one = g_ref + self.unit_us(g_min_us, g_max_us) * v  # [..., S, rows, cols]
             planes = one.unsqueeze(-3).expand(*one.shape[:-2], n, *one.shape[-2:])
-            ref_shape = (*v.shape[:-2], n, v.shape[-2], 1)
-            ref = torch.full(ref_shape, g_mid, dtype=w_norm.dtype).flatten(-4, -3)
+            ref = self.reference_targets(v.shape[:-3], v.shape[-2], g_min_us, g_max_us,
+                                         dtype=w_norm.dtype)  # fmt: skip
         return planes.flatten(-5 if self.scheme == "differential" else -4, -3).contiguous(), ref
+
+    def reference_targets(
+        self, lead: tuple[int, ...], rows: int, g_min_us: float, g_max_us: float, *,
+        dtype: torch.dtype = torch.float32, device: torch.device | None = None,
+    ) -> Tensor:  # fmt: skip
+        """The offset scheme's reference column, [*lead, slices·N, rows, 1] at g_ref (µS)."""
+        g_ref = self.reference_level_us(g_min_us, g_max_us)
+        shape = (*lead, self.slices * self.devices_per_weight, rows, 1)
+        return torch.full(shape, g_ref, dtype=dtype, device=device)
 
     def slice_conductance(self, planes_us: Tensor, ref_us: Tensor | None) -> Tensor:
         """Analog effective conductance of each slice's bit lines (µS), [..., slices, rows, cols].

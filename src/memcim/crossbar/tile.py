@@ -45,7 +45,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from memcim._errors import ConfigError, require
+from memcim._errors import ConfigError, is_real, require
 from memcim.crossbar.circuit import CrossbarCircuit, CrossbarSolver, first_order_transfer
 from memcim.crossbar.converters import ConverterConfig, quantize
 from memcim.crossbar.mapping import MappingConfig
@@ -53,6 +53,7 @@ from memcim.devices import PCM, Device, DeviceState
 from memcim.devices.base import all_finite, check_time
 
 ReadNoise = Literal["auto", "per_read", "per_time", "off"]
+NonGaussianRead = Literal["per_cell", "moment_matched"]
 DriftCompensationMode = Literal["read", "oracle"]
 IrDrop = Literal["none", "exact", "first_order"]
 IrDropCompensation = Literal["none", "predistortion", "column_scaling"]
@@ -92,6 +93,16 @@ class TileConfig:
             ``"auto"`` (default): ``"per_time"`` for devices whose ``read_noise_spectrum`` is
             ``"1/f"``, ``"per_read"`` otherwise.
             ``"off"``: reads return the drifted mean.
+        non_gaussian_read: how ``"per_read"`` noise of a device whose read noise is not
+            Gaussian (``Device.gaussian_read_noise`` False, e.g. Lin et al.'s Laplace noise or
+            telegraph noise) is drawn. ``"per_cell"`` (default, exact): every input vector reads
+            every cell anew with :meth:`Device.read`, at the cost of one cell-sized draw per
+            vector. ``"moment_matched"``: a column's noise Σ_i V_i n_ij is drawn in the output
+            domain as a Gaussian of its exact variance Σ_i V_i² Var(n_ij), like Gaussian devices
+            (a central-limit approximation: mean and variance exact, the shape Gaussian; for
+            n equally driven cells with Laplace noise the excess kurtosis of the true sum is
+            3/n, e.g. 0.004 for 784 rows). Needs zero-mean noise
+            (``Device.zero_mean_read_noise``).
         drift_compensation: global drift compensation on (``True``, default) or off.
         drift_compensation_mode: how the factor is measured.
             ``"read"`` (default): from calibration reads, as a chip would: the all-ones input
@@ -140,6 +151,7 @@ class TileConfig:
     v_read_v: float = 0.2
     t_read_s: float = 100e-9
     read_noise: ReadNoise = "auto"
+    non_gaussian_read: NonGaussianRead = "per_cell"
     drift_compensation: bool = True
     drift_compensation_mode: DriftCompensationMode = "read"
     ir_drop: IrDrop = "none"
@@ -167,6 +179,14 @@ class TileConfig:
             self.read_noise,
             "must be 'auto', 'per_read', 'per_time' or 'off'",
         )
+        require(self.non_gaussian_read in ("per_cell", "moment_matched"),
+                "TileConfig.non_gaussian_read", self.non_gaussian_read,
+                "must be 'per_cell' (exact) or 'moment_matched'")  # fmt: skip
+        if self.non_gaussian_read == "moment_matched":
+            require(self.device.zero_mean_read_noise, "TileConfig.non_gaussian_read",
+                    self.non_gaussian_read,
+                    f"needs zero-mean read noise; {type(self.device).__name__}'s is not "
+                    "(use 'per_cell')")  # fmt: skip
         require(isinstance(self.drift_compensation, bool), "TileConfig.drift_compensation",
                 self.drift_compensation, "must be True or False")  # fmt: skip
         require(self.drift_compensation_mode in ("read", "oracle"),
@@ -256,6 +276,21 @@ class _ReadCache:
     row_g_us: Tensor  # [..., rows, 1] physical conductance on each word line (µS), for energy
 
 
+def _stack_states(first: DeviceState, rest: DeviceState) -> DeviceState:
+    """``first`` (one copy) followed by ``rest`` ([K − 1, ...]) along a new leading dim."""
+
+    def cat(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+        return None if a is None or b is None else torch.cat([a.unsqueeze(0), b])
+
+    return DeviceState(
+        g_us=cat(first.g_us, rest.g_us),
+        writes=cat(first.writes, rest.writes),
+        stuck=cat(first.stuck, rest.stuck),
+        params={k: cat(v, rest.params[k]) for k, v in first.params.items() if k in rest.params},
+        last_pulses=cat(first.last_pulses, rest.last_pulses),
+    )
+
+
 class Tile:
     """A rows × cols crossbar holding one weight matrix.
 
@@ -298,11 +333,12 @@ class Tile:
 
     @property
     def cells(self) -> int:
-        """Physical cells, reference columns included (per Monte-Carlo sample)."""
-        ref = self.mapping.slices * self.mapping.devices_per_weight * self.rows
-        return self.mapping.planes * self.rows * self.cols + (
-            ref if self.mapping.scheme == "offset" else 0
-        )
+        """Physical cells, reference columns of cells included (per Monte-Carlo sample); a
+        fixed reference (``MappingConfig.reference="fixed"``) is not made of cells."""
+        mp = self.mapping
+        ref = mp.slices * mp.devices_per_weight * self.rows
+        cell_ref = mp.scheme == "offset" and not mp.fixed_reference
+        return mp.planes * self.rows * self.cols + (ref if cell_ref else 0)
 
     @property
     def read_noise_mode(self) -> str:
@@ -311,6 +347,10 @@ class Tile:
         if mode == "auto":
             return "per_time" if self.device.read_noise_spectrum == "1/f" else "per_read"
         return mode
+
+    @property
+    def _moment_matched(self) -> bool:
+        return self.config.non_gaussian_read == "moment_matched"
 
     @property
     def mvm_latency_s(self) -> float:
@@ -351,26 +391,127 @@ class Tile:
         dev = self.device
         w_max = self._w_max(w)
         planes, ref = self.mapping.targets(w.transpose(-1, -2) / w_max, dev.g_min_us, dev.g_max_us)
+        return self._program_targets(planes, ref, w_max, generator, None)
+
+    def program_conductances(
+        self,
+        planes_us: Tensor,
+        *,
+        w_max: float,
+        generator: torch.Generator | None = None,
+        repeats: int | None = None,
+    ) -> Tile:
+        """Program explicit conductance targets, for mappings :meth:`program` does not make.
+
+        The weight the tile then holds is decoded as always: per slice Σ sign·G over its planes
+        minus the reference, times ``w_max / (unit · N)`` (:meth:`MappingConfig.decode`). The
+        Bayesian sampling schemes use it to place each weight's pair or triple of devices where
+        the scheme needs them (e.g. a differential pair whose lower median is not g_min).
+
+        Args:
+            planes_us: targets [..., planes, rows, cols] (µS) in the mapping's plane order;
+                leading dims are Monte-Carlo copies (distinct cells each, e.g. a device
+                population). A reference column of cells is programmed at the mapping's g_ref.
+            w_max: the weight one mapping unit (µS) on every device of a weight stands for.
+            generator: randomness of the programming.
+            repeats: K: program the *same* cells K times in a row and keep each result as one
+                Monte-Carlo copy (a leading dim of K): cycle-to-cycle sampling, K × cells
+                pulses. The K programmings are drawn at once from the cells' state before the
+                first (vectorised); write counts accumulate along the K copies (copy k has had
+                k + 1 more pulses), but a cell that wears out within the K programmings is
+                only found stuck from the next programming on.
+        """
+        dev = self.device
+        planes = self._check_targets(planes_us)
+        require(is_real(w_max) and w_max > 0, "w_max", w_max, "must be finite and > 0")
+        if repeats is not None:
+            require(isinstance(repeats, int) and repeats >= 1, "repeats", repeats,
+                    "must be an int >= 1 or None")  # fmt: skip
+        ref = None
+        if self.mapping.scheme == "offset":
+            ref = self.mapping.reference_targets(tuple(planes.shape[:-3]), self.rows,
+                                                 dev.g_min_us, dev.g_max_us)  # fmt: skip
+        lead = (repeats,) if repeats is not None else ()
+        w_max_t = torch.full((*lead, *planes.shape[:-3], 1, 1), float(w_max))
+        return self._program_targets(planes, ref, w_max_t, generator, repeats)
+
+    def _check_targets(self, planes_us: Tensor) -> Tensor:
+        expected = (self.mapping.planes, self.rows, self.cols)
+        if not isinstance(planes_us, Tensor) or not planes_us.is_floating_point():
+            raise ConfigError(f"planes_us must be a floating-point torch.Tensor, got "
+                              f"{type(planes_us).__name__}")  # fmt: skip
+        if planes_us.dim() < 3 or tuple(planes_us.shape[-3:]) != expected:
+            raise ConfigError(f"planes_us has shape {tuple(planes_us.shape)}; this tile needs "
+                              f"[..., {expected[0]}, {expected[1]}, {expected[2]}] "
+                              "(planes, rows, cols)")  # fmt: skip
+        if not all_finite(planes_us):
+            raise ConfigError("planes_us contains NaN or infinite values")
+        return planes_us.detach().float()
+
+    def _program_targets(
+        self, planes: Tensor, ref: Tensor | None, w_max: Tensor,
+        generator: torch.Generator | None, repeats: int | None,
+    ) -> Tile:  # fmt: skip
+        """Program plane (and reference) targets; ``repeats``: see :meth:`program_conductances`."""
         if self.config.ir_drop_compensation == "predistortion":
             planes, ref, headroom, clipped = self._predistort(planes, ref)
             w_max = w_max / headroom
             self.predistortion_headroom = headroom
             self.counters.predistortion_clipped += clipped
-        same_shape = self.state is not None and self.state.shape == planes.shape
-        self.state = dev.program(
-            planes, generator=generator, state=self.state if same_shape else None
-        )
+        self.state = self._program_cells(planes, self.state, generator, repeats)
         self._count_writes(self.state)
-        if ref is not None:
-            same_ref = self.ref_state is not None and self.ref_state.shape == ref.shape
-            self.ref_state = dev.program(
-                ref, generator=generator, state=self.ref_state if same_ref else None
-            )
+        if ref is not None and not self.mapping.fixed_reference:
+            self.ref_state = self._program_cells(ref, self.ref_state, generator, repeats)
             self._count_writes(self.ref_state)
         else:
             self.ref_state = None
         self.w_max = w_max
         self.counters.program_ops += 1
+        self._cache = None
+        self.adc_range = None
+        self._forget_drift_references()
+        return self
+
+    def _program_cells(
+        self, targets: Tensor, previous: DeviceState | None,
+        generator: torch.Generator | None, repeats: int | None,
+    ) -> DeviceState:  # fmt: skip
+        """Program ``targets`` from the cells' ``previous`` state (kept when the shape matches:
+        write counts, stuck cells, device-to-device parameters); ``repeats`` K re-programs the
+        same cells K times and stacks the results along a new leading dim."""
+        dev = self.device
+        if repeats is not None and previous is not None and previous.shape[1:] == targets.shape:
+            previous = previous.map(lambda t: t[-1])  # the array as its latest programming left it
+        same = previous is not None and previous.shape == targets.shape
+        first = dev.program(targets, generator=generator, state=previous if same else None)
+        if repeats is None:
+            return first
+        if repeats == 1:
+            return first.map(lambda t: t.unsqueeze(0))
+        start = first.map(lambda t: t.expand(repeats - 1, *t.shape))
+        rest = dev.program(targets.expand(repeats - 1, *targets.shape), generator=generator,
+                           state=start)  # fmt: skip
+        stacked = _stack_states(first, rest)
+        # Programming k of the sequence follows the k before it on the same cells.
+        pulses = stacked.last_pulses
+        stacked.writes = first.writes.unsqueeze(0) + pulses.cumsum(0) - pulses[:1]
+        return stacked
+
+    def select_copies(self, index: Tensor) -> Tile:
+        """Keep the Monte-Carlo copies ``index`` (1-D, of the leading dim) for reading.
+
+        E.g. the rows of a device population that a sampler reads. What programmed the other
+        copies stays counted; ADC ranges and drift references are taken anew.
+        """
+        state = self._require_programmed()
+        if state.g_us.dim() < 4:
+            raise ConfigError("select_copies needs a tile programmed with Monte-Carlo copies")
+        index = torch.as_tensor(index, dtype=torch.long)
+        self.state = state.map(lambda t: t[index])
+        if self.ref_state is not None:
+            self.ref_state = self.ref_state.map(lambda t: t[index])
+        if self.w_max.dim() > 2 and self.w_max.shape[0] > 1:
+            self.w_max = self.w_max[index]
         self._cache = None
         self.adc_range = None
         self._forget_drift_references()
@@ -518,9 +659,11 @@ class Tile:
 
     # --- reading the array --------------------------------------------------------------------
     def _slices_at(
-        self, t_s: float, generator: torch.Generator | None = None, noisy: bool = False
-    ) -> Tensor:
-        """Effective conductance per slice at ``t_s``: drifted mean, or one noisy read."""
+        self, t_s: float, generator: torch.Generator | None = None, noisy: bool = False,
+        draws: int | None = None,
+    ) -> Tensor:  # fmt: skip
+        """Effective conductance per slice at ``t_s``: drifted mean, or one noisy read
+        (``draws`` independent noisy reads along a new leading dim)."""
         state = self._require_programmed()
         dev = self.device
         read = (
@@ -528,8 +671,22 @@ class Tile:
             if noisy
             else (lambda s: dev.drift(s, t_s))
         )
-        ref = None if self.ref_state is None else self._wired(read(self.ref_state))
+        ref_state = self.ref_state
+        if draws is not None:
+            state = state.map(lambda t: t.expand(draws, *t.shape))
+            if ref_state is not None:
+                ref_state = ref_state.map(lambda t: t.expand(draws, *t.shape))
+        ref = None if ref_state is None else self._wired(read(ref_state))
+        if self.mapping.fixed_reference:
+            ref = self._wired(self._fixed_reference(state))
         return self.mapping.slice_conductance(self._wired(read(state)), ref)
+
+    def _fixed_reference(self, state: DeviceState) -> Tensor:
+        """The noise-free reference column of ``MappingConfig.reference="fixed"``, [..., n, rows,
+        1] (µS) for cells ``state``."""
+        dev = self.device
+        return self.mapping.reference_targets(tuple(state.shape[:-3]), self.rows, dev.g_min_us,
+                                              dev.g_max_us, device=state.g_us.device)  # fmt: skip
 
     # --- wires --------------------------------------------------------------------------------
     def _transfer(self, g_us: Tensor) -> Tensor:
@@ -638,7 +795,7 @@ class Tile:
         g_slices, var = mean_slices, None
         if mode == "per_time":
             g_slices = self._slices_at(t_s, generator, noisy=True)
-        elif mode == "per_read" and dev.gaussian_read_noise:
+        elif mode == "per_read" and (dev.gaussian_read_noise or self._moment_matched):
             plane_var = dev.read_noise_std(state, t_s=t_s).square()
             ref_var = (
                 None
@@ -707,11 +864,14 @@ class Tile:
         """Σ_j G_ij over every plane and reference column of word line i (µS): [..., rows, 1]."""
         states = [s for s in (self.state, self.ref_state) if s is not None]
         row_g = sum(self.device.drift(s, t_s).sum(dim=(-3, -1)) for s in states)
+        if self.mapping.fixed_reference:  # the fixed reference conducts too
+            row_g = row_g + self._fixed_reference(self.state).sum(dim=(-3, -1))
         return row_g.unsqueeze(-1)
 
     def read_weights(
-        self, t_s: float = 0.0, *, noisy: bool = False, generator: torch.Generator | None = None
-    ) -> Tensor:
+        self, t_s: float = 0.0, *, noisy: bool = False, generator: torch.Generator | None = None,
+        draws: int | None = None,
+    ) -> Tensor:  # fmt: skip
         """The weights the array holds at ``t_s`` ([..., cols, rows]), without converters.
 
         With drift compensation on, the tile's factor at ``t_s`` is applied (with
@@ -723,10 +883,14 @@ class Tile:
             t_s: time since programming (s).
             noisy: include one draw of read noise (otherwise the drifted mean).
             generator: randomness of the noisy read and of calibration reads.
+            draws: that many independent noisy reads, along a new leading dim
+                ([draws, ..., cols, rows]); ``None``: one, without the dim.
         """
         t_s = check_time(t_s)
+        if draws is not None:
+            require(isinstance(draws, int) and draws >= 1, "draws", draws, "an int >= 1 or None")
         dev = self.device
-        g = self._slices_at(t_s, generator, noisy and self.read_noise_mode != "off")
+        g = self._slices_at(t_s, generator, noisy and self.read_noise_mode != "off", draws)
         w = self.mapping.decode(g, self.w_max, dev.g_min_us, dev.g_max_us)
         if self.config.drift_compensation:
             # With drift_compensation_mode="read" this may take (and count) calibration reads.
@@ -767,7 +931,9 @@ class Tile:
         generator: torch.Generator | None,
     ) -> Tensor:
         """Bit-line currents per slice (µA): [..., slices, B, cols]."""
-        if self.read_noise_mode == "per_read" and not self.device.gaussian_read_noise:
+        if self.read_noise_mode == "per_read" and not (
+            self.device.gaussian_read_noise or self._moment_matched
+        ):
             if self.config.ir_drop != "none":
                 raise ConfigError(
                     f"TileConfig.ir_drop={self.config.ir_drop!r} needs Gaussian or per-time read "
@@ -808,6 +974,8 @@ class Tile:
                 )
 
             ref = None if self.ref_state is None else read(self.ref_state)
+            if self.mapping.fixed_reference:
+                ref = self._fixed_reference(state)
             g = self.mapping.slice_conductance(read(state), ref)  # [n, *L, S, rows, cols]
             xv = x.movedim(-2, 0)[..., None, None, :]  # [n, *lead, 1, 1, rows]
             for _ in range(g.dim() - xv.dim()):  # align lead dims with the tile's from the right

@@ -84,6 +84,38 @@ class TiledMatrix:
             tile.program(block, generator=generator, samples=samples)
         return self
 
+    def program_conductances(
+        self,
+        planes_us: Tensor,
+        *,
+        w_max: float,
+        generator: torch.Generator | None = None,
+        repeats: int | None = None,
+    ) -> TiledMatrix:
+        """Program explicit targets [..., planes, in, out] (µS) onto the tiles, each tile its
+        block of rows (inputs) and columns (outputs); see :meth:`Tile.program_conductances`."""
+        if (
+            not isinstance(planes_us, Tensor)
+            or planes_us.dim() < 3
+            or tuple(planes_us.shape[-2:]) != (self.in_features, self.out_features)
+        ):
+            shape = tuple(planes_us.shape) if isinstance(planes_us, Tensor) else planes_us
+            raise ConfigError(f"planes_us has shape {shape}; expected [..., planes, "
+                              f"{self.in_features}, {self.out_features}]")  # fmt: skip
+        rows = torch.split(planes_us, self.row_splits, dim=-2)
+        for r, row_block in enumerate(rows):
+            for c, block in enumerate(torch.split(row_block, self.col_splits, dim=-1)):
+                self.tiles[r][c].program_conductances(block, w_max=w_max, generator=generator,
+                                                      repeats=repeats)  # fmt: skip
+        return self
+
+    def select_copies(self, index: Tensor) -> TiledMatrix:
+        """Keep the Monte-Carlo copies ``index`` on every tile (:meth:`Tile.select_copies`)."""
+        for row in self.tiles:
+            for tile in row:
+                tile.select_copies(index)
+        return self
+
     def mvm(
         self, x: Tensor, *, t_s: float = 0.0, generator: torch.Generator | None = None
     ) -> Tensor:
@@ -102,16 +134,19 @@ class TiledMatrix:
             outputs.append(total)
         return torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
 
-    def read_weights(self, t_s: float = 0.0, *, generator: torch.Generator | None = None) -> Tensor:
+    def read_weights(
+        self, t_s: float = 0.0, *, generator: torch.Generator | None = None,
+        noisy: bool = False, draws: int | None = None,
+    ) -> Tensor:  # fmt: skip
         """The weights held at ``t_s`` (drifted mean, compensation applied), [..., out, in].
 
-        ``generator`` serves the drift-calibration reads a tile may take first (see
-        :meth:`Tile.read_weights`).
+        ``generator`` serves the drift-calibration reads a tile may take first and, with
+        ``noisy``, the read noise; ``draws``: that many noisy reads along a new leading dim
+        (see :meth:`Tile.read_weights`).
         """
-        rows = [
-            torch.cat([tile.read_weights(t_s, generator=generator) for tile in row], dim=-2)
-            for row in self.tiles
-        ]
+        kw = {"generator": generator, "noisy": noisy, "draws": draws}
+        rows = [torch.cat([tile.read_weights(t_s, **kw) for tile in row], dim=-2)
+                for row in self.tiles]  # fmt: skip
         return torch.cat(rows, dim=-1)
 
     def calibrate(

@@ -9,6 +9,7 @@ from memcim.devices.base import Device, DeviceState
 from memcim.devices.digital import GainCell, SRAMCell
 from memcim.devices.fecap import FeCap, LevelUpdate
 from memcim.devices.ideal import IdealDevice
+from memcim.devices.laplace import LaplaceRRAM
 from memcim.devices.mram import STTMRAM
 from memcim.devices.pcm import PCM
 from memcim.devices.rram import FilamentaryRRAM
@@ -23,6 +24,7 @@ __all__ = [
     "FilamentaryRRAM",
     "GainCell",
     "IdealDevice",
+    "LaplaceRRAM",
     "LevelUpdate",
     "SRAMCell",
     "TwoDFET",

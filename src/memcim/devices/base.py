@@ -149,6 +149,11 @@ class Device(ABC):
     #: :meth:`read_noise_std`; tiles then add the noise exactly in the output domain.
     gaussian_read_noise: ClassVar[bool] = True
 
+    #: True when the read noise has zero mean around :meth:`drift` and :meth:`read_noise_std` is
+    #: its whole std, also for non-Gaussian noise: tiles may then draw a column's noise as a
+    #: Gaussian of the same variance (``TileConfig.non_gaussian_read="moment_matched"``).
+    zero_mean_read_noise: ClassVar[bool] = True
+
     #: Spectrum of the read noise. ``"white"``: reads are independent draws. ``"1/f"``: the
     #: published σ is the fluctuation accumulated since programming, whose power sits at low
     #: frequency, so reads close in time share it (tiles then draw one realisation per read
@@ -241,8 +246,9 @@ class Device(ABC):
     def read_noise_std(self, state: DeviceState, *, t_s: float) -> Tensor:
         """Std of the zero-mean Gaussian read noise (µS) of each cell at ``t_s``.
 
-        Only meaningful when ``gaussian_read_noise`` is True; tiles use it to add the noise of
-        a whole column exactly in the output domain (variance Σ x² σ²).
+        Tiles use it to add the noise of a whole column exactly in the output domain (variance
+        Σ x² σ²) when ``gaussian_read_noise`` is True, and as the variance of a moment-matched
+        Gaussian for other devices whose ``zero_mean_read_noise`` is True.
         """
         return torch.zeros_like(state.g_us)
 

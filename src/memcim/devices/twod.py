@@ -74,6 +74,8 @@ class TwoDFET(Device):
 
     #: Reads carry telegraph noise, which is not Gaussian: tiles must call :meth:`read`.
     gaussian_read_noise: ClassVar[bool] = False
+    #: A trapped charge lowers the mean read, and :meth:`read_noise_std` is only the Gaussian part.
+    zero_mean_read_noise: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
