@@ -7,14 +7,10 @@ import pytest
 import torch
 
 from memcim import ConfigError
+from memcim.bayes import HardwareSampling, SamplingScheme, realise
 from memcim.bayes.fidelity import per_weight, summary
-from memcim.bayes.schemes import (
-    HardwareSampling,
-    SamplingScheme,
-    lin_laplace_scale_ua,
-    realise,
-)
-from memcim.devices import PCM, FilamentaryRRAM
+from memcim.devices import PCM, FilamentaryRRAM, LaplaceRRAM
+from memcim.devices.laplace import lin_laplace_scale_ua
 
 S = 400
 
@@ -74,7 +70,7 @@ def test_cycle_to_cycle_couples_sigma_to_the_median(gen):
 def test_read_noise_scheme_follows_lin_et_al(gen):
     mu, sigma = targets(gen)
     r = realise(mu, sigma, HardwareSampling(scheme=SamplingScheme.READ_NOISE), S, generator=gen)
-    scale = r.k_us  # µA per weight unit = 10.5 / layer scale
+    scale = r.k_us * LaplaceRRAM().v_char_v  # µA of ΣI per weight unit = 10.5 / layer scale
     currents = (mu * scale + 7.2) / 3
     b = lin_laplace_scale_ua(currents)
     # Sum of 3 Laplace(b): variance 3·2b²; in weight units / scale.
@@ -123,15 +119,15 @@ def test_same_seed_is_bit_identical_and_errors_are_clear():
 
 def test_laplace_noise_is_finite_even_when_the_uniform_draw_is_zero(gen, monkeypatch):
     """torch.rand can return exactly 0; the inverse CDF must not turn it into an infinity."""
-    from memcim.bayes import schemes
+    from memcim.devices import laplace
 
-    monkeypatch.setattr(schemes.torch, "rand", lambda shape, generator=None: torch.zeros(shape))
-    draws = schemes.laplace_noise(torch.tensor(0.05), (4,), generator=gen)
+    monkeypatch.setattr(laplace.torch, "rand", lambda shape, **kw: torch.zeros(shape))
+    draws = laplace.laplace_noise(torch.tensor(0.05), (4,), generator=gen)
     assert torch.isfinite(draws).all()
     monkeypatch.undo()
     # Its moments: Laplace(0, b) has mean 0 and variance 2b²; 5 SE over 200k draws.
     b, n = 0.05, 200_000
-    x = schemes.laplace_noise(torch.tensor(b), (n,), generator=gen).double()
+    x = laplace.laplace_noise(torch.tensor(b), (n,), generator=gen).double()
     assert abs(x.mean().item()) < 5 * (2 * b * b / n) ** 0.5
     assert abs(x.var().item() / (2 * b * b) - 1) < 5 * (5 / n) ** 0.5  # kurtosis 6: Var(s²)=5σ⁴/n
 
@@ -178,7 +174,7 @@ def test_clipping_is_counted_never_silent(gen):
     # READ_NOISE: per-weight currents (μ·k + 7.2) / 3 outside Lin et al.'s 0.4–4 µA.
     lin = HardwareSampling(scheme=SamplingScheme.READ_NOISE)
     k = 2 * realise(mu, sigma, lin, 1, generator=gen).k_us
-    currents = (mu * k + 7.2) / 3
+    currents = (mu * k * LaplaceRRAM().v_char_v + 7.2) / 3
     outside = int(((currents < 0.4) | (currents > 4.0)).sum())
     assert realise(mu, sigma, lin, 2, generator=gen, k_us=k).clipped == outside > 0
     with pytest.raises(ConfigError, match="k_us"):

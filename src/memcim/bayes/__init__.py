@@ -8,9 +8,11 @@
   folded into the batch (plain modules in between see ``[S·N, ...]``).
 - :func:`predict`: predictive ``[S, N, C]`` with total / aleatoric / epistemic entropy (nats).
 - :func:`model_kl`, :func:`elbo_loss`, :func:`elbo_objective`, :func:`train_elbo`: training.
-- :class:`SamplingScheme`, :class:`HardwareSampling`, :func:`realise`: weight samples drawn by
-  the devices themselves; :func:`to_hardware` puts a trained model's samples on devices;
-  :mod:`memcim.bayes.fidelity` measures how well they follow N(μ, σ²).
+- :class:`SamplingScheme`, :class:`HardwareSampling`: weight samples drawn by the devices
+  themselves; :class:`SampledMatrix` holds one matrix's samples as tile state and multiplies
+  them on the tiles; :func:`to_hardware` puts a trained model on tiles that way;
+  :func:`realise` reads the samples a tile holds; :mod:`memcim.bayes.fidelity` measures how
+  well they follow N(μ, σ²).
 - :class:`DeviceAware` (``train_elbo(..., device_aware=)``), :func:`realisable_sigma`,
   :func:`technological_loss`, :func:`project_sigma_`, :func:`feasible_fraction`: device-aware
   training, keeping each σ within what the devices realise at its μ.
@@ -29,7 +31,13 @@ from memcim.bayes.device_aware import (
     technological_loss,
     technological_penalty,
 )
-from memcim.bayes.hardware import resample, to_hardware
+from memcim.bayes.hardware import (
+    HardwareBayesianConv2d,
+    HardwareBayesianLinear,
+    hardware_layers,
+    resample,
+    to_hardware,
+)
 from memcim.bayes.layers import (
     BayesConfig,
     BayesianConv2d,
@@ -44,7 +52,8 @@ from memcim.bayes.layers import (
     set_eval_mode,
 )
 from memcim.bayes.predict import Predictive, predict
-from memcim.bayes.schemes import HardwareSampling, Realisation, SamplingScheme, realise
+from memcim.bayes.sampled import Programming, SampledMatrix, SamplerCounters, realise
+from memcim.bayes.schemes import HardwareSampling, Realisation, SamplingScheme
 from memcim.bayes.train import elbo_loss, elbo_objective, train_elbo
 
 __all__ = [
@@ -53,9 +62,14 @@ __all__ = [
     "BayesianLayer",
     "BayesianLinear",
     "DeviceAware",
+    "HardwareBayesianConv2d",
+    "HardwareBayesianLinear",
     "HardwareSampling",
     "Predictive",
+    "Programming",
     "Realisation",
+    "SampledMatrix",
+    "SamplerCounters",
     "SamplingScheme",
     "SigmaRange",
     "bayesian_layers",
@@ -64,6 +78,7 @@ __all__ = [
     "feasible_fraction",
     "fidelity",
     "forward_samples",
+    "hardware_layers",
     "inverse_softplus",
     "mc_sampling",
     "model_kl",

@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 
 from memcim._errors import ConfigError
-from memcim.bayes.schemes import HardwareSampling, realise
+from memcim.bayes.sampled import realise
+from memcim.bayes.schemes import HardwareSampling
 
 
 def per_weight(samples: Tensor, mu: Tensor, sigma: Tensor) -> dict[str, Tensor]:

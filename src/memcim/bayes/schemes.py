@@ -1,52 +1,76 @@
-"""Weight samples realised by device randomness: the sampling schemes of Bayesian CIM.
+"""The sampling schemes of Bayesian CIM: where each weight's devices sit so that their
+randomness draws samples of N(μ, σ²).
 
-Each scheme turns target Gaussians N(μ, σ²) (weight units, any shape) into S realised weight
-samples [S, ...] by running the device models — programming, drift/relaxation to the read time
-``t_s`` and read noise — never by drawing the Gaussian in software (REFERENCES, "Bayesian CIM").
-``k_us`` is the conductance (µS) that one weight unit maps to; it is chosen per layer from the
-largest |μ|.
+Each scheme places a weight's devices on crossbar tiles (:mod:`memcim.crossbar`) and draws the
+samples with the device models — programming, drift/relaxation to the read time ``t_s`` and read
+noise — never by drawing the Gaussian in software (REFERENCES, "Bayesian CIM"). This module holds
+the mapping arithmetic of every scheme: the tile mapping it uses, the conductance targets of each
+weight's devices and the σ they realise; :class:`memcim.bayes.SampledMatrix` programs and reads
+those tiles. ``k_us`` is the conductance (µS) of a weight's summed bit-line contribution that one
+weight unit maps to; it is chosen per layer from the largest |μ| (and σ).
 
-* ``CYCLE_TO_CYCLE`` [7][8]: one device per weight around mid-window, minus a digital reference;
-  every sample re-programs (RESET+SET) it, a fresh cycle-to-cycle draw. The median follows μ and
-  the spread is the device's own σ(median): μ and σ are coupled (device-aware training makes the
-  posterior obey that coupling).
-* ``DEVICE_POPULATION`` [8]: K rows of differential pairs programmed once under identical
-  conditions per weight; sample s reads row s mod K. Programming conditions are solved per weight
-  so that the pair's spread matches σ (as in ``DIFFERENTIAL``).
-* ``READ_NOISE`` [9]: three devices per weight read as currents I₁..I₃ (0.4–4 µA);
-  w = (ΣI − 7.2)/10.5 (scaled to the layer), with independent Laplace read noise of scale
-  b(I) = −0.0058 I² + 0.0324 I + 0.0141 µA per device on every read. σ follows μ (coupled).
-* ``DIFFERENTIAL`` [8][10]: w ∝ G_a − G_b, both re-programmed for every sample. The medians are
-  solved so that m_a − m_b = k|μ| and σ(m_a)² + σ(m_b)² = (kσ)², which decouples μ and σ within
-  what the window allows.
-* ``SEPARATE_MU_SIGMA`` [11]: μ and σ stored in two arrays (programmed once, with the device's
-  noise and drift) and combined with a random source per sample: ε = (B − n/2)/√(n/4), B the
-  number of n stochastic STT-MRAM bits that switched at the p = ½ write current.
+* ``CYCLE_TO_CYCLE`` [7][8]: one device per weight at g_mid + kμ, minus a fixed (noise-free)
+  reference at g_mid on the bit line (offset mapping); every sample re-programs (RESET+SET) the
+  same cells: K programmings, K × cells pulses. The median follows μ and the spread is the
+  device's own σ(median): μ and σ are coupled (device-aware training makes the posterior obey
+  that coupling).
+* ``DEVICE_POPULATION`` [8]: K copies of the array of differential pairs, programmed once under
+  identical conditions (2K cells per weight); sample s reads copy s mod K. Programming
+  conditions are solved per weight so that the pair's spread matches σ (as in ``DIFFERENTIAL``).
+* ``READ_NOISE`` [9]: three devices per weight read as currents I₁..I₃; with Lin et al.'s device
+  (:class:`~memcim.devices.LaplaceRRAM`, the default for this scheme) w = (ΣI − 7.2)/10.5 (µA,
+  0.4–4 µA, scaled to the layer): an offset mapping with three devices per weight and a fixed
+  reference of 7.2 µA. The array is programmed once and every read (every input vector of every
+  sample) adds fresh Laplace read noise of scale b(I) per device. σ follows μ (coupled). Another
+  device reads with its own read noise around its mid-window.
+* ``DIFFERENTIAL`` [8][10]: w ∝ G_a − G_b, both re-programmed for every sample (K programmings
+  of one array of pairs). The medians are solved so that m_a − m_b = k|μ| and
+  σ(m_a)² + σ(m_b)² = (kσ)², which decouples μ and σ within what the window allows.
+* ``SEPARATE_MU_SIGMA`` [11]: μ on one array of differential pairs and σ² on another, each
+  programmed once (with the device's noise and drift). Per input vector the μ array is read with
+  x and the σ² array with x² (its own DAC conversion), and per sample the digital periphery
+  forms y = y_μ + √max(y_σ², 0)·ε with one ε per output from n stochastic STT-MRAM bits,
+  ε = (B − n/2)/√(n/4), B the bits that switched at the p = ½ write current. This is the local
+  reparameterisation of the layer: for each input the outputs have exactly the distribution
+  whole weight samples give. The combination is digital, after the two ADCs: per output and
+  sample one square root and one multiply-add (counted) and n random bits.
 
-σ(m) of a device is its programmed-then-read std at ``t_s``, tabulated once by Monte-Carlo on
-the device model (:class:`memcim.nn.ConductanceNoiseTable`), so every device model works.
+σ(m) of a device is its programmed-then-read std at ``design_t_s``, tabulated once by
+Monte-Carlo on the device model (:class:`memcim.nn.ConductanceNoiseTable`), so every device model
+works.
 
 Clipping is counted, never silent: a conductance target outside the device window is programmed
-at the window's edge, and a ``READ_NOISE`` current outside Lin et al.'s 0.4–4 µA is set at the
-range's edge; :attr:`Realisation.clipped` counts those targets. With the scale ``realise``
-chooses itself (largest |μ| inside the window) none are clipped; with a given ``k_us`` every μ
-beyond what that scale represents is.
+at the window's edge and counted in :attr:`Realisation.clipped`. With the scale chosen here
+(largest |μ| inside the window) none are clipped; with a given ``k_us`` every μ beyond what that
+scale represents is.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import torch
 from torch import Tensor
 
-from memcim._errors import ConfigError, is_real, require
-from memcim.devices import STTMRAM, Device, DeviceState, FilamentaryRRAM
+from memcim._errors import ConfigError, require
+from memcim.crossbar import MappingConfig
+from memcim.devices import STTMRAM, Device, DeviceState, FilamentaryRRAM, LaplaceRRAM
 from memcim.devices.base import check_time
 from memcim.devices.statistics import ConductanceNoiseTable
+
+#: Three devices per weight in Lin et al.'s read-noise sampling [9].
+LIN_DEVICES = 3
+# A target beyond the window by less than this (relative to the limit) is float32 rounding of
+# g_min + k·|μ| at the edge (a few ulps, ~1e-7 relative), not a clip, and is not counted.
+_CLIP_RTOL = 1e-5
+
+
+def _clipped(values: Tensor, low: float, high: float) -> int:
+    """How many ``values`` lie outside [low, high] by more than rounding: the ones a clamp moves."""
+    tol = _CLIP_RTOL * max(abs(low), abs(high))
+    return int(((values < low - tol) | (values > high + tol)).sum())
 
 
 class SamplingScheme(StrEnum):
@@ -59,50 +83,21 @@ class SamplingScheme(StrEnum):
     SEPARATE_MU_SIGMA = "separate_mu_sigma"
 
 
-# Lin et al. [9]: w = (ΣI − 7.2)/10.5 over three devices, currents in µA within 0.4–4 µA.
-_LIN_OFFSET_UA, _LIN_GAIN_UA = 7.2, 10.5
-_LIN_I_MIN_UA, _LIN_I_MAX_UA = 0.4, 4.0
-_LIN_DEVICES = 3
-# A target beyond the window by less than this (relative to the limit) is float32 rounding of
-# g_min + k·|μ| at the edge (a few ulps, ~1e-7 relative), not a clip, and is not counted.
-_CLIP_RTOL = 1e-5
-
-
-def _clipped(values: Tensor, low: float, high: float) -> int:
-    """How many ``values`` lie outside [low, high] by more than rounding: the ones a clamp moves."""
-    tol = _CLIP_RTOL * max(abs(low), abs(high))
-    return int(((values < low - tol) | (values > high + tol)).sum())
-
-
-def lin_laplace_scale_ua(i_ua: Tensor) -> Tensor:
-    """Laplace read-noise scale b(I) = −0.0058 I² + 0.0324 I + 0.0141 (µA) of Lin et al. [9]."""
-    return -0.0058 * i_ua * i_ua + 0.0324 * i_ua + 0.0141
-
-
-def laplace_noise(scale: Tensor, shape: tuple[int, ...], *, generator: torch.Generator) -> Tensor:
-    """Laplace(0, scale) draws of ``shape`` by inverse CDF: −b·sign(u)·ln(1 − 2|u|).
-
-    u must lie in the *open* interval (−½, ½): ``torch.rand`` returns multiples of 2⁻²⁴ in
-    [0, 1) and can return exactly 0, which would give |u| = ½ and an infinite draw; 0 is moved
-    to the next float32 grid point (the largest draw is then b·ln 2²³ ≈ 15.9 b).
-    """
-    u = torch.rand(shape, generator=generator).clamp_min(2.0**-24) - 0.5
-    return -scale * torch.sign(u) * torch.log1p(-2 * u.abs())
-
-
 @dataclass(frozen=True, kw_only=True)
 class HardwareSampling:
     """Where and how weight samples are drawn.
 
     Attributes:
         scheme: the sampling scheme.
-        device: the memory cell (default filamentary RRAM, whose programming noise [7][8] use).
+        device: the memory cell; ``None`` (default): Lin et al.'s
+            :class:`~memcim.devices.LaplaceRRAM` for ``READ_NOISE``, filamentary RRAM (whose
+            programming noise [7][8] use) for every other scheme. Resolved at construction.
         t_s: read time after the (last) programming (s): drift and relaxation degrade fidelity.
         design_t_s: read time (s) the programming conditions are chosen for (σ(m) and the
             differential medians come from the device's statistics at this time); ``None``:
             ``t_s``. Programming for one time and reading at a later ``t_s`` measures how drift
             degrades a posterior programmed once (:func:`memcim.bayes.fidelity.versus_time`).
-            ``READ_NOISE`` uses Lin et al.'s measured currents, which have no time dependence.
+            ``READ_NOISE`` reads the device's read noise at ``t_s``.
         population: K, rows per weight for ``DEVICE_POPULATION``.
         random_bits: n, stochastic bits per ε for ``SEPARATE_MU_SIGMA``.
         rng_device: the MTJ used as random bit source for ``SEPARATE_MU_SIGMA``.
@@ -111,7 +106,7 @@ class HardwareSampling:
     """
 
     scheme: SamplingScheme = SamplingScheme.DIFFERENTIAL
-    device: Device = field(default_factory=FilamentaryRRAM)
+    device: Device | None = None
     t_s: float = 0.0
     design_t_s: float | None = None
     population: int = 100
@@ -123,6 +118,9 @@ class HardwareSampling:
     def __post_init__(self) -> None:
         require(isinstance(self.scheme, SamplingScheme), "HardwareSampling.scheme", self.scheme,
                 f"must be a SamplingScheme ({[s.name for s in SamplingScheme]})")  # fmt: skip
+        if self.device is None:
+            default = LaplaceRRAM if self.scheme is SamplingScheme.READ_NOISE else FilamentaryRRAM
+            object.__setattr__(self, "device", default())
         require(isinstance(self.device, Device), "HardwareSampling.device", self.device,
                 "must be a memcim.devices.Device")  # fmt: skip
         check_time(self.t_s, "HardwareSampling.t_s")
@@ -139,14 +137,15 @@ class Realisation:
     """Realised weight samples and what drawing them cost.
 
     Attributes:
-        samples: [S, ...] weights (weight units).
+        samples: [S, ...] weights (weight units), as the tiles hold them (read without
+            converters).
         feasible: per weight, whether the scheme can realise the target σ at that μ.
         writes: programming pulses applied.
-        write_energy_pj: their energy (pJ), plus random-bit generation for SEPARATE_MU_SIGMA.
-        k_us: conductance per weight unit (µS), or current per weight unit (µA) for READ_NOISE.
-        clipped: targets clamped into the device window (conductance medians, µS) or, for
-            READ_NOISE, per-weight currents clamped into 0.4–4 µA; 0 with the scale ``realise``
-            chooses itself.
+        write_energy_pj: their energy (pJ).
+        k_us: µS of a weight's summed bit-line conductance per weight unit (the μ array's for
+            ``SEPARATE_MU_SIGMA``).
+        clipped: conductance targets clamped into the device window; 0 with the scale chosen
+            from μ.
     """
 
     samples: Tensor
@@ -256,31 +255,103 @@ def _best_differential_scale(
     return best
 
 
-def _program_read(
-    device: Device, targets: Tensor, t_s: float, generator: torch.Generator,
-    state: DeviceState | None = None,
-) -> tuple[Tensor, DeviceState]:  # fmt: skip
-    state = device.program(targets.clamp(device.g_min_us, device.g_max_us), generator=generator,
-                           state=state)  # fmt: skip
-    return device.read(state, t_s=t_s, generator=generator), state
+def scheme_mapping(sampling: HardwareSampling) -> MappingConfig:
+    """The tile mapping of ``sampling``'s scheme (analog weights, one slice)."""
+    scheme = sampling.scheme
+    if scheme is SamplingScheme.CYCLE_TO_CYCLE:
+        return MappingConfig(scheme="offset", reference="fixed")
+    if scheme is SamplingScheme.READ_NOISE:
+        # Lin et al.'s device carries its 7.2 µA / 3 reference; others read around mid-window.
+        level = getattr(sampling.device, "reference_us", None)
+        return MappingConfig(scheme="offset", devices_per_weight=LIN_DEVICES, reference="fixed",
+                             reference_us=level)  # fmt: skip
+    return MappingConfig(scheme="differential")
 
 
-def _reprogrammed_samples(
-    device: Device, targets: Tensor, samples: int, t_s: float, generator: torch.Generator
-) -> Tensor:
-    """Reads of the same cells re-programmed ``samples`` times: [S, *targets.shape].
+@dataclass
+class SchemeTargets:
+    """Conductance targets of one weight matrix under a scheme.
 
-    The first programming fixes each cell's persistent parameters (device-to-device spread,
-    forming faults); the other S − 1 programmings start from it, all at once along a leading
-    sample dimension (a fresh cycle-to-cycle draw each, same cells).
+    Attributes:
+        planes: [P, in, out] (µS), the tile layout (rows = inputs, cols = outputs) in the
+            mapping's plane order; for ``SEPARATE_MU_SIGMA`` the μ array's.
+        k_us: µS of summed bit-line conductance per weight unit.
+        realised_sigma: [out, in], the σ (weight units) the scheme realises at each weight.
+        feasible: [out, in], whether that σ is the target's (within 10 % for coupled schemes).
+        clipped: targets clamped into the window.
+        sigma_planes, sigma_k_us: ``SEPARATE_MU_SIGMA``'s σ² array and its µS per unit of σ².
     """
-    first, state = _program_read(device, targets, t_s, generator)
-    if samples == 1:
-        return first.unsqueeze(0)
-    rest = state.map(lambda t: t.expand(samples - 1, *t.shape))
-    again, _ = _program_read(device, targets.expand(samples - 1, *targets.shape), t_s,
-                             generator, rest)  # fmt: skip
-    return torch.cat([first.unsqueeze(0), again])
+
+    planes: Tensor
+    k_us: float
+    realised_sigma: Tensor
+    feasible: Tensor
+    clipped: int
+    sigma_planes: Tensor | None = None
+    sigma_k_us: float | None = None
+
+
+def _clamped(targets: Tensor, dev: Device) -> tuple[Tensor, int]:
+    return targets.clamp(dev.g_min_us, dev.g_max_us), _clipped(targets, dev.g_min_us,
+                                                               dev.g_max_us)  # fmt: skip
+
+
+def _coupled_feasible(realised: Tensor, sigma: Tensor) -> Tensor:
+    return (realised - sigma).abs() <= 0.1 * sigma.clamp_min(1e-12)
+
+
+def _pair_planes(plus: Tensor, minus: Tensor, mu: Tensor) -> Tensor:
+    """[2, in, out] of a differential pair: (G⁺, G⁻) with the +|μ| device on G⁺ for μ >= 0."""
+    positive = mu >= 0
+    return torch.stack([torch.where(positive, plus, minus),
+                        torch.where(positive, minus, plus)]).transpose(-1, -2)  # fmt: skip
+
+
+def scheme_targets(mu: Tensor, sigma: Tensor, sampling: HardwareSampling,
+                   k_us: float | None = None) -> SchemeTargets:  # fmt: skip
+    """Where the devices of each weight of ``mu``/``sigma`` [out, in] are programmed.
+
+    Args:
+        mu, sigma: target means and stds (weight units), [out, in].
+        sampling: scheme, device and design time.
+        k_us: the scale (µS per weight unit, as :attr:`SchemeTargets.k_us`); ``None``: chosen
+            so that nothing clips.
+    """
+    dev, scheme = sampling.device, sampling.scheme
+    if scheme is SamplingScheme.CYCLE_TO_CYCLE:
+        k, _, median, realised = _cycle_to_cycle_mapping(mu, sampling, k_us)
+        planes, clipped = _clamped(median.transpose(-1, -2).unsqueeze(0), dev)
+        return SchemeTargets(planes, k, realised, _coupled_feasible(realised, sigma), clipped)
+    if scheme is SamplingScheme.READ_NOISE:
+        k, per_device, realised = _read_noise_mapping(mu, sampling, k_us)
+        one, clipped = _clamped(per_device.transpose(-1, -2), dev)
+        planes = one.unsqueeze(0).expand(LIN_DEVICES, *one.shape).contiguous()
+        return SchemeTargets(planes, k, realised, _coupled_feasible(realised, sigma), clipped)
+    table = _table(sampling)
+    if scheme is SamplingScheme.SEPARATE_MU_SIGMA:
+        return _separate_targets(mu, sigma, dev, k_us)
+    steps = sampling.bisection_steps
+    k = _best_differential_scale(mu, sigma, table, steps) if k_us is None else k_us
+    m_plus, m_minus, feasible = differential_medians(mu, sigma, k, table, steps)
+    planes, clipped = _clamped(_pair_planes(m_plus, m_minus, mu), dev)
+    realised = _pair_variance(table, m_minus, m_plus - m_minus).sqrt() / k
+    return SchemeTargets(planes, k, realised, feasible, clipped)
+
+
+def _separate_targets(mu: Tensor, sigma: Tensor, dev: Device, k_us: float | None
+                      ) -> SchemeTargets:  # fmt: skip
+    """μ on differential pairs from g_min, σ² on pairs whose G⁻ idles at g_min."""
+    k_mu = _scale(mu, dev.g_span_us) if k_us is None else k_us
+    variance = sigma.square()
+    k_var = _scale(variance, dev.g_span_us)
+    g0 = dev.g_min_us
+    plus, minus = g0 + k_mu * mu.clamp_min(0), g0 + k_mu * (-mu).clamp_min(0)
+    mu_planes, clipped = _clamped(torch.stack([plus, minus]).transpose(-1, -2), dev)
+    var_planes = torch.stack([g0 + k_var * variance, torch.full_like(variance, g0)])
+    var_planes, var_clipped = _clamped(var_planes.transpose(-1, -2), dev)
+    feasible = torch.ones_like(mu, dtype=torch.bool)
+    return SchemeTargets(mu_planes, k_mu, sigma, feasible, clipped + var_clipped, var_planes,
+                         k_var)  # fmt: skip
 
 
 def _cycle_to_cycle_mapping(mu: Tensor, config: HardwareSampling, k: float | None = None
@@ -295,25 +366,22 @@ def _cycle_to_cycle_mapping(mu: Tensor, config: HardwareSampling, k: float | Non
     return k, g_mid, median, _std_at(_table(config), median) / k
 
 
-def _read_noise_mapping(mu: Tensor, scale: float | None = None
-                        ) -> tuple[float, Tensor, Tensor, Tensor, int]:  # fmt: skip
-    """``(scale, currents, b, sigma, clipped)`` of Lin et al.'s mapping [9]: weight units per
-    unit of (ΣI − 7.2)/10.5 (chosen from the largest |μ| unless given), the per-device currents
-    and Laplace scales (µA), the σ (weight units) they impose, and how many weights' currents
-    lay outside 0.4–4 µA and were set at the range's edge."""
-    if scale is None:
-        # Scale so that the largest |μ| sits inside the representable (ΣI − 7.2)/10.5 range.
-        w_hi = (_LIN_DEVICES * _LIN_I_MAX_UA - _LIN_OFFSET_UA) / _LIN_GAIN_UA  # 0.457
-        w_lo = (_LIN_DEVICES * _LIN_I_MIN_UA - _LIN_OFFSET_UA) / _LIN_GAIN_UA  # −0.571
-        peak = float(mu.abs().max())
-        scale = peak / (0.95 * min(w_hi, -w_lo)) if peak > 0 else 1.0
-    total = (mu / scale) * _LIN_GAIN_UA + _LIN_OFFSET_UA
-    wanted = total / _LIN_DEVICES  # equal split
-    clipped = _clipped(wanted, _LIN_I_MIN_UA, _LIN_I_MAX_UA)
-    currents = wanted.clamp(_LIN_I_MIN_UA, _LIN_I_MAX_UA)
-    b = lin_laplace_scale_ua(currents)
-    realised_sigma = math.sqrt(2 * _LIN_DEVICES) * b / _LIN_GAIN_UA * scale
-    return scale, currents, b, realised_sigma, clipped
+def _read_noise_mapping(mu: Tensor, config: HardwareSampling, k: float | None = None
+                        ) -> tuple[float, Tensor, Tensor]:  # fmt: skip
+    """``(k, per_device, sigma)`` of the read-noise scheme: µS of the three devices' summed
+    conductance per weight unit (the largest |μ| at 95 % of the room the reference leaves, as
+    Lin et al.'s weights keep inside (ΣI − 7.2)/10.5 ∈ [−0.571, 0.457], unless given), each
+    device's target (µS, unclamped) and the σ (weight units) their read noise imposes."""
+    dev = config.device
+    mapping = scheme_mapping(config)
+    g_ref = mapping.reference_level_us(dev.g_min_us, dev.g_max_us)
+    if k is None:
+        room = LIN_DEVICES * mapping.unit_us(dev.g_min_us, dev.g_max_us)
+        k = _scale(mu, 0.95 * room)
+    per_device = g_ref + k * mu / LIN_DEVICES
+    inside = per_device.clamp(dev.g_min_us, dev.g_max_us)
+    std = dev.read_noise_std(DeviceState.fresh(inside), t_s=config.t_s)
+    return k, per_device, (LIN_DEVICES**0.5) * std / k
 
 
 def coupled_sigma(
@@ -329,116 +397,14 @@ def coupled_sigma(
 
     Returns:
         ``(sigma, k)``: σ(μ), same shape as ``mu``, and the scale ``realise`` reports as
-        ``k_us`` (µS per weight unit; µA per weight unit for ``READ_NOISE``).
+        ``k_us`` (µS per weight unit).
     """
     mu = mu.detach().float()
     if config.scheme is SamplingScheme.CYCLE_TO_CYCLE:
         k, _, _, sigma = _cycle_to_cycle_mapping(mu, config, k_us)
         return sigma, k
     if config.scheme is SamplingScheme.READ_NOISE:
-        scale, _, _, sigma, _ = _read_noise_mapping(
-            mu, None if k_us is None else _LIN_GAIN_UA / k_us
-        )
-        return sigma, _LIN_GAIN_UA / scale
+        k, _, sigma = _read_noise_mapping(mu, config, k_us)
+        return sigma, k
     raise ConfigError(f"scheme={config.scheme!r} is invalid: coupled_sigma needs "
                       "CYCLE_TO_CYCLE or READ_NOISE")  # fmt: skip
-
-
-def realise(
-    mu: Tensor, sigma: Tensor, config: HardwareSampling, samples: int,
-    *, generator: torch.Generator, k_us: float | None = None,
-) -> Realisation:  # fmt: skip
-    """Draw ``samples`` weight samples of N(μ, σ²) with the devices of ``config``.
-
-    Args:
-        mu, sigma: target means and stds (weight units), same shape.
-        config: scheme, device and read time.
-        samples: S, the number of Monte-Carlo samples.
-        generator: all randomness (programming, reads, random bits).
-        k_us: the scale to program at (a previous :attr:`Realisation.k_us`: µS per weight
-            unit; µA per weight unit for ``READ_NOISE``; the μ array's for
-            ``SEPARATE_MU_SIGMA``); ``None``: chosen from μ (and σ) so that nothing clips.
-            Targets a given scale puts outside the window are clamped and counted in
-            :attr:`Realisation.clipped`.
-    """
-    if mu.shape != sigma.shape:
-        raise ConfigError(f"mu {tuple(mu.shape)} and sigma {tuple(sigma.shape)} differ in shape")
-    require(isinstance(samples, int) and samples >= 1, "samples", samples, "an int >= 1")
-    require(k_us is None or (is_real(k_us) and k_us > 0), "k_us", k_us, "None or finite and > 0")
-    if not bool((sigma >= 0).all()) or not bool(torch.isfinite(mu).all()):
-        raise ConfigError("mu must be finite and sigma >= 0")
-    mu, sigma = mu.detach().float(), sigma.detach().float()
-    scheme = config.scheme
-    if scheme is SamplingScheme.READ_NOISE:
-        return _read_noise(mu, sigma, samples, generator, k_us)
-    dev, table = config.device, _table(config)
-    if scheme is SamplingScheme.CYCLE_TO_CYCLE:
-        k, g_mid, median, realised_sigma = _cycle_to_cycle_mapping(mu, config, k_us)
-        out = (_reprogrammed_samples(dev, median, samples, config.t_s, generator) - g_mid) / k
-        feasible = (realised_sigma - sigma).abs() <= 0.1 * sigma.clamp_min(1e-12)
-        writes = samples * mu.numel()
-        return Realisation(out, feasible, writes, writes * dev.e_write_pj, k,
-                           _clipped(median, dev.g_min_us, dev.g_max_us))  # fmt: skip
-    if scheme in (SamplingScheme.DIFFERENTIAL, SamplingScheme.DEVICE_POPULATION):
-        k = _best_differential_scale(mu, sigma, table, config.bisection_steps) if k_us is None \
-            else k_us  # fmt: skip
-        m_plus, m_minus, feasible = differential_medians(mu, sigma, k, table,
-                                                         config.bisection_steps)  # fmt: skip
-        positive = mu >= 0
-        m_a = torch.where(positive, m_plus, m_minus)
-        m_b = torch.where(positive, m_minus, m_plus)
-        pair = torch.stack([m_a, m_b])
-        clipped = _clipped(pair, dev.g_min_us, dev.g_max_us)
-        if scheme is SamplingScheme.DIFFERENTIAL:
-            g = _reprogrammed_samples(dev, pair, samples, config.t_s, generator)
-            writes = 2 * samples * mu.numel()
-            return Realisation((g[:, 0] - g[:, 1]) / k, feasible, writes,
-                               writes * dev.e_write_pj, k, clipped)  # fmt: skip
-        rows = config.population
-        g, _ = _program_read(dev, pair.expand(rows, *pair.shape).contiguous(), config.t_s,
-                             generator)  # fmt: skip
-        population = (g[:, 0] - g[:, 1]) / k  # [K, ...], programmed once
-        index = torch.arange(samples) % rows
-        writes = 2 * rows * mu.numel()
-        return Realisation(population[index], feasible, writes, writes * dev.e_write_pj, k,
-                           clipped)  # fmt: skip
-    return _separate(mu, sigma, config, samples, generator, k_us)
-
-
-def _read_noise(mu: Tensor, sigma: Tensor, samples: int, generator: torch.Generator,
-                k_us: float | None) -> Realisation:  # fmt: skip
-    given = None if k_us is None else _LIN_GAIN_UA / k_us
-    scale, currents, b, realised_sigma, clipped = _read_noise_mapping(mu, given)
-    laplace = laplace_noise(b, (samples, _LIN_DEVICES, *mu.shape), generator=generator)
-    read = _LIN_DEVICES * currents + laplace.sum(1)
-    realised = (read - _LIN_OFFSET_UA) / _LIN_GAIN_UA * scale
-    feasible = (realised_sigma - sigma).abs() <= 0.1 * sigma.clamp_min(1e-12)
-    return Realisation(realised, feasible, _LIN_DEVICES * mu.numel(), 0.0, _LIN_GAIN_UA / scale,
-                       clipped)  # fmt: skip
-
-
-def _separate(mu: Tensor, sigma: Tensor, config: HardwareSampling, samples: int,
-              generator: torch.Generator, k_us: float | None) -> Realisation:  # fmt: skip
-    dev = config.device
-    k_mu = _scale(mu, dev.g_span_us) if k_us is None else k_us
-    k_sigma = _scale(sigma, dev.g_span_us)
-    # μ on a differential pair (G⁺ − G⁻ from g_min), σ ≥ 0 on one device above g_min.
-    pair = dev.g_min_us + k_mu * torch.stack([mu.clamp_min(0), (-mu).clamp_min(0)])
-    g_sigma_target = dev.g_min_us + k_sigma * sigma
-    clipped = _clipped(pair, dev.g_min_us, dev.g_max_us)
-    clipped += _clipped(g_sigma_target, dev.g_min_us, dev.g_max_us)
-    g_pair, _ = _program_read(dev, pair, config.t_s, generator)
-    g_sigma, _ = _program_read(dev, g_sigma_target, config.t_s, generator)
-    mu_hw = (g_pair[0] - g_pair[1]) / k_mu
-    sigma_hw = (g_sigma - dev.g_min_us).clamp_min(0) / k_sigma
-    rng = config.rng_device
-    current = rng.current_for_probability_ua(0.5, config.rng_pulse_s)
-    p = float(rng.switching_probability(torch.tensor(current), config.rng_pulse_s))
-    n = config.random_bits
-    count = torch.full((samples, *mu.shape), float(n))
-    bits = torch.binomial(count, torch.full_like(count, p), generator=generator)
-    eps = (bits - n * p) / math.sqrt(n * p * (1 - p))
-    writes = 3 * mu.numel()
-    energy = writes * dev.e_write_pj + samples * n * mu.numel() * rng.e_write_pj
-    feasible = torch.ones_like(mu, dtype=torch.bool)
-    return Realisation(mu_hw + sigma_hw * eps, feasible, writes, energy, k_mu, clipped)

@@ -958,29 +958,33 @@ class Tile:
     def _currents_per_cell(
         self, codes: Tensor, volts_per_code: float, t_s: float, generator: torch.Generator | None
     ) -> Tensor:
-        """Exact path for non-Gaussian read noise: every input vector reads every cell anew."""
+        """Exact path for non-Gaussian read noise: every input vector reads every cell anew.
+
+        Leading dims of the input that the tile's state does not have (e.g. Monte-Carlo samples
+        of a scheme read per vector) are activations of their own: each reads anew too.
+        """
         state = self._require_programmed()
         batch = codes.shape[-2]
-        per_read = max(1, self.cells * max(1, math.prod(state.shape[:-3])))
+        lead = torch.broadcast_shapes(codes.shape[:-2], state.shape[:-3])
+        per_read = max(1, self.cells * max(1, math.prod(lead)))
         chunk = max(1, _PER_CELL_CHUNK_ELEMENTS // per_read)
         out = []
         for start in range(0, batch, chunk):
             x = codes[..., start : start + chunk, :]
             n = x.shape[-2]
 
-            def read(s: DeviceState, n=n) -> Tensor:
-                return self.device.read(
-                    s.map(lambda t: t.expand(n, *t.shape)), t_s=t_s, generator=generator
-                )
+            def grown(t: Tensor, n=n) -> Tensor:
+                return t.expand(n, *lead, *t.shape[-3:])
+
+            def read(s: DeviceState) -> Tensor:
+                return self.device.read(s.map(grown), t_s=t_s, generator=generator)
 
             ref = None if self.ref_state is None else read(self.ref_state)
             if self.mapping.fixed_reference:
-                ref = self._fixed_reference(state)
-            g = self.mapping.slice_conductance(read(state), ref)  # [n, *L, S, rows, cols]
-            xv = x.movedim(-2, 0)[..., None, None, :]  # [n, *lead, 1, 1, rows]
-            for _ in range(g.dim() - xv.dim()):  # align lead dims with the tile's from the right
-                xv = xv.unsqueeze(1)
-            i = torch.matmul(xv, g).squeeze(-2)  # [n, *L, S, cols]
+                ref = grown(self._fixed_reference(state))
+            g = self.mapping.slice_conductance(read(state), ref)  # [n, *lead, S, rows, cols]
+            xv = x.movedim(-2, 0).expand(n, *lead, self.rows)[..., None, None, :]
+            i = torch.matmul(xv, g).squeeze(-2)  # [n, *lead, S, cols]
             out.append(i.movedim(0, -2))
         return torch.cat(out, dim=-2).mul_(volts_per_code)
 
