@@ -177,3 +177,24 @@ def test_a_drifting_device_read_later_takes_calibration_reads_per_copy(gen, one_
     sampler.program(mu, torch.full_like(mu, 0.03), 3, generator=gen)
     sampler.mvm(torch.rand(3, 2, 6, generator=gen), generator=gen)
     assert sampler.matrix.counters.calibration_reads == 2 * 3
+
+
+def test_read_at_reads_the_same_programmed_cells_later(gen, one_thread):
+    """read_at moves the read time only: the weights the tiles hold at t are exactly the
+    drifted conductances of the cells programmed at t = 0 (PCM, read noise and drift
+    compensation off), and they shrink as PCM's ((t + t0)/t0)^−ν says."""
+    from memcim.devices import PCM
+
+    device = PCM(read_noise_scale=0.0)
+    model = bnn(gen)
+    sampling = mb.HardwareSampling(scheme=mb.SamplingScheme.DIFFERENTIAL, device=device)
+    hw, _ = mb.to_hardware(model, sampling, tile_config=IDEAL_PERIPHERY, samples=3, generator=gen)
+    before, _ = hw[0].weight_samples()
+    mb.read_at(hw, 3.15e7)
+    after, _ = hw[0].weight_samples()
+    tile = hw[0].sampled.matrix.tiles[0][0]
+    g = device.drift(tile.state, 3.15e7)  # [3, 2, rows, cols]
+    expected = (g[:, 0] - g[:, 1]) / hw[0].sampled.targets.k_us
+    torch.testing.assert_close(after, expected.transpose(1, 2)[..., :8], rtol=1e-5, atol=1e-6)
+    assert float(after.abs().mean() / before.abs().mean()) < 0.6  # a year of PCM drift
+    assert hw[0].sampled.sampling.design_t_s == 0.0  # programmed for t = 0, read a year later

@@ -32,6 +32,8 @@ def tiny(**overrides) -> BayesOodConfig:
         samples=8,
         train_subset=400,
         test_subset=150,
+        converter_bits=(),
+        drift_devices=(),
     )
     return BayesOodConfig(**{**fields, **overrides})
 
@@ -62,6 +64,12 @@ def tiny(**overrides) -> BayesOodConfig:
         ("device_aware", "gibbs"),
         ("validation_fraction", 0.0),
         ("validation_fraction", 1.0),
+        ("dac_bits", 1),
+        ("adc_bits", 0),
+        ("converter_bits", (4, 1)),
+        ("drift_devices", ("sram",)),
+        ("drift_times_s", (-1.0,)),
+        ("non_gaussian_read", "gaussian"),
     ],
 )
 def test_config_rejects_bad_values_naming_the_field(field, value):
@@ -106,7 +114,8 @@ def smoke(tmp_path_factory):
     torch.set_num_threads(1)
     try:
         out = tmp_path_factory.mktemp("smoke")
-        return run(tiny(), seed=0, out_dir=out, progress=False), out
+        config = tiny(converter_bits=(2,), drift_devices=("pcm",), drift_times_s=(1.0, 3.15e7))
+        return run(config, seed=0, out_dir=out, progress=False), out
     finally:
         torch.set_num_threads(before)
 
@@ -122,6 +131,10 @@ def test_smoke_run_reports_every_metric_and_writes_figures(smoke):
         names += [f"{k}_hw_{scheme}" for k in PER_SCHEME]
         names += [f"fidelity_wasserstein_{scheme}", f"fidelity_sigma_rel_error_{scheme}"]
         names += [f"fidelity_wasserstein_{scheme}_at_{t}" for t in ("0s", "1h", "1day", "1year")]
+    names += [f"{k}_hw_bits2" for k in PER_SCHEME]
+    names += [f"{k}_det_hw_bits2" for k in ("accuracy", "ece", "nll", "ood_auroc")]
+    names += [f"drift_{k}_pcm_at_{t}" for k in ("accuracy", "ece", "ood_auroc")
+              for t in ("1s", "1year")]  # fmt: skip
     missing = [n for n in names if n not in m]
     assert not missing, missing
     for name in names:
@@ -135,10 +148,22 @@ def test_smoke_run_reports_every_metric_and_writes_figures(smoke):
     # Chance on 10 classes is 0.1; even this tiny run must learn the digits.
     assert m["accuracy_det"] > 0.5 and m["accuracy_sw"] > 0.5
     expected = {"reliability.png", "uncertainty_hist.png", "accuracy_rejection.png", "fidelity.png",
-                "fidelity_vs_time.png"}  # fmt: skip
+                "fidelity_vs_time.png", "converters.png", "drift.png"}  # fmt: skip
     assert set(result.artifacts) == expected
     for name in expected:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_converter_resolution_reaches_both_networks_tiles(smoke):
+    """2-bit DAC and ADC (codes −1, 0, 1) leave three levels per logit: both networks lose
+    most of their accuracy. Were the resolution not applied to the tiles, the 2-bit rows would
+    equal the 8-bit ones."""
+    m = smoke[0].metrics
+    assert m["accuracy_hw_bits2"] < m["accuracy_hw"] - 0.2, (
+        m["accuracy_hw_bits2"],
+        m["accuracy_hw"],
+    )
+    assert m["accuracy_det_hw_bits2"] < m["accuracy_det_hw"] - 0.2
 
 
 # --- OOD scores chosen on validation data ------------------------------------------------------
@@ -184,6 +209,34 @@ def test_the_score_choice_never_looks_at_the_test_set():
     assert select_ood_score({"a": weak, "b": weak})[0] == "a"
     with pytest.raises(ConfigError, match="validation"):
         select_ood_score({})
+
+
+def test_the_far_ood_set_is_scored_with_the_score_chosen_on_the_near_validation_set():
+    # Validation picks "total"; on the far set "epistemic" would be perfect and "total" weak:
+    # the far AUROC must be total's.
+    perfect, weak = _scores(50, 50, 0.0), _scores(50, 50, 0.6)
+    probs = torch.full((50, 10), 0.1)
+    ev = bayes_ood._Eval(probs, probs, probs, probs[:, 0], probs[:, 0], probs[:, 0],
+                         scores={"epistemic": perfect, "total": weak},
+                         val_scores={"epistemic": weak, "total": perfect},
+                         far={"epistemic": perfect[1], "total": weak[1]},
+                         far_name="omniglot")  # fmt: skip
+    out, chosen = bayes_ood._metrics(ev, torch.zeros(50, dtype=torch.long), 0.5, "hw")
+    assert chosen == "total"
+    assert out["ood_auroc_omniglot_hw"] == ood_auroc(weak[0], weak[1]) < 1.0
+
+
+def test_mnist_data_has_a_far_ood_set_of_omniglot_evaluation_images(shared_data):
+    data_dir = shared_data("mnist.npz", "fashion_mnist.npz", "omniglot_small.npz")
+    data = load_data(tiny(dataset="mnist", data_dir=str(data_dir), test_subset=300), seed=0)
+    assert data.far_name == "Omniglot" and data.x_far.shape == (300, 784)
+    assert float(data.x_far.min()) >= 0.0 and float(data.x_far.max()) <= 1.0
+    from memcim.data import load_omniglot
+
+    evaluation = load_omniglot(str(data_dir)).evaluation.x.reshape(-1, 784)
+    # Each far image is one of the evaluation images (ink on a dark background, like MNIST).
+    assert all(bool((evaluation == x).all(-1).any()) for x in data.x_far[:20])
+    assert float(data.x_far.mean()) < 0.5
 
 
 def test_validation_images_are_held_out_of_training_and_the_ood_ones_apart_from_the_test():
@@ -270,11 +323,12 @@ def test_smoke_run_is_reproducible(tmp_path: Path, one_thread):
 # --- acceptance criteria ---------------------------------------------------------------------
 @pytest.mark.slow
 def test_full_mnist_run_meets_the_acceptance_criteria(tmp_path: Path, shared_data):
-    data_dir = shared_data("mnist.npz", "fashion_mnist.npz")
+    data_dir = shared_data("mnist.npz", "fashion_mnist.npz", "omniglot_small.npz")
     config = BayesOodConfig(data_dir=str(data_dir))
     m = run(config, seed=0, out_dir=tmp_path, progress=False).metrics
     for scheme in config.schemes:  # hardware within 1 point of the software BNN, S <= 100
         assert abs(m["accuracy_sw"] - m[f"accuracy_hw_{scheme}"]) <= 0.010, scheme
     assert m["ood_auroc_hw"] >= 0.90  # MNIST vs Fashion-MNIST, the score chosen on validation
+    assert m["ood_auroc_omniglot_hw"] >= 0.90  # and vs Omniglot with that same score
     assert m["ece_hw"] <= m["ece_det_hw"]
     assert m["acc_at_coverage_noisy_hw"] >= m["acc_at_coverage_noisy_det_hw"]

@@ -35,6 +35,7 @@ from memcim.bayes.hardware import (
     HardwareBayesianConv2d,
     HardwareBayesianLinear,
     hardware_layers,
+    read_at,
     resample,
     to_hardware,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "model_kl",
     "predict",
     "project_sigma_",
+    "read_at",
     "realisable_ranges",
     "realisable_sigma",
     "realise",

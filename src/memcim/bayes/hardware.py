@@ -21,6 +21,7 @@ A convolution is read as its im2col vectors (one product per output position), w
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,7 @@ from memcim.bayes.layers import BayesianConv2d, BayesianLayer, BayesianLinear
 from memcim.bayes.sampled import SampledMatrix
 from memcim.bayes.schemes import HardwareSampling
 from memcim.crossbar import TileConfig
+from memcim.devices.base import check_time
 
 
 def _with_bias_input(vectors: Tensor) -> Tensor:
@@ -230,6 +232,19 @@ def to_hardware(
 def hardware_layers(model: nn.Module) -> dict[str, _OnTiles]:
     """The tile-based Bayesian layers of ``model`` by name."""
     return {name: m for name, m in model.named_modules() if isinstance(m, _OnTiles)}
+
+
+def read_at(model: nn.Module, t_s: float) -> nn.Module:
+    """Read every hardware layer of ``model`` at ``t_s`` seconds after its programming (in
+    place): the cells drift and relax as the device model says, the tiles' drift compensation
+    (if on) takes its calibration reads at the new time, and the programming stays as it was
+    (designed for the original read time). Returns ``model``."""
+    check_time(t_s)
+    for layer in hardware_layers(model).values():
+        old = layer.sampled.sampling
+        design = old.t_s if old.design_t_s is None else old.design_t_s
+        layer.sampled.sampling = replace(old, t_s=float(t_s), design_t_s=design)
+    return model
 
 
 def resample(model: nn.Module, sampling: HardwareSampling, *, samples: int,

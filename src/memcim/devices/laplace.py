@@ -27,7 +27,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from memcim._errors import require
+from memcim._errors import ConfigError, require
 from memcim.devices.base import Device, DeviceState, check_time
 
 #: Lin et al. [9]: w = (ΣI − 7.2) / 10.5 over three devices, currents in µA within 0.4–4 µA.
@@ -88,6 +88,14 @@ class LaplaceRRAM(Device):
         super().__post_init__()
         require(math.isfinite(self.v_char_v) and self.v_char_v > 0, self._field("v_char_v"),
                 self.v_char_v, "must be finite and > 0 V")  # fmt: skip
+        # b(I) > 0 only below I ≈ 5.99 µA, and b/v must stay finite in float32.
+        ends = self.laplace_scale_us(torch.tensor([self.g_min_us, self.g_max_us]))
+        if not bool(torch.isfinite(ends).all() and (ends > 0).all()):
+            raise ConfigError(
+                f"LaplaceRRAM window g_min_us={self.g_min_us!r}, g_max_us={self.g_max_us!r} "
+                f"at v_char_v={self.v_char_v!r} is invalid: the read currents G·v must stay "
+                "below 5.99 µA (where Lin et al.'s b(I) is positive) with b(G·v)/v finite"
+            )
         require(math.isfinite(self.prog_noise_std_us) and self.prog_noise_std_us >= 0,
                 self._field("prog_noise_std_us"), self.prog_noise_std_us,
                 "must be finite and >= 0 µS")  # fmt: skip

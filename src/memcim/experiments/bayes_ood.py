@@ -69,12 +69,13 @@ from memcim.bayes import (
     SamplingScheme,
     fidelity,
     predict,
+    read_at,
     to_bayesian,
     to_hardware,
     train_elbo,
 )
-from memcim.crossbar import TileConfig
-from memcim.data import gaussian_corruption, load_fashion_mnist, load_mnist
+from memcim.crossbar import ConverterConfig, TileConfig
+from memcim.data import gaussian_corruption, load_fashion_mnist, load_mnist, load_omniglot
 from memcim.data.sklearn_sets import load_digits
 from memcim.devices import PCM, FilamentaryRRAM
 from memcim.experiments.registry import Result, register, stage_generator, stage_seed, time_label
@@ -154,6 +155,19 @@ class BayesOodConfig:
         fidelity_times_s: later read times (s) at which the first layer's samples are drawn
             again, programmed for ``t_s``, to measure how drift degrades fidelity
             (``fidelity_wasserstein_<scheme>_at_<time>``, ``fidelity_vs_time.png``); empty: skip.
+        dac_bits, adc_bits: resolution of every tile's DAC and ADC (calibrated ranges), for the
+            BNN's tiles and the deterministic network's alike; ``None``: ideal.
+        non_gaussian_read: how the tiles draw read noise that is not Gaussian (``READ_NOISE``'s
+            Laplace reads): ``"moment_matched"`` (default here: each column's noise a Gaussian
+            of its exact variance, see :attr:`memcim.crossbar.TileConfig.non_gaussian_read`)
+            or ``"per_cell"`` (exact; every cell read anew per vector and sample, which costs
+            one cell-sized Laplace draw per vector and makes MNIST runs impractical).
+        converter_bits: further DAC/ADC resolutions at which the headline scheme's BNN and the
+            deterministic network are evaluated (``*_bits<b>`` metrics, ``converters.png``).
+        drift_devices: devices on which the headline scheme's BNN is programmed once (for
+            ``t_s``) and read at every ``drift_times_s``: accuracy, ECE and OOD AUROC
+            (``drift_*`` metrics, ``drift.png``); empty: skip.
+        drift_times_s: those read times (s).
         noise_sigma: σ of the Gaussian input noise (pixel units, images in [0, 1]).
         coverage: fraction of the noisy test set kept for ``acc_at_coverage_noisy_*``.
         eval_batch_size: test images per forward (× S rows for the BNN).
@@ -182,6 +196,12 @@ class BayesOodConfig:
     device: Literal["rram", "pcm"] = "rram"
     t_s: float = 0.0
     fidelity_times_s: tuple[float, ...] = (3600.0, 86_400.0, 3.15e7)
+    dac_bits: int | None = 8
+    adc_bits: int | None = 8
+    non_gaussian_read: Literal["per_cell", "moment_matched"] = "moment_matched"
+    converter_bits: tuple[int, ...] = (4, 6)
+    drift_devices: tuple[str, ...] = ("rram", "pcm")
+    drift_times_s: tuple[float, ...] = (1.0, 3600.0, 86_400.0, 2_592_000.0, 3.15e7)
     noise_sigma: float = 0.5
     coverage: float = 0.5
     eval_batch_size: int = 1000
@@ -226,6 +246,7 @@ class BayesOodConfig:
         require(all(is_real(t) and t >= 0 for t in times), f"{name}.fidelity_times_s",
                 self.fidelity_times_s, "must be a tuple of times >= 0 (s)")  # fmt: skip
         object.__setattr__(self, "fidelity_times_s", tuple(float(t) for t in times))
+        self._check_hardware_fields()
         for field in ("epochs", "bnn_epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, field)
             require(is_int(value) and value >= 1, f"{name}.{field}", value, "must be an int >= 1")
@@ -266,15 +287,47 @@ class BayesOodConfig:
                 "must be None (the whole split) or an int >= 1",
             )
 
-    def sampling(self, scheme: str) -> HardwareSampling:
-        """The hardware sampling of ``scheme`` on this config's device and read time."""
-        return HardwareSampling(
-            scheme=SamplingScheme(scheme), device=DEVICES[self.device](), t_s=self.t_s
-        )
+    def _check_hardware_fields(self) -> None:
+        name = "BayesOodConfig"
+        for field in ("dac_bits", "adc_bits"):
+            value = getattr(self, field)
+            require(value is None or (is_int(value) and value >= 2), f"{name}.{field}", value,
+                    "must be None (ideal) or an int >= 2")  # fmt: skip
+        require(self.non_gaussian_read in ("per_cell", "moment_matched"),
+                f"{name}.non_gaussian_read", self.non_gaussian_read,
+                "must be 'per_cell' or 'moment_matched'")  # fmt: skip
+        for field, check, allowed in (
+            ("converter_bits", lambda b: is_int(b) and b >= 2, "ints >= 2"),
+            ("drift_devices", lambda d: d in DEVICES, f"names from {tuple(DEVICES)}"),
+            ("drift_times_s", lambda t: is_real(t) and t >= 0, "times >= 0 (s)"),
+        ):
+            raw = getattr(self, field)
+            values = tuple(raw) if isinstance(raw, tuple | list) else (raw,)
+            require(all(check(v) for v in values), f"{name}.{field}", raw,
+                    f"must be a tuple of {allowed}")  # fmt: skip
+            object.__setattr__(self, field, values)
+        object.__setattr__(self, "drift_times_s", tuple(float(t) for t in self.drift_times_s))
+
+    def sampling(self, scheme: str, device: str | None = None) -> HardwareSampling:
+        """The hardware sampling of ``scheme`` on ``device`` (default this config's) at the
+        read time ``t_s``. ``READ_NOISE`` samples on Lin et al.'s devices
+        (:class:`~memcim.devices.LaplaceRRAM`) whatever the device."""
+        scheme = SamplingScheme(scheme)
+        cell = None if scheme is SamplingScheme.READ_NOISE else DEVICES[device or self.device]()
+        return HardwareSampling(scheme=scheme, device=cell, t_s=self.t_s)
+
+    def tile(self, bits: int | None = -1, device: str | None = None) -> TileConfig:
+        """Tiles of ``device`` (default this config's) with the configured converters, or
+        ``bits``-bit DAC and ADC (``None``: ideal)."""
+        dac, adc = (self.dac_bits, self.adc_bits) if bits == -1 else (bits, bits)
+        return TileConfig(device=DEVICES[device or self.device](), dac=ConverterConfig(bits=dac),
+                          adc=ConverterConfig(bits=adc),
+                          non_gaussian_read=self.non_gaussian_read)  # fmt: skip
 
     @classmethod
     def quick(cls, **overrides) -> BayesOodConfig:
-        """A run of seconds: scikit-learn digits, a small MLP, S = 16.
+        """A run of seconds: scikit-learn digits, a small MLP, S = 16, without the converter
+        and drift stages.
 
         ``kl_weight`` 0.005 was selected as for MNIST (see the class docstring) with
         ``scripts/select_kl_weight.py --dataset digits``: 5 splits of the digits training set
@@ -291,6 +344,8 @@ class BayesOodConfig:
             "batch_size": 64,
             "kl_weight": 0.005,
             "samples": 16,
+            "converter_bits": (),  # the MNIST run measures these two
+            "drift_devices": (),
         }
         return cls(**{**fields, **overrides})
 
@@ -306,6 +361,8 @@ class _Data:
     x_ood: Tensor  # OOD test samples
     x_ood_val: Tensor  # OOD validation samples, none of them an OOD test sample
     ood_name: str
+    x_far: Tensor | None = None  # a second OOD test set (MNIST: Omniglot evaluation images)
+    far_name: str = ""
 
 
 def load_data(config: BayesOodConfig, seed: int) -> _Data:
@@ -314,7 +371,9 @@ def load_data(config: BayesOodConfig, seed: int) -> _Data:
     The validation images are ``validation_fraction`` of the training set, drawn at random and
     removed from it before ``train_subset`` picks the training images; the OOD validation
     samples (as many) come from a different pool than the OOD test samples (Fashion-MNIST's
-    training split; for ``digits`` uniform noise from another generator).
+    training split; for ``digits`` uniform noise from another generator). For MNIST a second,
+    far OOD test set is drawn at random from Omniglot's evaluation images
+    (``omniglot_small.npz``), as many as test images; scores are never chosen on it.
     """
     if config.dataset == "mnist":
         x_train, y_train, x_test, y_test = load_mnist(config.data_dir)
@@ -337,12 +396,19 @@ def load_data(config: BayesOodConfig, seed: int) -> _Data:
         pick = torch.randperm(len(y_train), generator=stage_generator(seed, "train_subset"))
         pick = pick[: config.train_subset]
         x_train, y_train = x_train[pick], y_train[pick]
+    x_far = None
+    if config.dataset == "mnist":  # as many Omniglot evaluation images as test images
+        far = load_omniglot(config.data_dir).evaluation.x
+        pick = torch.randperm(len(far), generator=stage_generator(seed, "omniglot"))
+        x_far = far[pick[: len(x_test)]]
     if config.test_subset is not None:
         x_test, y_test = x_test[: config.test_subset], y_test[: config.test_subset]
         x_ood = x_ood[: config.test_subset]
+        x_far = None if x_far is None else x_far[: config.test_subset]
     flat = [t.reshape(t.shape[0], -1).float() for t in (x_train, x_val, x_test, x_ood, x_ood_val)]
+    far_flat = None if x_far is None else x_far.reshape(x_far.shape[0], -1).float()
     return _Data(flat[0], y_train.long(), flat[1], flat[2], y_test.long(), flat[3], flat[4],
-                 ood_name)  # fmt: skip
+                 ood_name, far_flat, "" if x_far is None else "Omniglot")  # fmt: skip
 
 
 def build_mlp(
@@ -384,6 +450,8 @@ class _Eval:
     u_ood: Tensor
     scores: dict[str, tuple[Tensor, Tensor]]  # OOD score name -> (test in, test OOD)
     val_scores: dict[str, tuple[Tensor, Tensor]]  # -> (validation in, validation OOD)
+    far: dict[str, Tensor] | None = None  # OOD score name -> scores on the far OOD set
+    far_name: str = ""
 
 
 def _eval_bnn(model: nn.Module, data: _Data, x_noisy: Tensor, config: BayesOodConfig,
@@ -395,8 +463,12 @@ def _eval_bnn(model: nn.Module, data: _Data, x_noisy: Tensor, config: BayesOodCo
     def pair(a, b) -> dict[str, tuple[Tensor, Tensor]]:
         return {name: (getattr(a, name), getattr(b, name)) for name in BNN_OOD_SCORES}
 
+    far = None
+    if data.x_far is not None:
+        p_far = predict(model, data.x_far, **kw)
+        far = {name: getattr(p_far, name) for name in BNN_OOD_SCORES}
     return _Eval(clean.mean, noisy.mean, ood.mean, clean.total, noisy.total, ood.total,
-                 pair(clean, ood), pair(val, val_ood))  # fmt: skip
+                 pair(clean, ood), pair(val, val_ood), far, data.far_name.lower())  # fmt: skip
 
 
 def _det_scores(probs: Tensor) -> dict[str, Tensor]:
@@ -412,8 +484,9 @@ def _eval_det(model: nn.Module, data: _Data, x_noisy: Tensor, batch_size: int) -
     def pair(a, b) -> dict[str, tuple[Tensor, Tensor]]:
         return {name: (a[name], b[name]) for name in DET_OOD_SCORES}
 
+    far = None if data.x_far is None else _det_scores(_softmax(model, data.x_far, batch_size))
     return _Eval(p[0], p[1], p[2], *(_entropy(q) for q in p[:3]), pair(test_in, test_out),
-                 pair(val_in, val_out))  # fmt: skip
+                 pair(val_in, val_out), far, data.far_name.lower())  # fmt: skip
 
 
 def _metrics(ev: _Eval, y: Tensor, coverage: float, suffix: str) -> tuple[dict[str, float], str]:
@@ -430,6 +503,8 @@ def _metrics(ev: _Eval, y: Tensor, coverage: float, suffix: str) -> tuple[dict[s
         out[f"ood_auroc_{name}_{suffix}"] = ood_auroc(s_in, s_out)
         out[f"ood_auroc_val_{name}_{suffix}"] = val_aurocs[name]
     out[f"ood_auroc_{suffix}"] = out[f"ood_auroc_{chosen}_{suffix}"]
+    if ev.far is not None:  # the score chosen on the near OOD validation set, never on this one
+        out[f"ood_auroc_{ev.far_name}_{suffix}"] = ood_auroc(ev.scores[chosen][0], ev.far[chosen])
     if "epistemic" in ev.scores:
         e_in, e_out = ev.scores["epistemic"]
         out[f"epistemic_mean_{suffix}"] = float(e_in.mean())
@@ -548,6 +623,73 @@ def plot_fidelity_vs_time(metrics: dict[str, float], schemes: tuple[str, ...],
     plt.close(fig)
 
 
+#: (metric, axis label, scale) of the converter and drift figures.
+_PANELS = (
+    ("accuracy", "accuracy (%)", 100),
+    ("ece", "ECE (%)", 100),
+    ("ood_auroc", "OOD AUROC", 1),
+)
+
+
+def plot_converters(metrics: dict[str, float], config: BayesOodConfig, path: Path) -> None:
+    """Accuracy, ECE and OOD AUROC of the headline BNN and the deterministic network on tiles
+    against the DAC/ADC resolution."""
+    plt = _plt()
+    main = config.adc_bits if config.adc_bits == config.dac_bits else None
+    suffix = {b: f"bits{b}" for b in config.converter_bits}
+    if main is not None:
+        suffix[main] = ""
+    bits = sorted(suffix)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
+    for ax, (key, label, scale) in zip(axes, _PANELS, strict=True):
+        for model, name in (("hw", "BNN (headline scheme)"), ("det_hw", "deterministic")):
+            values = [scale * metrics[f"{key}_{model}{'_' + suffix[b] if suffix[b] else ''}"]
+                      for b in bits]  # fmt: skip
+            ax.plot(bits, values, marker="o", label=name)
+        ax.set_xlabel("DAC and ADC bits")
+        ax.set_ylabel(label)
+        ax.set_xticks(bits)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Converter resolution, {config.device} tiles", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_drift(metrics: dict[str, float], config: BayesOodConfig, headline: str,
+               path: Path) -> None:  # fmt: skip
+    """The headline BNN programmed once and read later: accuracy, ECE, OOD AUROC per device,
+    and the first layer's sample-level W1 distance to N(μ, σ²) (``config.device``)."""
+    plt = _plt()
+    times = config.drift_times_s
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.3))
+    for ax, (key, label, scale) in zip(axes, _PANELS, strict=False):
+        for device in config.drift_devices:
+            values = [scale * metrics[f"drift_{key}_{device}_at_{time_label(t)}"] for t in times]
+            ax.plot([max(t, 1e-3) for t in times], values, marker="o", label=device)
+        ax.set_xscale("log")
+        ax.set_xlabel("read time after programming (s)")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    w1_times = (config.t_s, *config.fidelity_times_s)
+    keys = [f"fidelity_wasserstein_{headline}_at_{time_label(t)}" for t in w1_times]
+    if all(k in metrics for k in keys):
+        axes[3].plot([max(t, 1.0) for t in w1_times], [metrics[k] for k in keys], marker="o",
+                     label=config.device)  # fmt: skip
+        axes[3].set_xscale("log")
+        axes[3].legend(fontsize=7)
+    axes[3].set_xlabel("read time after programming (s)")
+    axes[3].set_ylabel("first layer: mean W1 to N(μ, σ²) (σ)", fontsize=8)
+    axes[3].grid(True, alpha=0.3)
+    fig.suptitle(f"BNN ({headline}) programmed once, read later: drift degrades the "
+                 "distribution", fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 # --- summary ----------------------------------------------------------------------------------
 def summary_table(metrics: dict[str, float], config: BayesOodConfig,
                   ood_scores: dict[str, str] | None = None) -> dict[str, list]:  # fmt: skip
@@ -583,8 +725,203 @@ def summary_table(metrics: dict[str, float], config: BayesOodConfig,
     return {"header": header, "rows": rows}
 
 
-# --- the run ----------------------------------------------------------------------------------
+# --- the run ---------------------------------------------------------------------------------
 _DESCRIPTION = "Bayesian MLP on memristors: calibration, OOD detection, noisy-input rejection"
+
+
+@dataclass
+class _Run:
+    """What the stages of one run share."""
+
+    config: BayesOodConfig
+    seed: int
+    data: _Data
+    x_noisy: Tensor
+    start: float
+    progress: bool
+    metrics: dict[str, float]
+    ood_scores: dict[str, str]  # model suffix -> OOD score chosen on validation data
+    timings: dict[str, float]
+
+    def say(self, message: str) -> None:
+        if self.progress:
+            print(f"[{EXPERIMENT}] {message} ({time.perf_counter() - self.start:.0f} s)",
+                  flush=True)  # fmt: skip
+
+    def score(self, ev: _Eval, suffix: str, keep=lambda key: True) -> None:
+        m, self.ood_scores[suffix] = _metrics(ev, self.data.y_test, self.config.coverage, suffix)
+        self.metrics.update({k: v for k, v in m.items() if keep(k)})
+
+    def deploy_det(self, det: nn.Module, tile: TileConfig, name: str) -> nn.Module:
+        """The deterministic network converted onto tiles, programmed, at ``t_s``."""
+        cim_seed = stage_seed(self.seed, name) % 2**31
+        det_cim = convert(copy.deepcopy(det), CIMConfig(tile=tile, seed=cim_seed))
+        det_cim.eval()
+        seed_layers(det_cim, cim_seed)
+        program(det_cim)
+        drift_to(det_cim, self.config.t_s)
+        return det_cim
+
+
+def _deterministic_stage(r: _Run) -> tuple[nn.Module, _Eval]:
+    """Train the deterministic MLP; score it in software and on the configured tiles."""
+    cfg, data = r.config, r.data
+    t0 = time.perf_counter()
+    n_in, n_out = data.x_train.shape[1], int(data.y_train.max()) + 1
+    det = build_mlp(n_in, cfg.hidden, n_out, stage_generator(r.seed, "det_init"))
+    train(det, data.x_train, data.y_train, epochs=cfg.epochs, lr=cfg.lr,
+          batch_size=cfg.batch_size, generator=stage_generator(r.seed, "det_train"),
+          desc="deterministic", progress=r.progress)  # fmt: skip
+    r.score(_eval_det(det, data, r.x_noisy, cfg.eval_batch_size), "det",
+            keep=lambda k: "noisy" not in k)  # noisy: on-device only  # fmt: skip
+    r.timings["det_train"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    det_hw = _eval_det(r.deploy_det(det, cfg.tile(), "det_cim"), data, r.x_noisy,
+                       cfg.eval_batch_size)  # fmt: skip
+    r.score(det_hw, "det_hw")
+    r.timings["det_hw_eval"] = time.perf_counter() - t0
+    r.say(f"deterministic: software {r.metrics['accuracy_det']:.2%}, "
+          f"{cfg.device} {r.metrics['accuracy_det_hw']:.2%}")  # fmt: skip
+    return det, det_hw
+
+
+def _bnn_stage(r: _Run, det: nn.Module) -> nn.Module:
+    """Train the Bayesian copy on the ELBO and score it in software."""
+    cfg, data = r.config, r.data
+    t0 = time.perf_counter()
+    n_in, n_out = data.x_train.shape[1], int(data.y_train.max()) + 1
+    base = (
+        copy.deepcopy(det)
+        if cfg.bnn_init == "deterministic"
+        else build_mlp(n_in, cfg.hidden, n_out, stage_generator(r.seed, "bnn_init"))
+    )
+    layer_seed = stage_seed(r.seed, "bnn_layers") % 2**62
+    bayes = BayesConfig(prior_sigma=cfg.prior_sigma, sigma_init=cfg.sigma_init,
+                        estimator="local", seed=layer_seed)  # fmt: skip
+    bnn = to_bayesian(base, config=bayes)
+    aware = None
+    if cfg.device_aware:
+        aware = DeviceAware(sampling=cfg.sampling(cfg.device_aware), mode="project")
+    train_elbo(bnn, data.x_train, data.y_train, epochs=cfg.bnn_epochs, lr=cfg.bnn_lr,
+               batch_size=cfg.batch_size, generator=stage_generator(r.seed, "bnn_train"),
+               kl_weight=cfg.kl_weight, device_aware=aware, desc="BNN (ELBO)",
+               progress=r.progress)  # fmt: skip
+    bnn.eval()
+    r.timings["bnn_train"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ev = _eval_bnn(bnn, data, r.x_noisy, cfg, stage_generator(r.seed, "bnn_sw_eval"))
+    r.score(ev, "sw")
+    r.timings["bnn_sw_eval"] = time.perf_counter() - t0
+    r.say(f"BNN software: {r.metrics['accuracy_sw']:.2%}, ECE {r.metrics['ece_sw']:.4f}, "
+          f"OOD AUROC {r.metrics['ood_auroc_sw']:.3f}")  # fmt: skip
+    return bnn
+
+
+def _fidelity_metrics(r: _Run, hw: nn.Module, scheme: str) -> None:
+    """The first layer's samples as the tiles hold them, against N(μ, σ²), now and later."""
+    cfg, metrics = r.config, r.metrics
+    first = next(m for m in hw.modules() if isinstance(m, BayesianLinear))
+    gen = stage_generator(r.seed, "fidelity", scheme)
+    samples, _ = first.weight_samples(cfg.samples, generator=gen)
+    with torch.no_grad():
+        fid = fidelity.summary(samples, first.weight_mu, first.weight_sigma)
+    for key, value in fid.items():
+        metrics[f"fidelity_{key}_{scheme}"] = value
+    metrics[f"fidelity_wasserstein_{scheme}"] = fid["wasserstein_mean"]
+    metrics[f"fidelity_sigma_rel_error_{scheme}"] = fid["sigma_rel_error_abs_median"]
+    if not cfg.fidelity_times_s:
+        return
+    drift = fidelity.versus_time(
+        first.weight_mu, first.weight_sigma, cfg.sampling(scheme),
+        (cfg.t_s, *cfg.fidelity_times_s), samples=cfg.samples,
+        generator=stage_generator(r.seed, "fidelity_time", scheme),
+    )  # fmt: skip
+    for t, fid_t in drift.items():
+        at = time_label(t)
+        metrics[f"fidelity_wasserstein_{scheme}_at_{at}"] = fid_t["wasserstein_mean"]
+        metrics[f"fidelity_mean_error_abs_median_{scheme}_at_{at}"] = fid_t["mean_error_abs_median"]
+
+
+def _deploy_bnn(r: _Run, bnn: nn.Module, scheme: str, tile: TileConfig,
+                device: str | None = None) -> tuple[nn.Module, dict]:  # fmt: skip
+    return to_hardware(bnn, r.config.sampling(scheme, device), tile_config=tile,
+                       samples=r.config.samples,
+                       generator=stage_generator(r.seed, "hw", scheme, device or ""))  # fmt: skip
+
+
+def _hardware_stage(r: _Run, bnn: nn.Module) -> dict[str, _Eval]:
+    """The BNN on tiles with every scheme (the device-realised copy is scored, never the
+    software BNN it came from)."""
+    cfg, metrics = r.config, r.metrics
+    evals: dict[str, _Eval] = {}
+    for scheme in cfg.schemes:
+        t0 = time.perf_counter()
+        hw, report = _deploy_bnn(r, bnn, scheme, cfg.tile())
+        if cfg.samples >= 2:
+            _fidelity_metrics(r, hw, scheme)
+        first_name = next(iter(report))
+        metrics[f"fidelity_feasible_fraction_{scheme}"] = report[first_name]["feasible_fraction"]
+        metrics[f"write_energy_pj_hw_{scheme}"] = sum(v["write_energy_pj"] for v in report.values())
+        metrics[f"clipped_targets_hw_{scheme}"] = sum(v["clipped"] for v in report.values())
+        evals[scheme] = _eval_bnn(hw, r.data, r.x_noisy, cfg, None)
+        r.score(evals[scheme], f"hw_{scheme}")
+        r.timings[f"hw_{scheme}"] = time.perf_counter() - t0
+        r.say(f"BNN {scheme} on {cfg.device} tiles: {metrics[f'accuracy_hw_{scheme}']:.2%}, "
+              f"ECE {metrics[f'ece_hw_{scheme}']:.4f}, "
+              f"OOD AUROC {metrics[f'ood_auroc_hw_{scheme}']:.3f}")  # fmt: skip
+        del hw
+    return evals
+
+
+def _converter_stage(r: _Run, bnn: nn.Module, det: nn.Module, headline: str) -> None:
+    """The headline BNN and the deterministic network at each of ``converter_bits``."""
+    cfg = r.config
+    for bits in cfg.converter_bits:
+        t0 = time.perf_counter()
+        tile = cfg.tile(bits)
+        hw, _ = _deploy_bnn(r, bnn, headline, tile)
+        r.score(_eval_bnn(hw, r.data, r.x_noisy, cfg, None), f"hw_bits{bits}")
+        det_cim = r.deploy_det(det, tile, f"det_cim_bits{bits}")
+        r.score(_eval_det(det_cim, r.data, r.x_noisy, cfg.eval_batch_size), f"det_hw_bits{bits}")
+        r.timings[f"bits{bits}"] = time.perf_counter() - t0
+        r.say(f"{bits}-bit converters: BNN {r.metrics[f'accuracy_hw_bits{bits}']:.2%}, "
+              f"deterministic {r.metrics[f'accuracy_det_hw_bits{bits}']:.2%}")  # fmt: skip
+
+
+def _drift_stage(r: _Run, bnn: nn.Module, headline: str) -> None:
+    """The headline BNN programmed once per device and read at every ``drift_times_s``."""
+    cfg, data, y = r.config, r.data, r.data.y_test
+    score = r.ood_scores[f"hw_{headline}"]  # the score chosen at deployment
+    kw = {"samples": cfg.samples, "batch_size": cfg.eval_batch_size}
+    for device in cfg.drift_devices:
+        t0 = time.perf_counter()
+        hw, _ = _deploy_bnn(r, bnn, headline, cfg.tile(device=device), device)
+        for t in cfg.drift_times_s:
+            read_at(hw, t)
+            clean, ood = predict(hw, data.x_test, **kw), predict(hw, data.x_ood, **kw)
+            at = f"{device}_at_{time_label(t)}"
+            r.metrics[f"drift_accuracy_{at}"] = accuracy(clean.mean, y)
+            r.metrics[f"drift_ece_{at}"] = ece(clean.mean, y)
+            r.metrics[f"drift_ood_auroc_{at}"] = ood_auroc(getattr(clean, score),
+                                                           getattr(ood, score))  # fmt: skip
+        r.timings[f"drift_{device}"] = time.perf_counter() - t0
+        last = f"{device}_at_{time_label(cfg.drift_times_s[-1])}"
+        r.say(f"drift on {device}: after {time_label(cfg.drift_times_s[-1])} accuracy "
+              f"{r.metrics[f'drift_accuracy_{last}']:.2%}, ECE {r.metrics[f'drift_ece_{last}']:.4f}"
+              f", OOD AUROC {r.metrics[f'drift_ood_auroc_{last}']:.3f}")  # fmt: skip
+
+
+def _acceptance(metrics: dict[str, float], config: BayesOodConfig, far: str) -> None:
+    """The acceptance criteria, measured (1.0 = met)."""
+    gaps = [100 * abs(metrics["accuracy_sw"] - metrics[f"accuracy_hw_{s}"]) for s in config.schemes]
+    metrics["accuracy_gap_max_points"] = max(gaps)
+    metrics["accept_accuracy"] = float(max(gaps) <= 1.0)
+    far_ok = not far or metrics[f"ood_auroc_{far}_hw"] >= 0.90
+    metrics["accept_ood"] = float(metrics["ood_auroc_hw"] >= 0.90 and far_ok)
+    metrics["accept_ece"] = float(metrics["ece_hw"] <= metrics["ece_det_hw"])
+    metrics["accept_noisy"] = float(
+        metrics["acc_at_coverage_noisy_hw"] >= metrics["acc_at_coverage_noisy_det_hw"]
+    )
 
 
 @register(EXPERIMENT, BayesOodConfig, _DESCRIPTION)
@@ -595,7 +932,7 @@ def run(
     out_dir: str | os.PathLike[str],
     progress: bool = True,
 ) -> Result:
-    """Train, put on devices and evaluate the deterministic and the Bayesian network.
+    """Train, put on tiles and evaluate the deterministic and the Bayesian network.
 
     Args:
         config: what to run.
@@ -608,141 +945,58 @@ def run(
         figure paths, per-stage timings and ``ood_scores``: for each model (metric suffix,
         ``"hw"`` for the headline scheme) the OOD score chosen on the validation data.
     """
-    start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-    metrics: dict[str, float] = {}
-    ood_scores: dict[str, str] = {}  # model suffix -> OOD score chosen on validation data
-
-    def say(message: str) -> None:
-        if progress:
-            print(f"[{EXPERIMENT}] {message} ({time.perf_counter() - start:.0f} s)", flush=True)
-
     data = load_data(config, seed)
-    y = data.y_test
     x_noisy = gaussian_corruption(
         data.x_test, config.noise_sigma, generator=stage_generator(seed, "noise")
     )
-    n_in, n_out = data.x_train.shape[1], int(data.y_train.max()) + 1
-    bs = config.eval_batch_size
-
-    # 1. deterministic network, software and on the device
-    t0 = time.perf_counter()
-    det = build_mlp(n_in, config.hidden, n_out, stage_generator(seed, "det_init"))
-    train(det, data.x_train, data.y_train, epochs=config.epochs, lr=config.lr,
-          batch_size=config.batch_size, generator=stage_generator(seed, "det_train"),
-          desc="deterministic", progress=progress)  # fmt: skip
-    det_sw = _eval_det(det, data, x_noisy, bs)
-    m, ood_scores["det"] = _metrics(det_sw, y, config.coverage, "det")
-    metrics.update({k: v for k, v in m.items() if "noisy" not in k})  # noisy: on-device only
-    timings["det_train"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    cim_seed = stage_seed(seed, "det_cim") % 2**31
-    tile = TileConfig(device=DEVICES[config.device]())
-    det_cim = convert(copy.deepcopy(det), CIMConfig(tile=tile, seed=cim_seed))
-    det_cim.eval()
-    seed_layers(det_cim, cim_seed)
-    program(det_cim)
-    drift_to(det_cim, config.t_s)
-    det_hw = _eval_det(det_cim, data, x_noisy, bs)
-    m, ood_scores["det_hw"] = _metrics(det_hw, y, config.coverage, "det_hw")
-    metrics.update(m)
-    timings["det_hw_eval"] = time.perf_counter() - t0
-    say(f"deterministic: software {metrics['accuracy_det']:.2%}, "
-        f"{config.device} {metrics['accuracy_det_hw']:.2%}")  # fmt: skip
-
-    # 2. Bayesian network in software
-    t0 = time.perf_counter()
-    base = (
-        copy.deepcopy(det)
-        if config.bnn_init == "deterministic"
-        else build_mlp(n_in, config.hidden, n_out, stage_generator(seed, "bnn_init"))
-    )
-    bayes = BayesConfig(
-        prior_sigma=config.prior_sigma,
-        sigma_init=config.sigma_init,
-        estimator="local",
-        seed=stage_seed(seed, "bnn_layers") % 2**62,
-    )
-    bnn = to_bayesian(base, config=bayes)
-    aware = None
-    if config.device_aware:
-        aware = DeviceAware(sampling=config.sampling(config.device_aware), mode="project")
-    train_elbo(bnn, data.x_train, data.y_train, epochs=config.bnn_epochs, lr=config.bnn_lr,
-               batch_size=config.batch_size, generator=stage_generator(seed, "bnn_train"),
-               kl_weight=config.kl_weight, device_aware=aware, desc="BNN (ELBO)",
-               progress=progress)  # fmt: skip
-    bnn.eval()
-    timings["bnn_train"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    m, ood_scores["sw"] = _metrics(
-        _eval_bnn(bnn, data, x_noisy, config, stage_generator(seed, "bnn_sw_eval")), y,
-        config.coverage, "sw")  # fmt: skip
-    metrics.update(m)
-    timings["bnn_sw_eval"] = time.perf_counter() - t0
-    say(f"BNN software: {metrics['accuracy_sw']:.2%}, ECE {metrics['ece_sw']:.4f}, "
-        f"OOD AUROC {metrics['ood_auroc_sw']:.3f}")  # fmt: skip
-
-    # 3. Bayesian network on devices, every scheme
+    r = _Run(config, seed, data, x_noisy, time.perf_counter(), progress, {}, {}, {})
+    det, det_hw = _deterministic_stage(r)
+    bnn = _bnn_stage(r, det)
     headline = HEADLINE_SCHEME if HEADLINE_SCHEME in config.schemes else config.schemes[0]
-    evals: dict[str, _Eval] = {}
-    for scheme in config.schemes:
-        t0 = time.perf_counter()
-        hw, report = to_hardware(bnn, config.sampling(scheme), samples=config.samples,
-                                 generator=stage_generator(seed, "hw", scheme))  # fmt: skip
-        first = next(mod for mod in hw.modules() if isinstance(mod, BayesianLinear))
-        if config.samples >= 2:
-            with torch.no_grad():
-                fid = fidelity.summary(first.realised_weight, first.weight_mu, first.weight_sigma)
-            for key, value in fid.items():
-                metrics[f"fidelity_{key}_{scheme}"] = value
-            metrics[f"fidelity_wasserstein_{scheme}"] = fid["wasserstein_mean"]
-            metrics[f"fidelity_sigma_rel_error_{scheme}"] = fid["sigma_rel_error_abs_median"]
-        times = (config.t_s, *config.fidelity_times_s) if config.fidelity_times_s else ()
-        if config.samples >= 2 and times:
-            drift = fidelity.versus_time(
-                first.weight_mu, first.weight_sigma, config.sampling(scheme), times,
-                samples=config.samples, generator=stage_generator(seed, "fidelity_time", scheme),
-            )  # fmt: skip
-            for t, fid_t in drift.items():
-                at = time_label(t)
-                metrics[f"fidelity_wasserstein_{scheme}_at_{at}"] = fid_t["wasserstein_mean"]
-                metrics[f"fidelity_mean_error_abs_median_{scheme}_at_{at}"] = fid_t[
-                    "mean_error_abs_median"
-                ]
-        first_name = next(iter(report))
-        metrics[f"fidelity_feasible_fraction_{scheme}"] = report[first_name]["feasible_fraction"]
-        metrics[f"write_energy_pj_hw_{scheme}"] = sum(r["write_energy_pj"] for r in report.values())
-        metrics[f"clipped_targets_hw_{scheme}"] = sum(r["clipped"] for r in report.values())
-        # The device-realised copy is scored here, never the software BNN it came from.
-        evals[scheme] = _eval_bnn(hw, data, x_noisy, config, None)
-        m, ood_scores[f"hw_{scheme}"] = _metrics(evals[scheme], y, config.coverage, f"hw_{scheme}")
-        metrics.update(m)
-        timings[f"hw_{scheme}"] = time.perf_counter() - t0
-        say(f"BNN {scheme} on {config.device}: {metrics[f'accuracy_hw_{scheme}']:.2%}, "
-            f"ECE {metrics[f'ece_hw_{scheme}']:.4f}, "
-            f"OOD AUROC {metrics[f'ood_auroc_hw_{scheme}']:.3f}")  # fmt: skip
-        del hw
-    head_eval = evals[headline]  # headline is one of config.schemes, all evaluated above
-    for key in ("accuracy", "ece", "nll", "ood_auroc", "ood_auroc_total", "ood_auroc_epistemic",
-                "accuracy_noisy", "acc_at_coverage_noisy", "epistemic_mean",
-                "epistemic_mean_ood"):  # fmt: skip
+    evals = _hardware_stage(r, bnn)
+    metrics = r.metrics
+    far = data.far_name.lower()
+    keys = [
+        "accuracy",
+        "ece",
+        "nll",
+        "ood_auroc",
+        "ood_auroc_total",
+        "ood_auroc_epistemic",
+        "accuracy_noisy",
+        "acc_at_coverage_noisy",
+        "epistemic_mean",
+        "epistemic_mean_ood",
+    ]
+    for key in keys + ([f"ood_auroc_{far}"] if far else []):  # fmt: skip
         metrics[f"{key}_hw"] = metrics[f"{key}_hw_{headline}"]
-    ood_scores["hw"] = ood_scores[f"hw_{headline}"]
-
-    # 4. the acceptance criteria, measured (1.0 = met)
-    gaps = [100 * abs(metrics["accuracy_sw"] - metrics[f"accuracy_hw_{s}"]) for s in config.schemes]
-    metrics["accuracy_gap_max_points"] = max(gaps)
-    metrics["accept_accuracy"] = float(max(gaps) <= 1.0)
-    metrics["accept_ood"] = float(metrics["ood_auroc_hw"] >= 0.90)
-    metrics["accept_ece"] = float(metrics["ece_hw"] <= metrics["ece_det_hw"])
-    metrics["accept_noisy"] = float(
-        metrics["acc_at_coverage_noisy_hw"] >= metrics["acc_at_coverage_noisy_det_hw"]
-    )
-
-    # 5. figures
+    r.ood_scores["hw"] = r.ood_scores[f"hw_{headline}"]
+    _acceptance(metrics, config, far)
+    _converter_stage(r, bnn, det, headline)
+    _drift_stage(r, bnn, headline)
     t0 = time.perf_counter()
+    artifacts = _figures(r, evals[headline], det_hw, headline, out)
+    r.timings["figures"] = time.perf_counter() - t0
+    r.say("done")
+    extra = {
+        "timings_s": r.timings,
+        "headline_scheme": headline,
+        "train_images": len(data.y_train),
+        "test_images": len(data.y_test),
+        "validation_images": len(data.x_val),
+        "ood_set": data.ood_name,
+        "far_ood_set": data.far_name,
+        "ood_scores": r.ood_scores,
+        "summary_table": summary_table(metrics, config, r.ood_scores),
+    }
+    return Result(metrics=metrics, artifacts=artifacts, extra=extra)
+
+
+def _figures(r: _Run, head_eval: _Eval, det_hw: _Eval, headline: str, out: Path) -> list[str]:
+    """Write the run's figures; returns their file names."""
+    config, metrics, data, y = r.config, r.metrics, r.data, r.data.y_test
     bnn_label, det_label = f"BNN {headline} ({config.device})", f"deterministic ({config.device})"
     figures = {
         "reliability.png": lambda p: plot_reliability(
@@ -778,18 +1032,10 @@ def run(
         figures["fidelity_vs_time.png"] = lambda p: plot_fidelity_vs_time(
             metrics, config.schemes, times, config.device, p
         )
+    if config.converter_bits:
+        figures["converters.png"] = lambda p: plot_converters(metrics, config, p)
+    if config.drift_devices and config.drift_times_s:
+        figures["drift.png"] = lambda p: plot_drift(metrics, config, headline, p)
     for name, draw in figures.items():
         draw(out / name)
-    timings["figures"] = time.perf_counter() - t0
-    say("done")
-    extra = {
-        "timings_s": timings,
-        "headline_scheme": headline,
-        "train_images": len(data.y_train),
-        "test_images": len(y),
-        "validation_images": len(data.x_val),
-        "ood_set": data.ood_name,
-        "ood_scores": ood_scores,
-        "summary_table": summary_table(metrics, config, ood_scores),
-    }
-    return Result(metrics=metrics, artifacts=list(figures), extra=extra)
+    return list(figures)

@@ -106,7 +106,7 @@ def output_dir(path: str | Path) -> Path:
     return out
 
 
-_TIME_LABELS = {1.0: "1s", 3600.0: "1h", 86_400.0: "1day", 3.15e7: "1year"}
+_TIME_LABELS = {1.0: "1s", 3600.0: "1h", 86_400.0: "1day", 2_592_000.0: "30days", 3.15e7: "1year"}
 
 
 def time_label(t_s: float) -> str:
