@@ -7,7 +7,8 @@ and a differential pair can only span what its two medians allow. Dalgaty et al.
 σ(median) relation and the trained posterior is programmable. This module provides
 
 * :func:`realisable_sigma`: the interval [low, high] of σ each scheme realises at each μ,
-  computed by the same mapping and device table as :func:`~memcim.bayes.schemes.realise`;
+  computed by the same mapping and device table as the tiles of :func:`~memcim.bayes.realise`
+  and :func:`~memcim.bayes.to_hardware` use;
 * :func:`technological_loss`: a penalty, the mean squared log-distance of σ to its interval;
 * :func:`project_sigma_`: a hard constraint, σ clamped into its interval in place;
 * :func:`feasible_fraction`: how much of the posterior is programmable;
@@ -82,8 +83,8 @@ class SigmaRange:
 
     Attributes:
         low, high: smallest and largest realisable σ (weight units), shape of μ; detached.
-        k_us: the scale of the mapping they assume, as ``Realisation.k_us`` (µS per weight
-            unit; µA per weight unit for ``READ_NOISE``; the μ array's scale for
+        k_us: the scale of the mapping they assume, as ``Realisation.k_us`` (µS of a
+            weight's summed bit-line conductance per weight unit; the μ array's scale for
             ``SEPARATE_MU_SIGMA``).
     """
 
