@@ -169,7 +169,17 @@ def test_largest_model_by_hand():
 def test_devices_per_parameter_matches_the_sampling_schemes():
     assert set(DEVICES_PER_PARAMETER) == {s.value for s in SamplingScheme}
     assert DEVICES_PER_PARAMETER == {"cycle_to_cycle": 1, "differential": 2, "read_noise": 3,
-                                     "separate_mu_sigma": 3, "device_population": 200}  # fmt: skip
+                                     "separate_mu_sigma": 4, "device_population": 200}  # fmt: skip
+    # The cells the tiles of memcim.bayes really use per weight (one copy; K rows of pairs).
+    from memcim.bayes import HardwareSampling, SampledMatrix
+
+    for scheme in SamplingScheme:
+        sampler = SampledMatrix(4, 5, HardwareSampling(scheme=scheme))
+        cells = sum(t.cells for m in sampler.matrices for row in m.tiles for t in row)
+        expected = (
+            2 if scheme is SamplingScheme.DEVICE_POPULATION else DEVICES_PER_PARAMETER[scheme]
+        )
+        assert cells == 20 * expected, scheme
     assert devices_per_parameter(SamplingScheme.DIFFERENTIAL) == 2
     assert devices_per_parameter("device_population", population=7) == 14
     assert devices_per_parameter("read_noise", population=7) == 3

@@ -4,11 +4,18 @@ models, the cost of Bayesian sampling, per-model reports, and chiplet / 3D syste
 Typical use, after converting a model with :func:`memcim.nn.convert`::
 
     report = memcim.energy.profile(cim_model, x)          # measured from tile counters
+    bnn = memcim.energy.profile(hardware_bnn, x, samples=64)  # to_hardware: tile counters too
     digital = memcim.energy.profile(model, x, processor=memcim.energy.EDGE_CPU)
     print(report.table(), report.tops_per_w)
 """
 
-from memcim.energy.bayes import SCHEMES, bayes_cim_cost, bayes_digital_cost, scheme_cost
+from memcim.energy.bayes import (
+    SCHEMES,
+    bayes_cim_cost,
+    bayes_digital_cost,
+    combine_energy_pj,
+    scheme_cost,
+)
 from memcim.energy.cim import (
     ArrayAssumptions,
     CIMCost,
@@ -61,6 +68,7 @@ __all__ = [
     "adc_energy_pj",
     "bayes_cim_cost",
     "bayes_digital_cost",
+    "combine_energy_pj",
     "counters_cost",
     "estimate_cost",
     "matrix_cost",

@@ -1,11 +1,19 @@
 """Per-layer and per-model energy reports from one forward pass.
 
-:func:`profile` runs ``model(x)`` once with hooks on its matrix layers and prices every layer:
+:func:`profile` runs one forward pass of ``x`` with hooks on the model's matrix layers and
+prices every layer:
 
 * converted layers (:class:`memcim.nn.CIMLinear`, :class:`memcim.nn.CIMConv2d`): from the
   counters their tiles kept during the pass (measured Σ V² G t, conversions), plus the writes
   that programmed them (``"write"``, kept out of the energy per inference);
-* Bayesian layers (:mod:`memcim.bayes`): S samples under a sampling scheme
+* hardware Bayesian layers (:func:`memcim.bayes.to_hardware`): from the counters of their
+  sampler's tiles over the pass, which then runs S Monte-Carlo samples
+  (:func:`memcim.bayes.forward_samples`): each :class:`~memcim.crossbar.TiledMatrix` priced by
+  :func:`~memcim.energy.cim.matrix_cost` (the μ and σ² arrays of ``separate_mu_sigma`` read in
+  parallel), the random bits (``"rng"``) and digital combinations (``"combine"``) the sampler
+  counted, and the programming: per-sample re-programming (``"sample_writes"``, in the
+  inference and its latency) or a one-off ``"write"`` (see :func:`profile`);
+* other Bayesian layers (:mod:`memcim.bayes`): S samples under a sampling scheme
   (:func:`memcim.energy.bayes.bayes_cim_cost`), from the layer's shape and the inputs it saw
   with every Bayesian layer at its mean weights (deterministic; S passes of sampled weights
   would see nearly the same activity);
@@ -27,13 +35,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, require
-from memcim.bayes import BayesianLayer
+from memcim.bayes import (
+    BayesianLayer,
+    HardwareBayesianConv2d,
+    HardwareBayesianLinear,
+    SamplingScheme,
+    forward_samples,
+)
 from memcim.devices import Device, FilamentaryRRAM
-from memcim.energy.bayes import bayes_cim_cost, bayes_digital_cost
+from memcim.energy.bayes import bayes_cim_cost, bayes_digital_cost, combine_energy_pj
 from memcim.energy.cim import (
     ArrayAssumptions,
     CIMCost,
     CIMEnergyModel,
+    combine,
     counters_difference,
     estimate_cost,
     matrix_cost,
@@ -49,10 +64,12 @@ class LayerEnergy:
 
     Attributes:
         name: module name in the model.
-        kind: ``"cim"`` (measured on tiles), ``"cim-estimate"``, ``"bayes-<scheme>"`` or
-            ``"digital"``.
+        kind: ``"cim"`` (measured on tiles), ``"cim-bayes-<scheme>"`` (a hardware Bayesian
+            layer measured on its tiles), ``"cim-estimate"``, ``"bayes-<scheme>"`` (estimated)
+            or ``"digital"``.
         cost: the cost (energies in pJ per inference).
-        rows, cols: matrix inputs × outputs.
+        rows, cols: matrix inputs × outputs (a hardware Bayesian layer's tiles: the bias word
+            line included in ``rows``).
     """
 
     name: str
@@ -132,11 +149,11 @@ class EnergyReport:
 
     def table(self) -> str:
         """A plain-text table: one line per layer and a total."""
-        lines = [f"{'layer':<16}{'kind':<22}{'MACs':>12}{'energy pJ':>14}{'latency s':>12}"]
+        lines = [f"{'layer':<16}{'kind':<28}{'MACs':>12}{'energy pJ':>14}{'latency s':>12}"]
         for la in self.layers:
-            lines.append(f"{la.name:<16}{la.kind:<22}{la.cost.macs:>12.4g}{la.energy_pj:>14.4g}"
+            lines.append(f"{la.name:<16}{la.kind:<28}{la.cost.macs:>12.4g}{la.energy_pj:>14.4g}"
                          f"{la.latency_s:>12.3g}")  # fmt: skip
-        lines.append(f"{'total':<38}{self.macs:>12.4g}{self.energy_pj:>14.4g}"
+        lines.append(f"{'total':<44}{self.macs:>12.4g}{self.energy_pj:>14.4g}"
                      f"{self.latency_s:>12.3g}   {self.tops_per_w:.3g} TOPS/W")  # fmt: skip
         return "\n".join(lines)
 
@@ -150,7 +167,10 @@ class _Seen:
     vectors: int  # input vectors (rows-long) over the whole batch
     v_sq_sum: float  # Σ (x_i / max|x|)² over those vectors
     activations: int  # input plus output values over the batch
-    before: list | None = None
+    before: list | None = None  # tile counters before the pass (per matrix for a sampler)
+    sampler: dict | None = None  # a hardware Bayesian layer's SamplerCounters before the pass
+    per_row: int = 0  # input values per row of the layer's input (one image of one sample)
+    outputs: int = 0  # output values over the pass
 
 
 def _vectors(module: nn.Module, x: Tensor) -> Tensor:
@@ -178,6 +198,33 @@ def _matrix_layers(model: nn.Module) -> dict[str, nn.Module]:
     return found
 
 
+_TILED = (HardwareBayesianLinear, HardwareBayesianConv2d)
+#: Schemes that re-program their cells for every sample (the tiles hold K programmings).
+_REPROGRAMMED = (SamplingScheme.CYCLE_TO_CYCLE, SamplingScheme.DIFFERENTIAL)
+
+
+def _check_hardware(layers: dict[str, nn.Module], samples: int) -> bool:
+    """Whether the model has hardware Bayesian layers; checks S against their copies."""
+    tiled = {n: m for n, m in layers.items() if isinstance(m, _TILED)}
+    if not tiled:
+        return False
+    software = [n for n, m in layers.items() if isinstance(m, BayesianLayer) and n not in tiled]
+    if software:
+        raise ConfigError(
+            f"the model mixes hardware Bayesian layers with software ones ({software}): put "
+            "every Bayesian layer on tiles with memcim.bayes.to_hardware"
+        )
+    for name, m in tiled.items():
+        k = m.sampled.copies
+        if k is not None and samples % k:
+            raise ConfigError(
+                f"samples={samples} is invalid for layer {name!r}: its tiles hold {k} "
+                f"device-realised weight sets (copy s mod {k} serves sample s); profile with "
+                f"samples = {k} or a multiple of {k}, or program it with to_hardware(samples=)"
+            )
+    return True
+
+
 def profile(
     model: nn.Module,
     x: Tensor,
@@ -192,15 +239,42 @@ def profile(
 ) -> EnergyReport:
     """Energy, latency and TOPS/W of ``model`` per inference, measured on one pass of ``x``.
 
+    A model with hardware Bayesian layers (:func:`memcim.bayes.to_hardware`) is run for S
+    samples (:func:`memcim.bayes.forward_samples`, read noise from the layers' own generators)
+    and each such layer is priced from what its tiles counted during that pass:
+
+    * reads: :func:`~memcim.energy.cim.matrix_cost` of every tiled matrix of the sampler on the
+      counter differences (measured Σ V² G t, conversions, accumulations, buffer), the μ and
+      σ² arrays of ``separate_mu_sigma`` combined as read in parallel;
+    * ``"rng"``: the sampler's random bits × its ``rng_device.e_write_pj``;
+    * ``"combine"``: its digital combinations × :func:`~memcim.energy.bayes.combine_energy_pj`
+      of ``cim.ops`` (one fp32 square root, assumed 7 multiplies and 2 adds, plus one fp32
+      multiply-add: 32.3 pJ with Horowitz's 45 nm table);
+    * programming: the tiles' ``cell_writes`` × ``e_write_pj``. ``cycle_to_cycle`` and
+      ``differential`` re-program the same cells for every sample: the tiles hold K
+      programmings, and a pass of S = m·K samples programs each m times, so
+      ``"sample_writes"`` = cell_writes · (S / K) · e_write / ``batch`` is part of the energy
+      per inference and its programming time is in the latency path. Every other scheme
+      programs once: ``"write"``, kept out of the inference energy. ``cell_writes`` is the
+      tiles' running count: after :func:`memcim.bayes.resample` it holds every programming.
+
+    Its ``macs`` are the S sampled products: vectors × S × rows × cols, the bias word line in
+    ``rows``. ``scheme`` and ``device`` do not apply to such layers (they carry their own).
+    With ``processor``, such a layer is priced as its software layer would be
+    (:func:`~memcim.energy.bayes.bayes_digital_cost`, shapes from the S-sample pass).
+
     Args:
-        model: any model with ``nn.Linear`` / ``nn.Conv2d``, converted (:mod:`memcim.nn`) or
-            Bayesian (:mod:`memcim.bayes`) layers. Run in eval mode.
+        model: any model with ``nn.Linear`` / ``nn.Conv2d``, converted (:mod:`memcim.nn`),
+            Bayesian (:mod:`memcim.bayes`) or hardware Bayesian layers (all Bayesian layers on
+            tiles, or none). Run in eval mode.
         x: a batch of inputs [N, ...]; energies are divided by N.
         processor: price every layer on this digital processor (weights fetched once per batch
             of N) instead of on CIM.
         cim: periphery energies of the CIM macro.
-        samples: S, Monte-Carlo samples of every Bayesian layer.
-        scheme: sampling scheme of the Bayesian layers (:data:`memcim.energy.bayes.SCHEMES`).
+        samples: S, Monte-Carlo samples of every Bayesian layer; with hardware layers holding
+            K copies, K or a multiple of K.
+        scheme: sampling scheme of the (software) Bayesian layers
+            (:data:`memcim.energy.bayes.SCHEMES`).
         device: cell of the estimated (non-converted) layers; default filamentary RRAM.
         assumptions: array assumptions of the estimated layers.
         batch: inferences that share one weight fetch (digital) or one re-programmed sample
@@ -209,6 +283,10 @@ def profile(
 
     Returns:
         The :class:`EnergyReport`.
+
+    Raises:
+        ConfigError: a bad argument, a model without matrix layers, hardware and software
+            Bayesian layers mixed, or S not a multiple of a hardware layer's copies.
     """
     require(isinstance(x, Tensor) and x.dim() >= 2, "x", getattr(x, "shape", x),
             "must be a batch tensor [N, ...]")  # fmt: skip
@@ -218,11 +296,19 @@ def profile(
     layers = _matrix_layers(model)
     if not layers:
         raise ConfigError("the model has no Linear, Conv2d, CIM or Bayesian layers to price")
+    on_tiles = _check_hardware(layers, samples)
     device = device if device is not None else FilamentaryRRAM()
     seen: dict[str, _Seen] = {}
 
     def before(name: str, module: nn.Module, args: tuple) -> None:
         rows, cols = _shape(module)
+        if isinstance(module, _TILED):
+            if name not in seen:  # counted from the first call on (a layer may run twice)
+                sampled = module.sampled
+                seen[name] = _Seen(rows, cols, 0, 0.0, 0,
+                                   [tile_counters(m) for m in sampled.matrices],
+                                   sampled.counters.as_dict(), args[0][0].numel())  # fmt: skip
+            return
         snapshot = tile_counters(module.matrix) if isinstance(module, CIMLayer) else None
         with torch.no_grad():
             v = _vectors(module, args[0].detach().float())
@@ -232,6 +318,7 @@ def profile(
 
     def after(name: str, module: nn.Module, args: tuple, output: Tensor) -> None:
         seen[name].activations += output.numel()
+        seen[name].outputs += output.numel()
 
     handles = []
     for name, module in layers.items():
@@ -241,13 +328,18 @@ def profile(
             lambda m, a, o, name=name: after(name, m, a, o)))  # fmt: skip
     was_training = model.training
     # Bayesian layers run at their means: the activity the estimate needs, without drawing.
-    modes = {m: m.eval_mode for m in layers.values() if isinstance(m, BayesianLayer)}
+    # Hardware layers draw on their tiles, whose counters are what is priced.
+    modes = {} if on_tiles else {m: m.eval_mode for m in layers.values()
+                                 if isinstance(m, BayesianLayer)}  # fmt: skip
     try:
         model.eval()
         for m in modes:
             m.eval_mode = "mean"
         with torch.no_grad():
-            model(x)
+            if on_tiles:
+                forward_samples(model, x, samples)
+            else:
+                model(x)
     finally:
         for h in handles:
             h.remove()
@@ -264,7 +356,19 @@ def profile(
         vectors = s.vectors / n
         macs = vectors * s.rows * s.cols
         bayes = isinstance(module, BayesianLayer)
-        if processor is not None:
+        rows, cols = s.rows, s.cols
+        if isinstance(module, _TILED) and processor is not None:
+            # Output values per inference and sample: S samples are S forward passes.
+            out_values = s.outputs / (n * samples)
+            cost = bayes_digital_cost(processor, macs=out_values * s.rows,
+                                      weights=s.rows * s.cols, activations=s.per_row + out_values,
+                                      samples=samples, batch=shared)  # fmt: skip
+            kind = "digital"
+        elif isinstance(module, _TILED):
+            cost = _sampler_cost(module, s, n, shared, samples, cim)
+            rows, cols = module.sampled.in_features, module.sampled.out_features
+            kind = f"cim-bayes-{module.sampled.sampling.scheme.value}"
+        elif processor is not None:
             cost = (
                 bayes_digital_cost(processor, macs=macs, weights=s.rows * s.cols,
                                    activations=s.activations / n, samples=samples,
@@ -292,8 +396,45 @@ def profile(
                                  v_sq_sum=s.v_sq_sum / n, device=device,
                                  assumptions=assumptions, model=cim)  # fmt: skip
             kind = "cim-estimate"
-        report.layers.append(LayerEnergy(name, kind, cost, s.rows, s.cols))
+        report.layers.append(LayerEnergy(name, kind, cost, rows, cols))
     return report
+
+
+def _sampler_cost(module: nn.Module, s: _Seen, n: int, shared: int, samples: int,
+                  cim: CIMEnergyModel | None) -> CIMCost:  # fmt: skip
+    """A hardware Bayesian layer's cost per inference from its counters (see :func:`profile`)."""
+    sampled = module.sampled
+    costs = []
+    for matrix, before in zip(sampled.matrices, s.before, strict=True):
+        after = tile_counters(matrix)
+        # The reads of this pass, and every write that programmed the tiles.
+        diffs = [replace(counters_difference(a, b), cell_writes=a.cell_writes)
+                 for a, b in zip(after, before, strict=True)]  # fmt: skip
+        costs.append(matrix_cost(matrix, cim, diffs))
+    measured = combine(costs, parallel=True)  # the μ and σ² arrays are read side by side
+    write_pj, program_s = measured.energy_pj["write"], measured.program_latency_s
+    cost = measured.scaled(1 / n)
+    if sampled.sampling.scheme in _REPROGRAMMED:
+        # The tiles hold K programmings of one array; S = m·K samples program it m times, and
+        # the inferences of a batch read each programmed sample.
+        share = samples / sampled.copies / shared
+        cost.energy_pj["write"] = 0.0
+        cost.energy_pj["sample_writes"] = write_pj * share
+        cost.program_latency_s = program_s * share
+        cost.latency_s += cost.program_latency_s  # a sample is programmed before it is read
+    else:
+        cost.energy_pj["write"] = write_pj
+        cost.energy_pj["sample_writes"] = 0.0
+        cost.program_latency_s = program_s
+    counts = sampled.counters.as_dict()
+    bits = counts["random_bits"] - s.sampler["random_bits"]
+    ops = counts["digital_ops"] - s.sampler["digital_ops"]
+    cost.energy_pj["rng"] = bits / n * sampled.sampling.rng_device.e_write_pj
+    model = cim if cim is not None else CIMEnergyModel()
+    cost.energy_pj["combine"] = ops / n * combine_energy_pj(model.ops)
+    # The S sampled products, whether the arrays were read S times or once (separate μ/σ²).
+    cost.macs = s.outputs / n * sampled.in_features
+    return cost
 
 
 def _per_inference(cost: CIMCost, n: int) -> CIMCost:

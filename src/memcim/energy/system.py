@@ -480,15 +480,16 @@ def build(
 # --- monolithic 3D memory density -------------------------------------------------------------
 #: Memory devices per Bayesian parameter for each sampling scheme as memcim realises it
 #: (:mod:`memcim.bayes.schemes`): cycle-to-cycle re-programming of one device (the reference is
-#: digital) 1; differential pair 2; read noise of three devices summed (Lin et al. [9]) 3;
-#: separate μ (a differential pair) and σ arrays [11] 3 (the stochastic random-bit source is
-#: shared and not counted); device population, K rows of differential pairs [8], 2·K, here with
-#: the default K = 100 (see :func:`devices_per_parameter` for another K).
+#: a fixed conductance per word line, not a memory device) 1; differential pair 2; read noise
+#: of three devices summed (Lin et al. [9]) 3; separate μ and σ² arrays [11], a differential
+#: pair each, 4 (the stochastic random-bit source is shared and not counted); device
+#: population, K rows of differential pairs [8], 2·K, here with the default K = 100 (see
+#: :func:`devices_per_parameter` for another K).
 DEVICES_PER_PARAMETER: dict[str, int] = {
     "cycle_to_cycle": 1,
     "differential": 2,
     "read_noise": 3,
-    "separate_mu_sigma": 3,
+    "separate_mu_sigma": 4,
     "device_population": 2 * 100,
 }
 
