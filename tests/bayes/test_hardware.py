@@ -121,8 +121,7 @@ def test_cycle_to_cycle_samples_have_the_devices_spread_not_the_posteriors(devic
     expected, _ = coupled_sigma(layer.weight_mu, sampling)
     ratio = layer.realised_weight.std(0) / expected
     # Per weight, a std over 400 samples has SE 3.5 %; the median over 48 weights is far
-    # tighter. σ(m) is tabulated over fresh cells and so includes the device-to-device spread
-    # (3 % of m for RRAM) that re-programming one cell never redraws: the realised std is
-    # ~6 % below it for RRAM (PCM: 0.2 %). 10 % covers that, not the posterior's σ of 0.2.
-    assert abs(float(ratio.median()) - 1) < 0.1, float(ratio.median())
+    # tighter. σ(m) is the re-programming spread of one cell, tabulated by Monte-Carlo (~1 %
+    # per grid point): 5 % covers that, not the posterior's σ of 0.2.
+    assert abs(float(ratio.median()) - 1) < 0.05, float(ratio.median())
     assert float(expected.max()) < 0.5 * 0.2

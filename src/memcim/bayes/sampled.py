@@ -31,6 +31,7 @@ from torch import Tensor
 
 from memcim._errors import ConfigError, require
 from memcim.bayes.schemes import (
+    _REPROGRAMMED,
     HardwareSampling,
     Realisation,
     SamplingScheme,
@@ -40,8 +41,6 @@ from memcim.bayes.schemes import (
 )
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
 from memcim.crossbar.tile import Counters
-
-_REPROGRAMMED = (SamplingScheme.CYCLE_TO_CYCLE, SamplingScheme.DIFFERENTIAL)
 
 
 @dataclass

@@ -37,7 +37,10 @@ weight unit maps to; it is chosen per layer from the largest |μ| (and σ).
 
 σ(m) of a device is its programmed-then-read std at ``design_t_s``, tabulated once by
 Monte-Carlo on the device model (:class:`memcim.nn.ConductanceNoiseTable`), so every device model
-works.
+works: for the schemes that re-program the same cells the std of re-programming one cell (its
+device-to-device spread is persistent, the same in every sample), for the others that of fresh
+cells. A cell's persistent parameters (e.g. RRAM's device-to-device factor on its median) still
+shift the mean of a re-programmed weight's samples: that error is fixed per cell, not sampled.
 
 Clipping is counted, never silent: a conductance target outside the device window is programmed
 at the window's edge and counted in :attr:`Realisation.clipped`. With the scale chosen here
@@ -157,16 +160,23 @@ class Realisation:
 
 
 def _table(config: HardwareSampling) -> ConductanceNoiseTable:
+    """σ(m) of the scheme's draws: re-programming the same cells for the schemes that sample
+    that way (their persistent device-to-device spread is no part of the samples' spread),
+    fresh cells for the others."""
     design = config.t_s if config.design_t_s is None else config.design_t_s
-    return _device_table(config.device, design)
+    return _device_table(config.device, design, config.scheme in _REPROGRAMMED)
+
+
+#: Schemes whose samples are re-programmings of the same cells.
+_REPROGRAMMED = (SamplingScheme.CYCLE_TO_CYCLE, SamplingScheme.DIFFERENTIAL)
 
 
 @functools.lru_cache(maxsize=8)
-def _device_table(device: Device, t_s: float) -> ConductanceNoiseTable:
+def _device_table(device: Device, t_s: float, reprogrammed: bool) -> ConductanceNoiseTable:
     # A fixed characterisation of the (frozen, hashable) device model, reused by every layer
     # and by the bias of each layer instead of being re-tabulated per call.
     gen = torch.Generator().manual_seed(0)
-    return ConductanceNoiseTable(device, t_s, generator=gen)
+    return ConductanceNoiseTable(device, t_s, generator=gen, reprogrammed=reprogrammed)
 
 
 def _std_at(table: ConductanceNoiseTable, g_us: Tensor) -> Tensor:

@@ -42,6 +42,10 @@ def interpolate(pos: Tensor, *tables: Tensor, name: str = "g_target_us") -> list
     return [torch.lerp(t[lo], t[lo + 1], frac) for t in tables]
 
 
+#: Programmings of each cell of a ``reprogrammed`` table (its cells: draws / this).
+_REPROGRAMMINGS = 16
+
+
 class ConductanceNoiseTable:
     """Moments (µS) of programmed-then-read conductance over the device window.
 
@@ -55,6 +59,11 @@ class ConductanceNoiseTable:
         points: grid points across [g_min, g_max]; values in between are interpolated.
         draws: Monte-Carlo draws per grid point (4096 gives the std to ~1.1 %).
         generator: randomness of the tabulation.
+        reprogrammed: tabulate the std of *re-programming the same cell* instead (16
+            programmings of each of draws / 16 cells, the RMS over cells of each cell's std):
+            the spread a sampler that re-programs one array draws, without the persistent
+            device-to-device spread that fresh cells add. The mean shifts stay those of fresh
+            cells.
     """
 
     def __init__(
@@ -65,21 +74,38 @@ class ConductanceNoiseTable:
         points: int = 65,
         draws: int = 4096,
         generator: torch.Generator | None = None,
+        reprogrammed: bool = False,
     ) -> None:
         require(points >= 2, "points", points, "must be >= 2")
         require(draws >= 2, "draws", draws, "must be >= 2")
         self.device, self.t_s = device, t_s
+        self.reprogrammed = reprogrammed
         self.g_grid_us = torch.linspace(device.g_min_us, device.g_max_us, points)
         targets = self.g_grid_us.expand(draws, points).contiguous()
         state = device.program(targets, generator=generator)
         reads = device.read(state, t_s=t_s, generator=generator) - targets
         self.mean_shift_us = reads.mean(0)
         self.std_us = reads.std(0)
+        if reprogrammed:
+            self.std_us = self._reprogrammed_std(targets, state, generator)
         self.drift_shift0_us = (device.drift(state, 0.0) - targets).mean(0)
         self.drift_shift_us = (device.drift(state, t_s) - targets).mean(0)
         #: No mean change between t = 0 and t_s (e.g. t_s = 0): compensation is exactly 1.
         self.drift_free = bool(torch.equal(self.drift_shift0_us, self.drift_shift_us))
         self._step = (device.g_max_us - device.g_min_us) / (points - 1)
+
+    def _reprogrammed_std(self, targets: Tensor, state, generator) -> Tensor:
+        """RMS over cells of each cell's std over ``_REPROGRAMMINGS`` programmings from its
+        first state: the spread of re-programming one cell, whose persistent parameters
+        (device-to-device factors, forming faults) stay as they are."""
+        r = _REPROGRAMMINGS
+        cells = max(2, targets.shape[0] // r)
+        first = state.map(lambda t: t[:cells])
+        again = self.device.program(targets[:cells].expand(r, *targets[:cells].shape),
+                                    generator=generator,
+                                    state=first.map(lambda t: t.expand(r, *t.shape)))  # fmt: skip
+        reads = self.device.read(again, t_s=self.t_s, generator=generator)
+        return reads.var(0).mean(0).sqrt()
 
     def _pos(self, g_us: Tensor) -> Tensor:
         return (g_us - self.device.g_min_us) / self._step
