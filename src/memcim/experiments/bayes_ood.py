@@ -14,7 +14,8 @@ On MNIST (or scikit-learn's 8×8 digits for a quick version):
    evaluated (``*_hw_<scheme>``), with the fidelity of its first layer's samples to N(μ, σ²);
 5. the deterministic network is evaluated in software (``*_det``) and on tiles of the same
    device and converters with :func:`memcim.nn.convert` (eval mode: programmed once)
-   (``*_det_hw``);
+   (``*_det_hw``); every network on tiles first reads 1 000 training images (at most
+   ``eval_batch_size`` for the BNN), whose currents set its ADC ranges;
 6. both on tiles again at each of ``converter_bits`` (``*_hw_bits<b>``, ``*_det_hw_bits<b>``);
 7. the headline scheme's BNN is programmed once on each of ``drift_devices`` and read at each
    of ``drift_times_s`` (:func:`memcim.bayes.read_at`): ``drift_accuracy_<device>_at_<time>``,
@@ -108,6 +109,8 @@ SCHEMES: tuple[str, ...] = tuple(s.value for s in SamplingScheme)
 DEVICES = {"rram": FilamentaryRRAM, "pcm": PCM}
 HEADLINE_SCHEME = SamplingScheme.DIFFERENTIAL.value
 _MAX_SAMPLES = 100
+#: Training images read first by every network on tiles: their currents set the ADC ranges.
+_CALIBRATION_IMAGES = 1000
 #: OOD score candidates, chosen between on validation data; on a tie the first is taken.
 BNN_OOD_SCORES = ("epistemic", "total")
 DET_OOD_SCORES = ("max_softmax", "entropy")
@@ -765,14 +768,22 @@ class _Run:
         m, self.ood_scores[suffix] = _metrics(ev, self.data.y_test, self.config.coverage, suffix)
         self.metrics.update({k: v for k, v in m.items() if keep(k)})
 
+    @property
+    def calibration_images(self) -> Tensor:
+        """Training images whose first read sets every tile's ADC range, before any scoring
+        (so no test image shapes the converters)."""
+        return self.data.x_train[:_CALIBRATION_IMAGES]
+
     def deploy_det(self, det: nn.Module, tile: TileConfig, name: str) -> nn.Module:
-        """The deterministic network converted onto tiles, programmed, at ``t_s``."""
+        """The deterministic network converted onto tiles, programmed, at ``t_s``, its ADC
+        ranges calibrated on training images."""
         cim_seed = stage_seed(self.seed, name) % 2**31
         det_cim = convert(copy.deepcopy(det), CIMConfig(tile=tile, seed=cim_seed))
         det_cim.eval()
         seed_layers(det_cim, cim_seed)
         program(det_cim)
         drift_to(det_cim, self.config.t_s)
+        _softmax(det_cim, self.calibration_images, self.config.eval_batch_size)
         return det_cim
 
 
@@ -857,9 +868,13 @@ def _fidelity_metrics(r: _Run, hw: nn.Module, scheme: str) -> None:
 
 def _deploy_bnn(r: _Run, bnn: nn.Module, scheme: str, tile: TileConfig,
                 device: str | None = None) -> tuple[nn.Module, dict]:  # fmt: skip
-    return to_hardware(bnn, r.config.sampling(scheme, device), tile_config=tile,
-                       samples=r.config.samples,
-                       generator=stage_generator(r.seed, "hw", scheme, device or ""))  # fmt: skip
+    """The BNN on tiles, its ADC ranges calibrated on training images."""
+    cfg = r.config
+    gen = stage_generator(r.seed, "hw", scheme, device or "")
+    hw, report = to_hardware(bnn, cfg.sampling(scheme, device), tile_config=tile,
+                             samples=cfg.samples, generator=gen)  # fmt: skip
+    predict(hw, r.calibration_images[: cfg.eval_batch_size], samples=cfg.samples)
+    return hw, report
 
 
 def _hardware_stage(r: _Run, bnn: nn.Module) -> dict[str, _Eval]:
