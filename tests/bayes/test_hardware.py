@@ -114,6 +114,9 @@ def test_without_device_spread_every_realisation_is_the_same(scheme, gen):
 def test_cycle_to_cycle_samples_have_the_devices_spread_not_the_posteriors(device, gen):
     """One device per weight: each device's σ(median) sets the spread, not the trained σ."""
     net = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    with torch.no_grad():  # initialised from the test's generator, not the global one
+        for p in net.parameters():
+            p.uniform_(-(8**-0.5), 8**-0.5, generator=gen)
     model = mb.to_bayesian(net, config=mb.BayesConfig(sigma_init=0.2))  # posterior σ = 0.2
     sampling = mb.HardwareSampling(scheme=mb.SamplingScheme.CYCLE_TO_CYCLE, device=device)
     hw, _ = to_hardware(model, sampling, samples=400, generator=gen)

@@ -37,6 +37,16 @@ def test_saturation_is_counted_not_hidden():
     assert codes.tolist() == [-7.0, -7.0, 0.0, 4.0, 7.0, 7.0]
 
 
+def test_in_place_quantisation_gives_the_same_codes_in_the_given_buffer(gen):
+    x = torch.randn(3, 50, generator=gen) * 2
+    scale = torch.tensor([[1.0], [2.0], [0.5]])
+    codes, clipped = quantize(x, scale, 15)
+    buffer = x.clone()
+    again, clipped_again = quantize(buffer, scale, 15, inplace=True)
+    assert again.data_ptr() == buffer.data_ptr()
+    assert torch.equal(again, codes) and clipped_again == clipped > 0
+
+
 def test_calibration_modes(gen):
     x = torch.randn(1000, generator=gen)
     x[0] = 100.0  # an outlier

@@ -153,6 +153,32 @@ def test_same_seed_gives_bit_identical_outputs():
     assert torch.equal(run(), run())
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        TileConfig(device=FilamentaryRRAM()),  # per-read noise: the x² @ σ² product too
+        TileConfig(device=PCM(), read_noise="per_time"),
+        TileConfig(device=PCM(), dac=ConverterConfig(bits=6, mode="fixed", full_scale=0.5)),
+    ],
+    ids=["per_read", "per_time", "clipping_dac"],
+)
+def test_a_batch_shared_by_the_copies_reads_as_its_repeat(config):
+    """A batch expanded over the Monte-Carlo copies (stride 0) is converted once: outputs bit
+    for bit and every counter as for the same batch repeated in memory."""
+
+    def run(shared: bool):
+        gen = torch.Generator().manual_seed(5)
+        tile = Tile(24, 7, config).program(torch.randn(4, 7, 24, generator=gen), generator=gen)
+        x = torch.rand(9, 24, generator=gen)
+        xs = x.expand(4, 9, 24) if shared else x.repeat(4, 1, 1)
+        ys = [tile.mvm(xs, t_s=t_s, generator=gen) for t_s in (0.0, 0.0, 60.0)]
+        return ys, tile.counters.as_dict()
+
+    (shared, shared_counts), (repeated, repeated_counts) = run(True), run(False)
+    assert all(torch.equal(a, b) for a, b in zip(shared, repeated, strict=True))
+    assert shared_counts == repeated_counts  # conversions, saturations, energy: per copy
+
+
 def test_counters_and_latency(gen):
     cfg = TileConfig(device=IdealDevice(), mapping=MappingConfig(weight_bits=8, slices=2), adcs=4)
     tile = Tile(10, 6, cfg).program(torch.randn(6, 10, generator=gen))

@@ -125,20 +125,24 @@ class ConverterConfig:
         return torch.where(r > 0, r, torch.ones_like(r))
 
 
-def quantize(values: Tensor, full_scale: Tensor, max_code: int) -> tuple[Tensor, int]:
+def quantize(values: Tensor, full_scale: Tensor, max_code: int, *,
+             inplace: bool = False) -> tuple[Tensor, int]:  # fmt: skip
     """Signed uniform quantisation to integer codes.
 
     Args:
         values: data to convert, any shape.
         full_scale: range mapped to code ±max_code; broadcastable to ``values``.
         max_code: L, the largest code magnitude.
+        inplace: write the codes into ``values`` (a dense tensor the caller owns, of the
+            broadcast shape) instead of a new buffer; the same numbers.
 
     Returns:
         ``(codes, n_clipped)``: codes as floats in −L…L (same shape as ``values``) and the number
         of conversions that saturated.
     """
-    # One fresh buffer, rounded in place: large temporaries cost page faults on every call.
-    codes = torch.mul(values, max_code / full_scale).round_()
+    # At most one new buffer (none in place), rounded in place: large temporaries are costly.
+    step = max_code / full_scale
+    codes = (values.mul_(step) if inplace else torch.mul(values, step)).round_()
     if codes.numel() == 0 or (codes.amin() >= -max_code and codes.amax() <= max_code):
         return codes, 0
     clipped = int(torch.count_nonzero(codes.abs() > max_code))

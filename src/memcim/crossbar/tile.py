@@ -276,6 +276,15 @@ class _ReadCache:
     row_g_us: Tensor  # [..., rows, 1] physical conductance on each word line (µS), for energy
 
 
+def _distinct(x: Tensor) -> Tensor:
+    """``x`` [..., B, rows] with every leading dim that repeats one tensor (stride 0, as after
+    ``expand``) narrowed to size 1: the distinct vectors, ``x`` itself when there is none."""
+    lead = range(x.dim() - 2)
+    if not any(x.stride(d) == 0 and x.shape[d] > 1 for d in lead):
+        return x
+    return x[tuple(slice(0, 1) if x.stride(d) == 0 else slice(None) for d in lead)]
+
+
 def _stack_states(first: DeviceState, rest: DeviceState) -> DeviceState:
     """``first`` (one copy) followed by ``rest`` ([K − 1, ...]) along a new leading dim."""
 
@@ -906,19 +915,23 @@ class Tile:
                 f"x has shape {tuple(x.shape)}; its last dimension must be the tile's "
                 f"{self.rows} rows"
             )
-        if not all_finite(x):
+        if not all_finite(_distinct(x)):  # a repeated batch is checked once
             raise ConfigError("x contains NaN or infinite values")
         return x.float()
 
-    def _dac(self, x: Tensor) -> tuple[Tensor, Tensor, float]:
-        """Row drive: (codes, per-vector input scale [..., B, 1], volts per code)."""
+    def _dac(self, x: Tensor, copies: int = 1) -> tuple[Tensor, Tensor, float]:
+        """Row drive: (codes, per-vector input scale [..., B, 1], volts per code).
+
+        ``copies``: how many times each vector of ``x`` is read (conversions and saturations
+        are counted that many times).
+        """
         dac = self.config.dac
         if dac.ideal:
             return x, torch.ones(()), self.config.v_read_v
         scale = dac.calibrate(x, dim=-1)
         codes, clipped = quantize(x, scale, dac.max_code)
-        self.counters.dac_clipped += clipped
-        self.counters.dac_conversions += x.numel()
+        self.counters.dac_clipped += clipped * copies
+        self.counters.dac_conversions += x.numel() * copies
         return codes, scale, self.config.v_read_v / dac.max_code
 
     def _currents(
@@ -983,7 +996,9 @@ class Tile:
             if self.mapping.fixed_reference:
                 ref = grown(self._fixed_reference(state))
             g = self.mapping.slice_conductance(read(state), ref)  # [n, *lead, S, rows, cols]
-            xv = x.movedim(-2, 0).expand(n, *lead, self.rows)[..., None, None, :]
+            xv = x.movedim(-2, 0)  # [n, *x's lead dims, rows]: insert the tile's missing ones
+            xv = xv.reshape(n, *[1] * (len(lead) + 2 - xv.dim()), *xv.shape[1:])
+            xv = xv.expand(n, *lead, self.rows)[..., None, None, :]
             i = torch.matmul(xv, g).squeeze(-2)  # [n, *lead, S, cols]
             out.append(i.movedim(0, -2))
         return torch.cat(out, dim=-2).mul_(volts_per_code)
@@ -998,7 +1013,8 @@ class Tile:
         elif self.adc_range is None:
             per_slice = currents.movedim(-3, 0).reshape(currents.shape[-3], -1)
             self.adc_range = adc.calibrate(per_slice, dim=1).view(-1, 1, 1)
-        codes, clipped = quantize(currents, self.adc_range, adc.max_code)
+        # The currents are this read's own buffer: converted in place.
+        codes, clipped = quantize(currents, self.adc_range, adc.max_code, inplace=True)
         self.counters.adc_clipped += clipped
         self.counters.adc_conversions += currents.numel()
         return codes.mul_(self.adc_range / adc.max_code)
@@ -1052,8 +1068,15 @@ class Tile:
     ) -> Tensor:
         """One read of inputs ``x`` [..., B, rows] through DAC, array, noise and ADC, scaled by
         ``cache.compensation``, counted, with the devices' read side effects: [..., B, cols]."""
-        codes, in_scale, volts_per_code = self._dac(x)
+        # A batch repeated over Monte-Carlo copies (stride 0, e.g. a network's input shared by
+        # every sample) is converted once and read by every copy as that one conversion's
+        # view: same codes, counted per copy. Only where every product is batched per copy
+        # (conductances with Monte-Carlo dims), so that the matmul kernels stay the same.
+        one = _distinct(x) if cache.g_slices.dim() > 3 else x
+        codes, in_scale, volts_per_code = self._dac(one, x.numel() // max(1, one.numel()))
         codes_sq = codes.square()  # for the array energy Σ V² G t and the read-noise variance
+        if one is not x:
+            codes, codes_sq = codes.expand(x.shape), codes_sq.expand(x.shape)
         power_uw = torch.matmul(codes_sq, cache.row_g_us).sum() * volts_per_code**2
         self.counters.array_energy_pj += float(power_uw) * self.config.t_read_s * 1e6
         currents = self._currents(codes, codes_sq, volts_per_code, cache, t_s, generator)
@@ -1070,7 +1093,8 @@ class Tile:
         self.counters.mvms += vectors
         self.counters.cell_reads += vectors * self.cells
         if dev.reads_change_state:
-            self._apply_reads(codes.abs().mul_(volts_per_code / self.config.v_read_v), generator)
+            drive = codes.abs().contiguous()  # a dense buffer even for a shared batch
+            self._apply_reads(drive.mul_(volts_per_code / self.config.v_read_v), generator)
         return y
 
     def _apply_reads(self, drive: Tensor, generator: torch.Generator | None) -> None:
