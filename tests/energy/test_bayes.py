@@ -170,8 +170,8 @@ def test_the_fixed_reference_dissipates_on_every_read(scheme, array_pj):
     assert c.energy_pj["array"] == pytest.approx(array_pj)
     # At Lin et al.'s reference level (12 µS for LaplaceRRAM) instead of mid-window (11 µS).
     dev = LaplaceRRAM()
-    assert reference_level_us(dev) == pytest.approx(12.0)
-    assert reference_level_us(DEVICE) == 5.0
+    assert reference_level_us(dev, "read_noise") == pytest.approx(12.0)
+    assert reference_level_us(DEVICE, scheme) == 5.0
     g = ArrayAssumptions(g_mean_us=10.0)
     lin = bayes_cim_cost(**{**LAYER, "device": dev}, samples=5, scheme="read_noise",
                          assumptions=g)  # fmt: skip

@@ -115,10 +115,21 @@ class SampledMatrix:
         self.sigma_matrix = (
             TiledMatrix(out_features, in_features, self.tile_config, **shape) if separate else None
         )
+        if separate:  # the MTJ's switching probability at the current set for p = ½
+            rng, pulse_s = sampling.rng_device, sampling.rng_pulse_s
+            current = rng.current_for_probability_ua(0.5, pulse_s)
+            self._bit_probability = float(rng.switching_probability(torch.tensor(current),
+                                                                    pulse_s))  # fmt: skip
         #: Monte-Carlo copies on the tiles (``None``: any number of samples, drawn per read).
         self.copies: int | None = None
         self.counters = SamplerCounters()
         self.targets: SchemeTargets | None = None
+
+    @property
+    def reprogrammed(self) -> bool:
+        """Whether the samples are re-programmings of one array (cycle-to-cycle, differential):
+        its programming is then a per-sample cost, not a one-off."""
+        return self.sampling.scheme in _REPROGRAMMED
 
     @property
     def matrices(self) -> list[TiledMatrix]:
@@ -172,7 +183,7 @@ class SampledMatrix:
                         generator: torch.Generator | None) -> None:  # fmt: skip
         scheme = self.sampling.scheme
         w_max = self._w_max(t.k_us)
-        if scheme in _REPROGRAMMED:
+        if self.reprogrammed:
             self.matrix.program_conductances(t.planes, w_max=w_max, generator=generator,
                                              repeats=samples)  # fmt: skip
             self.copies = samples
@@ -232,11 +243,7 @@ class SampledMatrix:
 
     def _epsilon(self, shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
         """ε = (B − np)/√(np(1 − p)) from n stochastic MTJ bits per element (p ≈ ½)."""
-        cfg = self.sampling
-        rng = cfg.rng_device
-        current = rng.current_for_probability_ua(0.5, cfg.rng_pulse_s)
-        p = float(rng.switching_probability(torch.tensor(current), cfg.rng_pulse_s))
-        n = cfg.random_bits
+        p, n = self._bit_probability, self.sampling.random_bits
         count = torch.full(shape, float(n))
         bits = torch.binomial(count, torch.full_like(count, p), generator=generator)
         self.counters.random_bits += n * math.prod(shape)

@@ -102,11 +102,10 @@ class TiledMatrix:
             shape = tuple(planes_us.shape) if isinstance(planes_us, Tensor) else planes_us
             raise ConfigError(f"planes_us has shape {shape}; expected [..., planes, "
                               f"{self.in_features}, {self.out_features}]")  # fmt: skip
-        rows = torch.split(planes_us, self.row_splits, dim=-2)
-        for r, row_block in enumerate(rows):
-            for c, block in enumerate(torch.split(row_block, self.col_splits, dim=-1)):
-                self.tiles[r][c].program_conductances(block, w_max=w_max, generator=generator,
-                                                      repeats=repeats)  # fmt: skip
+        # _blocks splits the [out, in] layout; the targets are in the tiles' [in, out] one.
+        for tile, block in self._blocks(planes_us.transpose(-1, -2)):
+            tile.program_conductances(block.transpose(-1, -2), w_max=w_max, generator=generator,
+                                      repeats=repeats)  # fmt: skip
         return self
 
     def select_copies(self, index: Tensor) -> TiledMatrix:

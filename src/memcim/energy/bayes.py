@@ -43,6 +43,8 @@ import math
 from dataclasses import dataclass
 
 from memcim._errors import require
+from memcim.bayes import HardwareSampling, SamplingScheme
+from memcim.bayes.schemes import scheme_mapping
 from memcim.devices import STTMRAM
 from memcim.energy.cim import (
     ArrayAssumptions,
@@ -131,12 +133,13 @@ def scheme_cost(scheme: str, *, population: int = 100, random_bits: int = 16) ->
     }[scheme]  # fmt: skip
 
 
-def reference_level_us(device) -> float:
-    """The offset schemes' fixed reference conductance per device (µS): the device's
-    ``reference_us`` where it has one (Lin et al.'s :class:`~memcim.devices.LaplaceRRAM`),
-    else mid-window, as :func:`memcim.bayes.schemes.scheme_mapping` places it."""
-    level = getattr(device, "reference_us", None)
-    return level if level is not None else (device.g_min_us + device.g_max_us) / 2
+def reference_level_us(device, scheme: str) -> float:
+    """The fixed reference conductance per device (µS) of ``scheme``'s offset mapping on
+    ``device``, as the tiles place it (:func:`memcim.bayes.schemes.scheme_mapping`): Lin et
+    al.'s 7.2 µA / 3 for read noise on :class:`~memcim.devices.LaplaceRRAM`, else
+    mid-window."""
+    sampling = HardwareSampling(scheme=SamplingScheme(scheme), device=device)
+    return scheme_mapping(sampling).reference_level_us(device.g_min_us, device.g_max_us)
 
 
 def bayes_cim_cost(
@@ -214,7 +217,7 @@ def bayes_cim_cost(
     read = combine([array] * s.arrays, parallel=True)  # μ and σ² arrays work side by side
     if s.reference_per_row and type(device).ohmic_read:
         # The fixed reference on every word line conducts like a cell (V²·g_ref·t per read).
-        g_ref = reference_level_us(device)
+        g_ref = reference_level_us(device, scheme)
         read.energy_pj["array"] += (v_sq_sum * reads * a.v_read_v**2 * s.reference_per_row
                                     * g_ref * a.t_read_s * 1e6)  # fmt: skip
     weights = rows * cols

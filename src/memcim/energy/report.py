@@ -39,7 +39,6 @@ from memcim.bayes import (
     BayesianLayer,
     HardwareBayesianConv2d,
     HardwareBayesianLinear,
-    SamplingScheme,
     forward_samples,
 )
 from memcim.devices import Device, FilamentaryRRAM
@@ -199,8 +198,14 @@ def _matrix_layers(model: nn.Module) -> dict[str, nn.Module]:
 
 
 _TILED = (HardwareBayesianLinear, HardwareBayesianConv2d)
-#: Schemes that re-program their cells for every sample (the tiles hold K programmings).
-_REPROGRAMMED = (SamplingScheme.CYCLE_TO_CYCLE, SamplingScheme.DIFFERENTIAL)
+
+
+def _pass_cost(matrix, before: list, cim: CIMEnergyModel | None) -> CIMCost:
+    """Cost of the reads a tiled matrix made since the snapshot ``before``, plus every write
+    that programmed its tiles."""
+    diffs = [replace(counters_difference(a, b), cell_writes=a.cell_writes)
+             for a, b in zip(tile_counters(matrix), before, strict=True)]  # fmt: skip
+    return matrix_cost(matrix, cim, diffs)
 
 
 def _check_hardware(layers: dict[str, nn.Module], samples: int) -> bool:
@@ -380,10 +385,7 @@ def profile(
             kind = "digital"
         elif isinstance(module, CIMLayer):
             # The reads of this pass, and every write that programmed the tiles (once).
-            after = tile_counters(module.matrix)
-            diffs = [replace(counters_difference(a, b), cell_writes=a.cell_writes)
-                     for a, b in zip(after, s.before, strict=True)]  # fmt: skip
-            cost = _per_inference(matrix_cost(module.matrix, cim, diffs), n)
+            cost = _per_inference(_pass_cost(module.matrix, s.before, cim), n)
             kind = "cim"
         elif bayes:
             cost = bayes_cim_cost(rows=s.rows, cols=s.cols, vectors=vectors,
@@ -404,17 +406,12 @@ def _sampler_cost(module: nn.Module, s: _Seen, n: int, shared: int, samples: int
                   cim: CIMEnergyModel | None) -> CIMCost:  # fmt: skip
     """A hardware Bayesian layer's cost per inference from its counters (see :func:`profile`)."""
     sampled = module.sampled
-    costs = []
-    for matrix, before in zip(sampled.matrices, s.before, strict=True):
-        after = tile_counters(matrix)
-        # The reads of this pass, and every write that programmed the tiles.
-        diffs = [replace(counters_difference(a, b), cell_writes=a.cell_writes)
-                 for a, b in zip(after, before, strict=True)]  # fmt: skip
-        costs.append(matrix_cost(matrix, cim, diffs))
+    costs = [_pass_cost(m, before, cim) for m, before in zip(sampled.matrices, s.before,
+                                                               strict=True)]  # fmt: skip
     measured = combine(costs, parallel=True)  # the μ and σ² arrays are read side by side
     write_pj, program_s = measured.energy_pj["write"], measured.program_latency_s
     cost = measured.scaled(1 / n)
-    if sampled.sampling.scheme in _REPROGRAMMED:
+    if sampled.reprogrammed:
         # The tiles hold K programmings of one array; S = m·K samples program it m times, and
         # the inferences of a batch read each programmed sample.
         share = samples / sampled.copies / shared
