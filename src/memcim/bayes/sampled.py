@@ -142,6 +142,7 @@ class SampledMatrix:
         return max(m.mvm_latency_s for m in self.matrices)
 
     def reset_counters(self) -> None:
+        """Zero the tiles' counters and the sampler's own (random bits, combinations)."""
         for m in self.matrices:
             m.reset_counters()
         self.counters.reset()
