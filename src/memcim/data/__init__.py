@@ -14,7 +14,8 @@ Task builders (pure tensor functions; randomness only from an explicit ``torch.G
 - :func:`permuted_tasks` (permuted-MNIST), :func:`split_tasks` (split-MNIST),
 - :func:`ood_pair` (in- vs out-of-distribution test sets),
 - :func:`gaussian_corruption` (noisy inputs),
-- :class:`EpisodeSampler` (N-way K-shot episodes, optional 90° rotations, batched).
+- :class:`EpisodeSampler` (N-way K-shot episodes, optional 90° rotations, batched),
+- :class:`SinusoidTasks` (Finn et al.'s sinusoid regression tasks, batched).
 
 Nothing here depends on the rest of memcim except :class:`memcim.ConfigError` and the private
 ``memcim._corruption`` (shared with ``memcim.metrics``).
@@ -26,6 +27,7 @@ from memcim.data.idx import read_idx, write_idx
 from memcim.data.mnist import MnistData, default_data_dir, load_fashion_mnist, load_mnist
 from memcim.data.omniglot import OmniglotData, OmniglotSplit, load_omniglot
 from memcim.data.ood import OodPair, ood_pair
+from memcim.data.sinusoid import SinusoidBatch, SinusoidTasks
 from memcim.data.sklearn_sets import TabularData, load_breast_cancer, load_digits
 from memcim.data.tasks import PermutedTasks, permuted_tasks, split_tasks
 
@@ -37,6 +39,8 @@ __all__ = [
     "OmniglotSplit",
     "OodPair",
     "PermutedTasks",
+    "SinusoidBatch",
+    "SinusoidTasks",
     "TabularData",
     "default_data_dir",
     "gaussian_corruption",

@@ -8,6 +8,8 @@ from memcim.experiments import (  # noqa: F401
     hwa_drift,
     hybrid_mnist,
     ir_drop,
+    maml_omniglot,
+    maml_sinusoid,
     mcmc_cancer,
     mvm_error,
     system_chiplets,

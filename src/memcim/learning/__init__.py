@@ -7,6 +7,9 @@
 - :mod:`memcim.learning.hybrid`: :class:`HybridTrainer`, hybrid synapses: updates accumulate
   in a training memory (:mod:`memcim.learning.memories`: FeCAP, SRAM, gain cell) and move to
   multi-level RRAM every k samples; direct RRAM SGD and float SGD as baselines.
+- :mod:`memcim.learning.meta`: MAML / ANIL meta-training with ``torch.func``
+  (:class:`~memcim.learning.meta.MetaLearner`) and on-chip adaptation of the meta-trained
+  network on tiles (:class:`~memcim.learning.meta.onchip.OnChipAdapter`).
 - :mod:`memcim.learning.network`: the small fully connected models they share.
 """
 
