@@ -228,10 +228,10 @@ def test_bad_settings_are_named():
 def test_sinusoid_tasks_follow_finn_et_al():
     b = SinusoidTasks().sample(2000, 5, 7, generator=torch.Generator().manual_seed(0))
     assert b.support_x.shape == (2000, 5, 1) and b.query_y.shape == (2000, 7, 1)
-    assert 0.1 <= float(b.amplitude.min()) and float(b.amplitude.max()) <= 5.0
-    assert 0.0 <= float(b.phase.min()) and float(b.phase.max()) <= torch.pi
+    assert float(b.amplitude.min()) >= 0.1 and float(b.amplitude.max()) <= 5.0
+    assert float(b.phase.min()) >= 0.0 and float(b.phase.max()) <= torch.pi
     x = torch.cat([b.support_x, b.query_x], 1)
-    assert -5.0 <= float(x.min()) and float(x.max()) <= 5.0
+    assert float(x.min()) >= -5.0 and float(x.max()) <= 5.0
     y = torch.cat([b.support_y, b.query_y], 1)
     expected = b.amplitude.view(-1, 1, 1) * torch.sin(x - b.phase.view(-1, 1, 1))
     torch.testing.assert_close(y, expected)

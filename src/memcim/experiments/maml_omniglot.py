@@ -40,6 +40,7 @@ from memcim.experiments.meta_common import (
     meta_train_resumable,
     plot_steps,
     plot_writes,
+    record_adaptation,
     run_variants,
 )
 from memcim.experiments.registry import Result, register, stage_generator, time_label
@@ -153,19 +154,13 @@ def _record(m: dict[str, float], shot: int, results: dict) -> dict[str, torch.Te
         m[f"accuracy_{shot}shot_{name}"] = mean
         m[f"accuracy_{shot}shot_{name}_ci95"] = half
         if adaptation is not None:
-            m[f"writes_per_adaptation_{shot}shot_{name}"] = float(adaptation.writes.float().mean())
-            m[f"changed_weights_per_adaptation_{shot}shot_{name}"] = float(
-                adaptation.changed_weights.mean()
-            )
-            m[f"clipped_updates_{shot}shot_{name}"] = float(adaptation.clipped)
-            for side, cost in (("cim", adaptation.cim), ("digital", adaptation.digital)):
-                m[f"adaptation_energy_nj_{shot}shot_{name}_{side}"] = cost["energy_pj"] * 1e-3
-                m[f"adaptation_latency_us_{shot}shot_{name}_{side}"] = cost["latency_s"] * 1e6
-    for name in results:
-        if name != "software":
-            m[f"accuracy_gap_{shot}shot_{name}"] = (
-                m[f"accuracy_{shot}shot_software"] - m[f"accuracy_{shot}shot_{name}"]
-            )
+            record_adaptation(m, f"{shot}shot_{name}", adaptation)
+    software = curves["software"][:, -1]
+    for name, acc in curves.items():
+        if name != "software":  # paired over the same tasks: the interval of the difference
+            gap, half = ci95(software - acc[:, -1])
+            m[f"accuracy_gap_{shot}shot_{name}"] = gap
+            m[f"accuracy_gap_{shot}shot_{name}_ci95"] = half
     return curves
 
 

@@ -28,6 +28,7 @@ from memcim.experiments.meta_common import (
     meta_train_resumable,
     plot_steps,
     plot_writes,
+    record_adaptation,
     run_variants,
 )
 from memcim.experiments.registry import Result, register, stage_generator
@@ -156,17 +157,12 @@ def run(config: MamlSinusoidConfig, *, seed: int, out_dir: str | os.PathLike[str
             curves[name] = evaluation.loss
             mean, half = ci95(evaluation.loss[:, -1])
             m[f"mse_{shot}shot_{name}"], m[f"mse_{shot}shot_{name}_ci95"] = mean, half
+            m[f"mse_median_{shot}shot_{name}"] = float(evaluation.loss[:, -1].median())
             m[f"mse_before_adaptation_{shot}shot_{name}"] = ci95(evaluation.loss[:, 0])[0]
             writes = "-"
             if adaptation is not None:
                 writes = f"{adaptation.writes.float().mean():.0f}"
-                m[f"writes_per_adaptation_{shot}shot_{name}"] = float(
-                    adaptation.writes.float().mean()
-                )
-                m[f"clipped_updates_{shot}shot_{name}"] = float(adaptation.clipped)
-                for side, cost in (("cim", adaptation.cim), ("digital", adaptation.digital)):
-                    m[f"adaptation_energy_nj_{shot}shot_{name}_{side}"] = cost["energy_pj"] * 1e-3
-                    m[f"adaptation_latency_us_{shot}shot_{name}_{side}"] = cost["latency_s"] * 1e6
+                record_adaptation(m, f"{shot}shot_{name}", adaptation)
             rows.append([f"{shot}-shot", name, f"{mean:.3f} ± {half:.3f}", writes])
         figure = f"mse_vs_steps_{shot}shot.png"
         plot_steps(curves, "query MSE", f"sinusoid {shot}-shot, {config.test_tasks} unseen tasks",

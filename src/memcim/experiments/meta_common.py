@@ -28,6 +28,17 @@ def ci95(values: Tensor) -> tuple[float, float]:
     return float(v.mean()), half
 
 
+def record_adaptation(m: dict[str, float], key: str, adaptation: Adaptation) -> None:
+    """Writes, clipped updates, energy (nJ) and latency (µs) of one adaptation, CIM and
+    digital, as metrics named ``<quantity>_<key>``."""
+    m[f"writes_per_adaptation_{key}"] = float(adaptation.writes.float().mean())
+    m[f"changed_weights_per_adaptation_{key}"] = float(adaptation.changed_weights.mean())
+    m[f"clipped_updates_{key}"] = float(adaptation.clipped)
+    for side, cost in (("cim", adaptation.cim), ("digital", adaptation.digital)):
+        m[f"adaptation_energy_nj_{key}_{side}"] = cost["energy_pj"] * 1e-3
+        m[f"adaptation_latency_us_{key}_{side}"] = cost["latency_s"] * 1e6
+
+
 def quantised_config(base: OnChipConfig) -> OnChipConfig:
     """Software adaptation with 4-bit adapted weights: ideal devices and converters, the
     deployed weights rounded to the 4-bit grid, updates stochastically rounded to its step."""

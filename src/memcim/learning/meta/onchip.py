@@ -410,13 +410,17 @@ class OnChipAdapter:
             "gradient_pj": gradient.total_pj,
             "latency_s": f.latency_s + h.latency_s + h.program_latency_s + gradient.batch_latency_s,
         }
-        # The activations the tiles buffered, as the digital processor moves them too.
+        # The digital processor fetches every weight once from its weight memory and writes
+        # the adapted ones back; in between, the adapted weights and their gradients live in
+        # its SRAM (read, gradient, write per step), as do the activations the tiles buffered.
         model = CIMEnergyModel()
         moved = (f.energy_pj["buffer"] + h.energy_pj["buffer"]) / (
             model.activation_bits * model.ops.sram_bit_pj
         )
         feature_weights = sum(m.weight.numel() for m in self.features_tiles)
-        digital = proc.cost(macs=f.macs + h.macs + grad_macs,
-                            weights=feature_weights + 2 * steps * params,
-                            activations=moved + steps * params)  # fmt: skip
+        digital = proc.cost(
+            macs=f.macs + h.macs + grad_macs,
+            weights=feature_weights + 2 * params,
+            activations=moved + 3 * steps * params,
+        )
         return cim, {"energy_pj": digital.total_pj, "latency_s": digital.batch_latency_s}
