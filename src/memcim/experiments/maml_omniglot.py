@@ -17,9 +17,8 @@ different drawings, unlike the authors' sampler, which repeated one drawing per 
 batch norm uses each set's own batch statistics, so the test is transductive (as in MAML's and
 Ortner et al.'s code). Means carry 95 % confidence intervals over the test tasks.
 
-Reduced default: 500 meta-iterations of 16 tasks per shot setting (the paper: 30 000 of 32,
-``--set iterations=30000 --set meta_batch=32``). The meta-training checkpoints to the output
-folder and resumes.
+Reduced default: 500 meta-iterations of 32 tasks per shot setting (the paper: 30 000,
+``--set iterations=30000``). The meta-training checkpoints to the output folder and resumes.
 """
 
 from __future__ import annotations
@@ -70,7 +69,7 @@ class MamlOmniglotConfig:
     shots: tuple[int, ...] = (5, 1)
     n_way: int = 5
     iterations: int = 500
-    meta_batch: int = 16
+    meta_batch: int = 32
     outer_lr: float = 1e-3
     train_queries: int = 5
     inner_steps: int = 4

@@ -37,6 +37,8 @@ def record_adaptation(m: dict[str, float], key: str, adaptation: Adaptation) -> 
     for side, cost in (("cim", adaptation.cim), ("digital", adaptation.digital)):
         m[f"adaptation_energy_nj_{key}_{side}"] = cost["energy_pj"] * 1e-3
         m[f"adaptation_latency_us_{key}_{side}"] = cost["latency_s"] * 1e6
+    for part in ("read", "write", "gradient"):
+        m[f"adaptation_{part}_energy_nj_{key}_cim"] = adaptation.cim[f"{part}_pj"] * 1e-3
 
 
 def quantised_config(base: OnChipConfig) -> OnChipConfig:
