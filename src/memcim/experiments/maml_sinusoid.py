@@ -77,6 +77,8 @@ class MamlSinusoidConfig:
                   "test_tasks", "test_queries"):  # fmt: skip
             require(is_int(getattr(self, f)) and getattr(self, f) >= 1, f"{name}.{f}",
                     getattr(self, f), "an int >= 1")  # fmt: skip
+        require(is_real(self.outer_lr) and self.outer_lr > 0, f"{name}.outer_lr", self.outer_lr,
+                "a finite number > 0")  # fmt: skip
         require(all(d in DEVICES for d in self.devices), f"{name}.devices", self.devices,
                 f"each in {sorted(DEVICES)}")  # fmt: skip
         require(all(is_real(t) and t >= 0 for t in self.times_s), f"{name}.times_s",
