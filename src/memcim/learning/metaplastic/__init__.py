@@ -6,6 +6,8 @@ D'Agostino et al. [21]).
 - :mod:`~memcim.learning.metaplastic.optim`: :class:`AdamMeta`.
 - :mod:`~memcim.learning.metaplastic.continual`: sequential training with per-task BatchNorm
   state, EWC, the GEM accuracy matrix.
+- :mod:`~memcim.learning.metaplastic.memristor`: :class:`MemristorMetaplastic`, the quantised
+  weights on multi-level RRAM tiles, re-programmed only where a level changes.
 """
 
 from memcim.learning.metaplastic.continual import (
@@ -24,11 +26,13 @@ from memcim.learning.metaplastic.layers import (
     quantise,
     sign_activation,
 )
+from memcim.learning.metaplastic.memristor import MemristorMetaplastic
 from memcim.learning.metaplastic.optim import AdamMeta, meta_factor
 
 __all__ = [
     "EWC",
     "AdamMeta",
+    "MemristorMetaplastic",
     "MetaplasticMLP",
     "QuantisedLinear",
     "SequenceResult",
