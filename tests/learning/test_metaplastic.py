@@ -207,8 +207,8 @@ def test_memristor_version_writes_exactly_the_devices_whose_level_changed():
         model.layers[0].weight[:3] += 0.7
     written = chip.sync()
     after = chip.writes_per_device()
-    changed_weights = sum(int((level_index(layer.weight.detach(), 4) != lv).sum())
-                          for layer, lv in zip(model.layers, levels_before, strict=True))  # fmt: skip
+    pairs = zip(model.layers, levels_before, strict=True)
+    changed_weights = sum(int((level_index(la.weight.detach(), 4) != lv).sum()) for la, lv in pairs)
     assert changed_weights > 0
     # Differential pairs: a level change re-programs one or both devices of its pair.
     assert changed_weights <= written <= 2 * changed_weights

@@ -50,7 +50,7 @@ class MemristorMetaplastic:
                 cfg,
                 max_rows=max_rows,
                 max_cols=max_cols,
-            )  # fmt: skip
+            )
             for layer in model.layers
         ]
         self._programmed: list[Tensor] | None = None  # the quantised weights the tiles hold
