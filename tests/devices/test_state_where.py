@@ -53,3 +53,24 @@ def test_where_rejects_mismatched_shapes(gen):
         a.where(torch.ones(3, 2, dtype=torch.bool), a)
     with pytest.raises(ConfigError, match="present state"):
         dev.program_where(torch.full((2, 3), 10.0), torch.ones(2, 3, dtype=torch.bool), state=None)
+
+
+def test_put_programs_a_subset_without_touching_the_rest(gen):
+    """Programming the selected cells alone and putting them back gives what program_where
+    gives for those cells' fields, and leaves the other cells exactly as they were."""
+    dev = FilamentaryRRAM()
+    state = dev.program(torch.full((4, 5), 20.0), generator=gen)
+    mask = torch.zeros(4, 5, dtype=torch.bool)
+    mask[0, 1] = mask[2, 3] = mask[3, 4] = True
+    part = dev.program(torch.full((3,), 90.0), generator=gen,
+                       state=state.map(lambda t: t[mask]))  # fmt: skip
+    new = state.put(mask, part)
+    assert torch.equal(new.writes, state.writes + mask.long())
+    assert torch.equal(new.last_pulses, mask.long())
+    assert torch.equal(new.g_us[~mask], state.g_us[~mask])
+    assert torch.equal(new.g_us[mask], part.g_us)
+    for name in state.params:
+        assert torch.equal(new.params[name][~mask], state.params[name][~mask])
+    assert ((new.g_us[mask] - 90.0).abs() < 6 * 5.7).all()  # as program_where's test
+    with pytest.raises(ConfigError, match="DeviceState.put"):
+        state.put(mask, state)

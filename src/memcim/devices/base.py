@@ -92,6 +92,36 @@ class DeviceState:
             last_pulses=None if self.last_pulses is None else fn(self.last_pulses),
         )
 
+    def put(self, mask: Tensor, part: DeviceState) -> DeviceState:
+        """A new state holding ``part`` (a state of the ``mask.sum()`` selected cells, in
+        ``self[mask]`` order) where ``mask`` is True and ``self`` elsewhere; ``last_pulses``
+        is 0 outside the mask. For programming a few cells of a large array without
+        computing the others (``part = device.program(..., state=self.map(lambda t: t[mask]))``).
+        """
+        if mask.shape != self.shape or part.shape != (int(mask.sum()),):
+            raise ConfigError(
+                f"DeviceState.put needs a mask of the state's shape {tuple(self.shape)} and a "
+                f"part of its selected cells; got mask {tuple(mask.shape)}, part "
+                f"{tuple(part.shape)}"
+            )
+
+        def merged(full: Tensor, piece: Tensor) -> Tensor:
+            out = full.clone()
+            out[mask] = piece
+            return out
+
+        missing = part.params.keys() ^ self.params.keys()
+        if missing:
+            raise ConfigError(f"DeviceState.put: parameters {sorted(missing)} are not in both")
+        pulses = part.last_pulses if part.last_pulses is not None else part.writes * 0
+        return DeviceState(
+            g_us=merged(self.g_us, part.g_us),
+            writes=merged(self.writes, part.writes),
+            stuck=merged(self.stuck, part.stuck),
+            params={k: merged(v, part.params[k]) for k, v in self.params.items()},
+            last_pulses=merged(torch.zeros_like(self.writes), pulses),
+        )
+
 
 class ReadEffects(NamedTuple):
     """Result of :meth:`Device.apply_reads`.

@@ -11,6 +11,7 @@ from memcim.experiments import (  # noqa: F401
     maml_omniglot,
     maml_sinusoid,
     mcmc_cancer,
+    metaplastic,
     mvm_error,
     system_chiplets,
 )

@@ -19,6 +19,7 @@ from memcim.learning.metaplastic.continual import (
     train_task,
 )
 from memcim.learning.metaplastic.layers import (
+    FloatMLP,
     MetaplasticMLP,
     QuantisedLinear,
     level_index,
@@ -32,6 +33,7 @@ from memcim.learning.metaplastic.optim import AdamMeta, meta_factor
 __all__ = [
     "EWC",
     "AdamMeta",
+    "FloatMLP",
     "MemristorMetaplastic",
     "MetaplasticMLP",
     "QuantisedLinear",

@@ -139,3 +139,35 @@ class MetaplasticMLP(nn.Module):
     def load_norm_state(self, state: dict[str, Tensor]) -> None:
         """Restore BatchNorm affine parameters saved by :meth:`norm_state`."""
         self.norms.load_state_dict(state)
+
+
+class FloatMLP(nn.Module):
+    """The float baseline of :class:`MetaplasticMLP`: the same widths and BatchNorm
+    arrangement (affine, batch statistics, kept per task), real weights and ReLU."""
+
+    def __init__(self, sizes: tuple[int, ...] = (784, 512, 512, 10), *,
+                 generator: torch.Generator | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.sizes = tuple(sizes)
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b, bias=False) for a, b in itertools.pairwise(sizes)
+        )
+        for layer in self.layers:
+            bound = 1 / layer.in_features**0.5  # nn.Linear's default, from the generator
+            with torch.no_grad():
+                layer.weight.uniform_(-bound, bound, generator=generator)
+        self.norms = nn.ModuleList(
+            nn.BatchNorm1d(b, affine=True, track_running_stats=False) for b in sizes[1:]
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x.reshape(x.shape[0], -1)
+        last = len(self.layers) - 1
+        for i, (layer, norm) in enumerate(zip(self.layers, self.norms, strict=True)):
+            h = norm(layer(h))
+            if i < last:
+                h = F.relu(h)
+        return h
+
+    norm_state = MetaplasticMLP.norm_state
+    load_norm_state = MetaplasticMLP.load_norm_state

@@ -3,11 +3,12 @@
 After D'Agostino et al. [21]: the hidden weights stay in digital memory (they are the
 :class:`MetaplasticMLP`'s parameters, moved by :class:`AdamMeta`); each quantised weight
 (``levels`` values in [−1, 1]) is a differential pair of multi-level RRAM on
-:class:`~memcim.crossbar.TiledMatrix` tiles. :meth:`MemristorMetaplastic.sync` re-programs, with
-:meth:`Device.program_where`, only the devices whose target changes because their weight's level
-changed, and counts the writes. Program-and-verify is the device's option
-(``FilamentaryRRAM(verify_tolerance_us=...)``). Training forwards use the quantised weights in
-software (the hidden weights live off the array); :meth:`MemristorMetaplastic.forward` infers
+:class:`~memcim.crossbar.TiledMatrix` tiles. :meth:`MemristorMetaplastic.sync` re-programs only
+the devices whose target changes because their weight's level changed (just those devices,
+with the device's programming noise, as :meth:`Device.program_where` would) and counts the
+writes. Program-and-verify is the device's option (``FilamentaryRRAM(verify_tolerance_us=...)``).
+Training forwards use the quantised weights in software (the hidden weights live off the
+array); :meth:`MemristorMetaplastic.forward` infers
 through the tiles: DAC, array, read noise, ADC, then the digital BatchNorm and sign.
 """
 
@@ -83,9 +84,10 @@ class MemristorMetaplastic:
                            for b in (old_block, new_block)]  # fmt: skip
                 moved = targets[1] != targets[0]
                 if bool(moved.any()):
-                    state = dev.program_where(targets[1], moved, state=tile.state,
-                                              generator=self.generator)  # fmt: skip
-                    tile.set_cells(state, count_writes=True)
+                    # Only the moved devices are programmed (a few per step of a large array).
+                    part = dev.program(targets[1][moved], generator=self.generator,
+                                       state=tile.state.map(lambda t, m=moved: t[m]))  # fmt: skip
+                    tile.set_cells(tile.state.put(moved, part), count_writes=True)
                     written += int(moved.sum())
         self._programmed = now
         return written
