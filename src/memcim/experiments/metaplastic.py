@@ -172,6 +172,7 @@ def plot_curves(curves: dict[str, list[tuple[int, dict[int, float]]]], labels: l
             ax.axvline(boundary + 0.5, color="grey", lw=0.6, ls=":")
         ax.set_title(variant, fontsize=9)
         ax.set_xlabel("epochs")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%)")
     axes[0][-1].legend(fontsize=6, loc="lower left")
