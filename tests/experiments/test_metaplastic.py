@@ -9,7 +9,13 @@ import pytest
 
 from memcim.experiments.runner import run_experiment
 
-SMALL = {"train_images": "1000", "hidden": "64", "epochs": "1", "test_batch": "500"}
+SMALL = {
+    "train_images": "1000",
+    "hidden": "64",
+    "epochs": "1",
+    "test_batch": "500",
+    "verify_tolerance_us": "3.0",
+}
 
 
 def test_small_mnist_fmnist_run_compares_every_variant(tmp_path, shared_data):

@@ -24,13 +24,14 @@ A figure shows every task's test accuracy after every epoch, one panel per varia
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from memcim._errors import is_int, is_real, require
 from memcim.data import load_fashion_mnist, load_mnist, permuted_tasks
+from memcim.devices import FilamentaryRRAM
 from memcim.experiments.registry import Result, register, stage_generator
 from memcim.experiments.runner import write_json_atomic
 from memcim.learning.metaplastic import (
@@ -43,6 +44,7 @@ from memcim.learning.metaplastic import (
     Task,
     run_sequence,
 )
+from memcim.learning.metaplastic.memristor import default_tile_config
 from memcim.metrics import acc, bwt
 
 VARIANTS = ("metaplastic", "non_metaplastic", "ewc", "float", "memristor")
@@ -56,6 +58,8 @@ class MetaplasticConfig:
     meta: m of the metaplastic variants.
     ewc_strength: λ of the EWC baseline (Laborieux et al.: 5000).
     memristor_levels: quantisation levels of the memristor variant (2 to 16).
+    verify_tolerance_us: program-and-verify tolerance of the memristor variant's RRAM (µS);
+        ``None`` programs with one pulse (no verify).
     variants: which of ``metaplastic``, ``non_metaplastic``, ``ewc``, ``float``,
         ``memristor`` to run.
     train_images: training images per task (<= 60 000).
@@ -72,6 +76,7 @@ class MetaplasticConfig:
     meta: float = 1.5
     ewc_strength: float = 5000.0
     memristor_levels: int = 2
+    verify_tolerance_us: float | None = None
     variants: tuple[str, ...] = VARIANTS
     train_images: int = 60000
     test_batch: int = 100
@@ -91,6 +96,10 @@ class MetaplasticConfig:
         levels = self.memristor_levels
         require(is_int(levels) and 2 <= levels <= 16, f"{name}.memristor_levels", levels,
                 "an int from 2 to 16")  # fmt: skip
+        if self.verify_tolerance_us is not None:
+            require(is_real(self.verify_tolerance_us) and self.verify_tolerance_us > 0,
+                    f"{name}.verify_tolerance_us", self.verify_tolerance_us,
+                    "a finite number > 0 µS, or None")  # fmt: skip
         require(len(self.variants) >= 1 and all(v in VARIANTS for v in self.variants),
                 f"{name}.variants", self.variants, f"each in {VARIANTS}")  # fmt: skip
 
@@ -136,7 +145,11 @@ def _variant(config: MetaplasticConfig, variant: str, tasks: list[Task], seed: i
     extra: dict[str, float] = {}
     chip, after_step = None, None
     if variant == "memristor":
-        chip = MemristorMetaplastic(model)
+        tiles = default_tile_config()
+        if config.verify_tolerance_us is not None:
+            device = FilamentaryRRAM(verify_tolerance_us=config.verify_tolerance_us)
+            tiles = replace(tiles, device=device)
+        chip = MemristorMetaplastic(model, tiles)
         chip.program(generator=stage_generator(seed, variant, "devices"))
         after_step = chip.sync
     result = run_sequence(
@@ -205,8 +218,15 @@ def _run(name: str, config: MetaplasticConfig, tasks: list[Task], labels: list[s
                                            - m[f"final_accuracy_{label}_memristor"])  # fmt: skip
     figure = f"{name}_accuracy.png"
     plot_curves(curves, labels, config.epochs, out / figure)
-    rows = [[v, *(f"{100 * m[f'final_accuracy_{lab}_{v}']:.2f}" for lab in labels),
-             f"{100 * m[f'acc_{v}']:.2f}", f"{100 * m[f'bwt_{v}']:.2f}"] for v in config.variants]
+    rows = [
+        [
+            v,
+            *(f"{100 * m[f'final_accuracy_{lab}_{v}']:.2f}" for lab in labels),
+            f"{100 * m[f'acc_{v}']:.2f}",
+            f"{100 * m[f'bwt_{v}']:.2f}",
+        ]
+        for v in config.variants
+    ]
     header = ["variant", *(f"{lab} after the last task (%)" for lab in labels), "ACC (%)",
               "BWT (points)"]  # fmt: skip
     return Result(metrics=m, artifacts=[figure],
