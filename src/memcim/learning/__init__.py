@@ -10,6 +10,10 @@
 - :mod:`memcim.learning.meta`: MAML / ANIL meta-training with ``torch.func``
   (:class:`~memcim.learning.meta.MetaLearner`) and on-chip adaptation of the meta-trained
   network on tiles (:class:`~memcim.learning.meta.onchip.OnChipAdapter`).
+- :mod:`memcim.learning.metaplastic`: metaplastic binarized / multi-level networks
+  (:class:`~memcim.learning.metaplastic.AdamMeta`) in software and on RRAM tiles.
+- :mod:`memcim.learning.mesu`: the MESU update of (μ, σ) with a memory window
+  (:class:`~memcim.learning.mesu.MESU`).
 - :mod:`memcim.learning.network`: the small fully connected models they share.
 """
 

@@ -1,0 +1,108 @@
+"""MESU, Metaplasticity from Synaptic Uncertainty (Bonnet et al. [23]): a Bayesian update of
+each weight's mean μ and standard deviation σ with a memory window N.
+
+For a cost C (the negative log-likelihood, summed over the batch and averaged over the
+Monte-Carlo weight samples w = μ + σ ε), every step moves
+
+    Δμ = lr_μ · [ −σ² ∂C/∂μ + σ² (μ_p − μ) / (N σ_p²) ]
+    Δσ = lr_σ · ½ · [ −σ² ∂C/∂σ + σ (σ_p² − σ²) / (N σ_p²) ]
+
+(the authors' JAX permuted-MNIST code). σ² preconditions the learning: uncertain weights move,
+certain ones are consolidated. The prior terms pull μ and σ back toward (μ_p, σ_p) at a rate
+set by N, so the network forgets what it has not seen for about N samples (N counts samples
+because C is a sum over them); N = ∞ never forgets.
+
+This module holds the update rule. The Monte-Carlo training loop, the continual-learning
+baselines and the device-realised σ build on it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from memcim._errors import ConfigError, is_real, require
+
+
+class MESU(torch.optim.Optimizer):
+    """The MESU update of (μ, σ) pairs.
+
+    Args:
+        pairs: ``(mu, s)`` parameter pairs of the same shape, where ``s`` is σ itself
+            (``softplus=False``) or ρ with σ = softplus(ρ) (``softplus=True``, the
+            parameterisation of :mod:`memcim.bayes` layers; see :meth:`from_model`).
+        lr_mu, lr_sigma: learning rates of μ and σ (the authors: 1 and 1).
+        memory: the memory window N in samples (> 0; ``math.inf``: no forgetting).
+        prior_mu, prior_sigma: the prior (μ_p, σ_p) (pMNIST: 0 and 1).
+        softplus: how ``s`` parameterises σ.
+
+    Raises:
+        ConfigError: bad settings, pairs of different shapes, or a step that would make some
+            σ non-positive (lower ``lr_sigma``); nothing is clipped silently.
+    """
+
+    def __init__(self, pairs: Iterable[tuple[Tensor, Tensor]], *, lr_mu: float = 1.0,
+                 lr_sigma: float = 1.0, memory: float = 300_000.0, prior_mu: float = 0.0,
+                 prior_sigma: float = 1.0, softplus: bool = False) -> None:  # fmt: skip
+        for name, value in (("lr_mu", lr_mu), ("lr_sigma", lr_sigma)):
+            require(is_real(value) and value >= 0, name, value, "a finite number >= 0")
+        require(isinstance(memory, int | float) and memory > 0 and not math.isnan(memory),
+                "memory", memory, "a number of samples > 0 (math.inf: no forgetting)")  # fmt: skip
+        require(is_real(prior_mu), "prior_mu", prior_mu, "a finite number")
+        require(is_real(prior_sigma) and prior_sigma > 0, "prior_sigma", prior_sigma, "> 0")
+        groups = []
+        for mu, s in pairs:
+            if mu.shape != s.shape:
+                raise ConfigError(f"MESU pairs need one shape; got {tuple(mu.shape)} and "
+                                  f"{tuple(s.shape)}")  # fmt: skip
+            groups.append({"params": [mu, s]})
+        require(len(groups) >= 1, "pairs", groups, "at least one (mu, sigma) pair")
+        defaults = dict(lr_mu=lr_mu, lr_sigma=lr_sigma, memory=float(memory),
+                        prior_mu=prior_mu, prior_sigma=prior_sigma, softplus=softplus)  # fmt: skip
+        super().__init__(groups, defaults)
+
+    @classmethod
+    def from_model(cls, model: nn.Module, **settings) -> MESU:
+        """MESU over every ``*_mu`` / ``*_rho`` pair of the model's Bayesian layers
+        (``memcim.bayes``: σ = softplus(ρ))."""
+        params = dict(model.named_parameters())
+        pairs = [(params[n], params[n[: -len("_mu")] + "_rho"]) for n in params
+                 if n.endswith("_mu") and n[: -len("_mu")] + "_rho" in params]  # fmt: skip
+        if not pairs:
+            raise ConfigError("the model has no *_mu / *_rho parameter pairs (Bayesian layers)")
+        return cls(pairs, softplus=True, **settings)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            mu, s = group["params"]
+            sigma = F.softplus(s) if group["softplus"] else s
+            g_mu = torch.zeros_like(mu) if mu.grad is None else mu.grad
+            g_s = torch.zeros_like(s) if s.grad is None else s.grad
+            # ∂C/∂σ from ∂C/∂ρ: dσ/dρ = sigmoid(ρ).
+            g_sigma = g_s / torch.sigmoid(s) if group["softplus"] else g_s
+            prior_var, n = group["prior_sigma"] ** 2, group["memory"]
+            var = sigma.square()
+            d_mu = -var * g_mu + var * (group["prior_mu"] - mu) / (n * prior_var)
+            d_sigma = 0.5 * (-var * g_sigma + sigma * (prior_var - var) / (n * prior_var))
+            new_sigma = sigma + group["lr_sigma"] * d_sigma
+            if not bool((new_sigma > 0).all()):
+                raise ConfigError(
+                    "a MESU step would make some σ <= 0: lower lr_sigma (or the gradients)"
+                )
+            mu.add_(group["lr_mu"] * d_mu)
+            s.copy_(_inverse_softplus(new_sigma) if group["softplus"] else new_sigma)
+        return loss
+
+
+def _inverse_softplus(sigma: Tensor) -> Tensor:
+    """ρ with softplus(ρ) = σ (σ > 0), stable for small and large σ."""
+    return sigma + torch.log(-torch.expm1(-sigma))
