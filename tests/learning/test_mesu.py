@@ -104,3 +104,48 @@ def test_bad_settings_and_negative_sigma_are_named():
     sigma.grad = torch.tensor([100.0, 100.0])
     with pytest.raises(ConfigError, match="σ <= 0"):
         opt.step()
+
+
+def test_mc_cost_averages_the_nll_over_weight_samples_shared_by_the_batch():
+    """The batched cost equals a Python loop over samples drawing the same ε (same generator
+    order: one ε_w then one ε_b per layer and sample batch)."""
+    from memcim.bayes import BayesConfig, BayesianLinear, forward_samples
+    from memcim.learning.mesu import mc_cost
+
+    cfg = BayesConfig(sigma_init=0.3, estimator="reparam")
+    model = torch.nn.Sequential(BayesianLinear(4, 3, config=cfg))
+    model.train()
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 2, 1, 0])
+    cost = mc_cost(model, x, y, 6, generator=torch.Generator().manual_seed(1))
+    logits = forward_samples(model, x, 6, generator=torch.Generator().manual_seed(1))
+    by_sample = [F.cross_entropy(logits[s], y, reduction="sum") for s in range(6)]
+    torch.testing.assert_close(cost, torch.stack(by_sample).mean())
+    # The batch shares each weight sample: one input repeated gives one logit row per sample.
+    same = forward_samples(model, x[:1].expand(3, 4), 6, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(same[:, 0], same[:, 2])
+    assert not torch.allclose(same[0, 0], same[1, 0])  # but differs between samples
+    local = torch.nn.Sequential(BayesianLinear(4, 3, config=BayesConfig(estimator="local")))
+    with pytest.raises(ConfigError, match="reparam"):
+        mc_cost(local.train(), x, y, 2)
+
+
+def test_mesu_learns_a_small_problem_at_batch_1():
+    from memcim.bayes import BayesConfig, BayesianLinear
+    from memcim.learning.mesu import mc_cost, mesu_step
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 6, generator=g)
+    y = (x[:, 0] - x[:, 1] > 0).long()
+    cfg = BayesConfig(sigma_init=0.1, estimator="reparam")
+    model = torch.nn.Sequential(BayesianLinear(6, 2, bias=False, config=cfg))
+    model.train()
+    opt = MESU.from_model(model, memory=1e5, prior_sigma=1.0)
+    gen = torch.Generator().manual_seed(1)
+    before = float(mc_cost(model, x, y, 8, generator=gen).detach()) / 400
+    for i in range(400):
+        mesu_step(model, opt, x[i : i + 1], y[i : i + 1], 8, generator=gen)
+    after = float(mc_cost(model, x, y, 8, generator=gen).detach()) / 400
+    # Chance-level NLL is ln 2 = 0.69 per sample. Measured: 0.80 before, 0.36 after one pass
+    # of 400 batch-1 steps (the task is linearly separable); the bound leaves room for seeds.
+    assert after < 0.6 * before and after < 0.45, (before, after)

@@ -106,3 +106,37 @@ class MESU(torch.optim.Optimizer):
 def _inverse_softplus(sigma: Tensor) -> Tensor:
     """ρ with softplus(ρ) = σ (σ > 0), stable for small and large σ."""
     return sigma + torch.log(-torch.expm1(-sigma))
+
+
+def mc_cost(model: nn.Module, x: Tensor, y: Tensor, samples: int, *,
+            generator: torch.Generator | None = None) -> Tensor:  # fmt: skip
+    """MESU's cost C: the negative log-likelihood summed over the batch and averaged over
+    ``samples`` weight samples (one per Monte-Carlo sample, shared by the batch), computed in
+    one batched forward over the samples (:func:`memcim.bayes.forward_samples`).
+
+    Raises:
+        ConfigError: a Bayesian layer trains with local reparameterisation, which draws fresh
+            noise per input instead of weight samples shared by the batch
+            (use ``BayesConfig(estimator="reparam")``).
+    """
+    from memcim.bayes import bayesian_layers, forward_samples
+
+    local = [type(m).__name__ for m in bayesian_layers(model) if m.config.estimator != "reparam"]
+    if model.training and local:
+        raise ConfigError(
+            f"MESU samples whole weights shared by the batch, but {local} use the "
+            "'local' estimator: build them with BayesConfig(estimator='reparam')"
+        )
+    logits = forward_samples(model, x, samples, generator=generator)  # [S, N, C]
+    nll = F.cross_entropy(logits.flatten(0, 1), y.repeat(samples), reduction="sum")
+    return nll / samples
+
+
+def mesu_step(model: nn.Module, optimizer: MESU, x: Tensor, y: Tensor, samples: int, *,
+              generator: torch.Generator | None = None) -> float:  # fmt: skip
+    """One MESU update on the batch ``(x, y)`` (batch 1 in the authors' protocol); returns C."""
+    optimizer.zero_grad(set_to_none=True)
+    cost = mc_cost(model, x, y, samples, generator=generator)
+    cost.backward()
+    optimizer.step()
+    return float(cost.detach())
