@@ -55,8 +55,10 @@ def main() -> None:
 
     ms = compare({"batched": run_batched, "looped": run_looped}, repeats=5, warmup=1, rounds=5)
     for name, value in ms.items():
-        print(f"{name:8s} {args.steps / value * 1e3:8.0f} samples/s  ({value / args.steps:.3f} ms "
-              "per batch-1 step)")
+        print(
+            f"{name:8s} {args.steps / value * 1e3:8.0f} samples/s  ({value / args.steps:.3f} ms "
+            "per batch-1 step)"
+        )
     print(f"batched / looped speed-up: {ms['looped'] / ms['batched']:.2f}x")
 
 
