@@ -61,3 +61,29 @@ def test_set_cells_errors(gen):
     scaled.program(torch.ones(3, 4), generator=gen)
     with pytest.raises(ConfigError, match="MappingConfig.w_max"):
         scaled.set_cells(other.state.map(lambda t: t.expand(2, *t.shape)))
+
+
+@pytest.mark.parametrize("only_moved", [False, True])
+def test_reprogram_writes_exactly_the_cells_whose_target_moved(only_moved):
+    from memcim.crossbar import TiledMatrix
+    from memcim.devices import FilamentaryRRAM
+
+    cfg = TileConfig(device=FilamentaryRRAM(), mapping=MappingConfig(w_max=1.0))
+    matrix = TiledMatrix(3, 6, cfg, max_rows=4)  # two row tiles
+    old = torch.tensor([[0.5, -0.5, 0.0, 0.2, 0.9, -0.1]] * 3)
+    matrix.program(old, generator=torch.Generator().manual_seed(0))
+    before = [t.state for row in matrix.tiles for t in row]
+    new = old.clone()
+    new[0, 1] = 0.5  # −0.5 → +0.5: both devices of the pair move
+    new[2, 5] = -0.3  # only the negative device moves
+    written = matrix.reprogram(old, new, generator=torch.Generator().manual_seed(1),
+                               only_moved=only_moved)  # fmt: skip
+    assert written == 3
+    after = [t.state for row in matrix.tiles for t in row]
+    assert sum(int((a.writes != b.writes).sum()) for a, b in zip(after, before)) == 3
+    assert matrix.counters.cell_writes == 2 * 18 + 3  # deployment, then the three
+    assert matrix.reprogram(new, new) == 0
+    with pytest.raises(ConfigError, match="MappingConfig.w_max"):
+        free = TiledMatrix(3, 6, TileConfig(device=FilamentaryRRAM()))
+        free.program(old, generator=torch.Generator().manual_seed(0))
+        free.reprogram(old, new)

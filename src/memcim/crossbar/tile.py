@@ -506,6 +506,56 @@ class Tile:
         stacked.writes = first.writes.unsqueeze(0) + pulses.cumsum(0) - pulses[:1]
         return stacked
 
+    def reprogram(
+        self,
+        old_weights: Tensor,
+        new_weights: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        only_moved: bool = False,
+    ) -> int:
+        """Re-program the cells whose target conductance differs between the weights the tile
+        holds and ``new_weights`` (both [..., cols, rows]), as on-chip learning rules do.
+
+        Needs a fixed weight scale (``MappingConfig.w_max``), so that unchanged weights keep
+        their targets. The moved cells get the device's programming noise and are counted in
+        ``counters.cell_writes``; the others keep their state.
+
+        Args:
+            old_weights: the weights the cells were programmed for.
+            new_weights: the weights wanted now.
+            generator: programming randomness.
+            only_moved: program just the moved cells (:meth:`DeviceState.put`), which is much
+                faster when few move in a large array; ``False`` draws for every cell and
+                keeps the moved ones (:meth:`Device.program_where`). Same distribution, a
+                different random stream.
+
+        Returns:
+            The number of cells written.
+        """
+        w_max = self.mapping.w_max
+        if w_max is None:
+            raise ConfigError("Tile.reprogram needs a fixed weight scale: set MappingConfig.w_max")
+        dev, state = self.device, self._require_programmed()
+
+        def targets(w: Tensor) -> Tensor:
+            w = self._check_weights(w)
+            return self.mapping.targets(w.transpose(-1, -2) / w_max, dev.g_min_us,
+                                        dev.g_max_us)[0]  # fmt: skip
+
+        wanted = targets(new_weights)
+        moved = wanted != targets(old_weights)
+        if not bool(moved.any()):
+            return 0
+        if only_moved:
+            part = dev.program(wanted[moved], generator=generator,
+                               state=state.map(lambda t: t[moved]))  # fmt: skip
+            new_state = state.put(moved, part)
+        else:
+            new_state = dev.program_where(wanted, moved, state=state, generator=generator)
+        self.set_cells(new_state, count_writes=True)
+        return int(moved.sum())
+
     def select_copies(self, index: Tensor) -> Tile:
         """Keep the Monte-Carlo copies ``index`` (1-D, of the leading dim) for reading.
 

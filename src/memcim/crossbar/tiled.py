@@ -108,6 +108,24 @@ class TiledMatrix:
                                       repeats=repeats)  # fmt: skip
         return self
 
+    def reprogram(
+        self,
+        old_weights: Tensor,
+        new_weights: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        only_moved: bool = False,
+    ) -> int:
+        """Re-program, tile by tile, the cells whose targets differ between ``old_weights``
+        and ``new_weights`` ([..., out, in]); see :meth:`Tile.reprogram`. Returns the cells
+        written."""
+        return sum(
+            tile.reprogram(old, new, generator=generator, only_moved=only_moved)
+            for (tile, old), (_, new) in zip(
+                self._blocks(old_weights), self._blocks(new_weights), strict=True
+            )
+        )
+
     def select_copies(self, index: Tensor) -> TiledMatrix:
         """Keep the Monte-Carlo copies ``index`` on every tile (:meth:`Tile.select_copies`)."""
         for row in self.tiles:

@@ -228,17 +228,7 @@ class HybridTrainer:
     def _reprogram(self, i: int, now: Tensor, new: Tensor, generator) -> None:
         """RESET+SET the devices of layer ``i`` whose target for the weights ``new`` differs
         from their target for ``now`` (both [out, in + 1], within ±w_max)."""
-        tile, dev = self.tiles[i], self.config.rram
-
-        def targets(w: Tensor) -> Tensor:
-            return tile.mapping.targets(w.T / self.w_max[i], dev.g_min_us, dev.g_max_us)[0]
-
-        new_targets = targets(new)
-        changed = new_targets != targets(now)
-        if not bool(changed.any()):
-            return
-        state = dev.program_where(new_targets, changed, state=tile.state, generator=generator)
-        tile.set_cells(state, count_writes=True)
+        self.tiles[i].reprogram(now, new, generator=generator)
 
     def _read_weights(self) -> list[Tensor]:
         """The weights the programmed pairs hold (write noise, no read noise), [out, in + 1]."""

@@ -155,21 +155,7 @@ class _TaskLinear(nn.Module):
         new = wanted.clamp(-self.w_max, self.w_max)
         clipped = int(torch.count_nonzero(new != wanted))
         changed = int(torch.count_nonzero(new != self.weight))
-        for (tile, old_block), (_, new_block) in zip(
-            self.matrix._blocks(self.weight), self.matrix._blocks(new), strict=True
-        ):
-            dev = tile.device
-
-            def targets(w: Tensor, tile=tile, dev=dev) -> Tensor:
-                return tile.mapping.targets(w.transpose(-1, -2) / self.w_max, dev.g_min_us,
-                                            dev.g_max_us)[0]  # fmt: skip
-
-            new_targets = targets(new_block)
-            moved = new_targets != targets(old_block)
-            if bool(moved.any()):
-                state = dev.program_where(new_targets, moved, state=tile.state,
-                                          generator=generator)  # fmt: skip
-                tile.set_cells(state, count_writes=True)
+        self.matrix.reprogram(self.weight, new, generator=generator)
         self.weight = new
         if grad_b is not None:
             self.bias = self.bias - lr * grad_b

@@ -75,20 +75,8 @@ class MemristorMetaplastic:
         written = 0
         now = self._quantised()
         for matrix, old, new in zip(self.matrices, self._programmed, now, strict=True):
-            if torch.equal(old, new):
-                continue
-            for (tile, old_block), (_, new_block) in zip(matrix._blocks(old), matrix._blocks(new),
-                                                        strict=True):  # fmt: skip
-                dev = tile.device
-                targets = [tile.mapping.targets(b.T, dev.g_min_us, dev.g_max_us)[0]
-                           for b in (old_block, new_block)]  # fmt: skip
-                moved = targets[1] != targets[0]
-                if bool(moved.any()):
-                    # Only the moved devices are programmed (a few per step of a large array).
-                    part = dev.program(targets[1][moved], generator=self.generator,
-                                       state=tile.state.map(lambda t, m=moved: t[m]))  # fmt: skip
-                    tile.set_cells(tile.state.put(moved, part), count_writes=True)
-                    written += int(moved.sum())
+            if not torch.equal(old, new):  # only the moved devices: a few of a large array
+                written += matrix.reprogram(old, new, generator=self.generator, only_moved=True)
         self._programmed = now
         return written
 
