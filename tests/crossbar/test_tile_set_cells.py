@@ -80,7 +80,7 @@ def test_reprogram_writes_exactly_the_cells_whose_target_moved(only_moved):
                                only_moved=only_moved)  # fmt: skip
     assert written == 3
     after = [t.state for row in matrix.tiles for t in row]
-    assert sum(int((a.writes != b.writes).sum()) for a, b in zip(after, before)) == 3
+    assert sum(int((a.writes != b.writes).sum()) for a, b in zip(after, before, strict=True)) == 3
     assert matrix.counters.cell_writes == 2 * 18 + 3  # deployment, then the three
     assert matrix.reprogram(new, new) == 0
     with pytest.raises(ConfigError, match="MappingConfig.w_max"):
