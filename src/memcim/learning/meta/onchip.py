@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, check_count, check_generator, is_real, require
+from memcim._modules import replace_modules
 from memcim.crossbar import TileConfig, TiledMatrix
 from memcim.crossbar.tile import TileCounters
 from memcim.devices.base import check_time
@@ -218,23 +219,17 @@ class OnChipAdapter:
                                           max_cols=cfg.max_cols, seed=cfg.seed),
                     layers=feature_names)  # fmt: skip
         self.features_tiles: list[CIMLayer] = cim_layers(self.model)
-        self.adapted: list[_TaskLinear] = []
-        for name, module in list(self.model.head.named_modules(prefix="head")):
+        adapted: dict[str, _TaskLinear] = {}
+        for name, module in self.model.head.named_modules(prefix="head"):
             if isinstance(module, nn.Linear):
-                layer = _TaskLinear(module, cfg)
-                self._replace(self.model, name, layer)
-                self.adapted.append(layer)
-            elif name and any(True for _ in module.parameters(recurse=False)):
+                adapted[name] = _TaskLinear(module, cfg)
+            elif any(True for _ in module.parameters(recurse=False)):
                 raise ConfigError(f"head layer {name!r} ({type(module).__name__}) has "
                                   "parameters but is not an nn.Linear")  # fmt: skip
-        if not self.adapted:
+        if not adapted:
             raise ConfigError("the model's head has no nn.Linear layer to adapt")
-
-    @staticmethod
-    def _replace(parent: nn.Module, name: str, new: nn.Module) -> None:
-        *path, last = name.split(".")
-        owner = parent.get_submodule(".".join(path)) if path else parent
-        setattr(owner, last, new)
+        replace_modules(self.model, adapted)
+        self.adapted: list[_TaskLinear] = list(adapted.values())
 
     def _matrices(self) -> list[TiledMatrix]:
         return [m.matrix for m in self.features_tiles] + [m.matrix for m in self.adapted]
