@@ -29,12 +29,11 @@ from pathlib import Path
 
 import torch
 
-from memcim._errors import is_int, is_real, require
 from memcim.data import load_omniglot
 from memcim.data.episodes import EpisodeSampler
 from memcim.energy.digital import PROCESSORS
 from memcim.experiments.meta_common import (
-    DEVICES,
+    check_config,
     ci95,
     meta_train_resumable,
     plot_steps,
@@ -86,23 +85,10 @@ class MamlOmniglotConfig:
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
-        name = "MamlOmniglotConfig"
-        require(len(self.shots) >= 1 and all(is_int(k) and k >= 1 for k in self.shots),
-                f"{name}.shots", self.shots, "ints >= 1")  # fmt: skip
-        for f in ("n_way", "iterations", "meta_batch", "train_queries", "test_tasks",
-                  "test_queries"):  # fmt: skip
-            require(is_int(getattr(self, f)) and getattr(self, f) >= 1, f"{name}.{f}",
-                    getattr(self, f), "an int >= 1")  # fmt: skip
-        require(is_real(self.outer_lr) and self.outer_lr > 0, f"{name}.outer_lr", self.outer_lr,
-                "a finite number > 0")  # fmt: skip
-        require(all(d in DEVICES for d in self.devices), f"{name}.devices", self.devices,
-                f"each in {sorted(DEVICES)}")  # fmt: skip
-        require(all(is_real(t) and t >= 0 for t in self.times_s), f"{name}.times_s",
-                self.times_s, "times >= 0 s")  # fmt: skip
-        require(self.processor in PROCESSORS, f"{name}.processor", self.processor,
-                f"one of {sorted(PROCESSORS)}")  # fmt: skip
-        self.meta()  # validates the inner loop
-        self.on_chip()
+        check_config(
+            self,
+            ("n_way", "iterations", "meta_batch", "train_queries", "test_tasks", "test_queries"),
+        )
 
     def meta(self) -> MetaConfig:
         return MetaConfig(adapt=self.adapt, inner_steps=self.inner_steps,

@@ -19,11 +19,10 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from memcim._errors import is_int, is_real, require
 from memcim.data.sinusoid import SinusoidTasks
 from memcim.energy.digital import PROCESSORS
 from memcim.experiments.meta_common import (
-    DEVICES,
+    check_config,
     ci95,
     meta_train_resumable,
     plot_steps,
@@ -70,23 +69,18 @@ class MamlSinusoidConfig:
     processor: str = "edge_npu"
 
     def __post_init__(self) -> None:
-        name = "MamlSinusoidConfig"
-        require(len(self.shots) >= 1 and all(is_int(k) and k >= 1 for k in self.shots),
-                f"{name}.shots", self.shots, "ints >= 1")  # fmt: skip
-        for f in ("hidden", "iterations", "meta_batch", "train_steps", "test_steps",
-                  "test_tasks", "test_queries"):  # fmt: skip
-            require(is_int(getattr(self, f)) and getattr(self, f) >= 1, f"{name}.{f}",
-                    getattr(self, f), "an int >= 1")  # fmt: skip
-        require(is_real(self.outer_lr) and self.outer_lr > 0, f"{name}.outer_lr", self.outer_lr,
-                "a finite number > 0")  # fmt: skip
-        require(all(d in DEVICES for d in self.devices), f"{name}.devices", self.devices,
-                f"each in {sorted(DEVICES)}")  # fmt: skip
-        require(all(is_real(t) and t >= 0 for t in self.times_s), f"{name}.times_s",
-                self.times_s, "times >= 0 s")  # fmt: skip
-        require(self.processor in PROCESSORS, f"{name}.processor", self.processor,
-                f"one of {sorted(PROCESSORS)}")  # fmt: skip
-        self.meta()
-        self.on_chip()
+        check_config(
+            self,
+            (
+                "hidden",
+                "iterations",
+                "meta_batch",
+                "train_steps",
+                "test_steps",
+                "test_tasks",
+                "test_queries",
+            ),
+        )
 
     def meta(self) -> MetaConfig:
         return MetaConfig(adapt="all", inner_steps=self.train_steps, inner_lr=self.inner_lr,

@@ -11,8 +11,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from memcim._errors import is_int, is_real, require
 from memcim.crossbar import ConverterConfig, TileConfig
 from memcim.devices import PCM, FilamentaryRRAM, IdealDevice
+from memcim.energy.digital import PROCESSORS
 from memcim.learning.meta import Evaluation, MetaLearner
 from memcim.learning.meta.onchip import Adaptation, OnChipAdapter, OnChipConfig
 
@@ -26,6 +28,30 @@ def ci95(values: Tensor) -> tuple[float, float]:
     v = values.double().flatten()
     half = 1.96 * float(v.std(unbiased=True)) / math.sqrt(v.numel()) if v.numel() > 1 else math.nan
     return float(v.mean()), half
+
+
+def check_config(config, counts: tuple[str, ...]) -> None:
+    """Validate what the meta-learning experiments' configs share: ``shots``, the int fields
+    ``counts`` (>= 1), ``outer_lr``, ``devices``, ``times_s``, ``processor``, and the inner
+    loop and on-chip settings their ``meta()`` / ``on_chip()`` build. Errors name
+    ``<Config>.<field>``."""
+    name = type(config).__name__
+    shots = config.shots
+    require(len(shots) >= 1 and all(is_int(k) and k >= 1 for k in shots), f"{name}.shots",
+            shots, "ints >= 1")  # fmt: skip
+    for f in counts:
+        value = getattr(config, f)
+        require(is_int(value) and value >= 1, f"{name}.{f}", value, "an int >= 1")
+    require(is_real(config.outer_lr) and config.outer_lr > 0, f"{name}.outer_lr",
+            config.outer_lr, "a finite number > 0")  # fmt: skip
+    require(all(d in DEVICES for d in config.devices), f"{name}.devices", config.devices,
+            f"each in {sorted(DEVICES)}")  # fmt: skip
+    require(all(is_real(t) and t >= 0 for t in config.times_s), f"{name}.times_s",
+            config.times_s, "times >= 0 s")  # fmt: skip
+    require(config.processor in PROCESSORS, f"{name}.processor", config.processor,
+            f"one of {sorted(PROCESSORS)}")  # fmt: skip
+    config.meta()
+    config.on_chip()
 
 
 def record_adaptation(m: dict[str, float], key: str, adaptation: Adaptation) -> None:
@@ -92,16 +118,33 @@ def meta_train_resumable(
     return history
 
 
-def plot_steps(curves: dict[str, Tensor], ylabel: str, title: str, path: Path,
-               log_y: bool = False) -> None:  # fmt: skip
-    """Mean query metric (with its 95 % interval) against inner steps, one line per variant;
-    each value of ``curves`` is [tasks, steps + 1]."""
+def _axes():
+    """One figure and axes of the meta-learning plots (non-interactive backend)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    return plt.subplots(figsize=(5.6, 3.8))
+
+
+def _finish(fig, ax, title: str, path: Path) -> None:
+    """Title, grid and legend of a meta-learning plot, saved to ``path`` and closed."""
+    import matplotlib.pyplot as plt
+
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_steps(curves: dict[str, Tensor], ylabel: str, title: str, path: Path,
+               log_y: bool = False) -> None:  # fmt: skip
+    """Mean query metric (with its 95 % interval) against inner steps, one line per variant;
+    each value of ``curves`` is [tasks, steps + 1]."""
+    fig, ax = _axes()
     for label, values in curves.items():
         stats = [ci95(values[:, s]) for s in range(values.shape[1])]
         mean = [m for m, _ in stats]
@@ -112,22 +155,12 @@ def plot_steps(curves: dict[str, Tensor], ylabel: str, title: str, path: Path,
     ax.set_ylabel(ylabel)
     if log_y:
         ax.set_yscale("log")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _finish(fig, ax, title, path)
 
 
 def plot_writes(per_device: dict[str, Tensor], title: str, path: Path) -> None:
     """Histogram of programming pulses per adapted device during one adaptation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    fig, ax = _axes()
     top = max(int(v.max()) for v in per_device.values()) if per_device else 1
     bins = torch.arange(-0.5, top + 1.5).tolist()
     for label, writes in per_device.items():
@@ -136,12 +169,7 @@ def plot_writes(per_device: dict[str, Tensor], title: str, path: Path) -> None:
     ax.set_xlabel("programming pulses per device in one adaptation")
     ax.set_ylabel("fraction of devices")
     ax.set_yscale("log")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _finish(fig, ax, title, path)
 
 
 def run_variants(
