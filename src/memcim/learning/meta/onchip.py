@@ -148,19 +148,18 @@ class _TaskLinear(nn.Module):
         return y if self.bias is None else y + self.bias
 
     def update(self, grad_w: Tensor, grad_b: Tensor | None, lr: float,
-               generator: torch.Generator) -> tuple[int, int]:  # fmt: skip
+               generator: torch.Generator) -> int:  # fmt: skip
         """One SGD step: weights rounded to the step and re-programmed where their devices'
-        targets change, biases in float. Returns (weights clipped at ±w_max, changed weights)."""
+        targets change, biases in float. Returns the weights clipped at ±w_max."""
         levels = stochastic_round(-lr * grad_w / self.step, generator)
         wanted = self.weight + levels * self.step
         new = wanted.clamp(-self.w_max, self.w_max)
         clipped = int(torch.count_nonzero(new != wanted))
-        changed = int(torch.count_nonzero(new != self.weight))
         self.matrix.reprogram(self.weight, new, generator=generator)
         self.weight = new
         if grad_b is not None:
             self.bias = self.bias - lr * grad_b
-        return clipped, changed
+        return clipped
 
 
 class Adaptation(NamedTuple):
@@ -361,7 +360,7 @@ class OnChipAdapter:
                 g_w = next(grads)
                 g_b = next(grads) if layer.bias is not None else None
                 layer.weight, layer.bias = before, None if g_b is None else layer.bias.detach()
-                n_clipped, _ = layer.update(g_w, g_b, self.meta.inner_lr, gen)
+                n_clipped = layer.update(g_w, g_b, self.meta.inner_lr, gen)
                 changed += (layer.weight != before).flatten(1).sum(1).float()
                 clipped += n_clipped
         return changed, clipped
