@@ -246,6 +246,26 @@ def test_linear_samples_match_a_loop_over_weight_draws(gen):
         torch.testing.assert_close(y[i], F.linear(xs[i], w[i], b[i]), rtol=1e-5, atol=1e-6)
 
 
+def test_one_shared_input_row_takes_the_same_draws_and_gradients_as_whole_weights(gen):
+    """Batch-1 training computes y_s = x μᵀ + Σ ε_s (σ x) without forming the S weight
+    matrices: same outputs and gradients as x (μ + σ ε_s)ᵀ with the same draws."""
+    layer = BayesianLinear(6, 4, config=BayesConfig(seed=11, estimator="reparam"))
+    randomise(layer, gen)
+    layer.train()
+    x = torch.randn(1, 6, generator=gen)
+    layer.reseed(4)
+    y = layer(x, samples=5)
+    y.square().sum().backward()
+    fast = [p.grad.clone() for p in (layer.weight_mu, layer.weight_rho, layer.bias_mu)]
+    layer.zero_grad()
+    w, b = layer.sample_parameters(5, generator=torch.Generator().manual_seed(4))
+    expected = torch.stack([F.linear(x, w[i], b[i]) for i in range(5)])
+    expected.square().sum().backward()
+    torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-6)
+    for got, p in zip(fast, (layer.weight_mu, layer.weight_rho, layer.bias_mu), strict=True):
+        torch.testing.assert_close(got, p.grad, rtol=1e-5, atol=1e-6)
+
+
 def test_conv_samples_match_a_loop_over_weight_draws(gen):
     layer, x, _, _ = conv_case(gen)
     layer.eval()

@@ -396,6 +396,26 @@ class BayesianLinear(BayesianLayer):
     def _shared_op(self, xs: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
         return F.linear(xs, w, b)
 
+    def _forward_samples(self, xs: Tensor, samples: int) -> Tensor:
+        one_shared_row = xs.dim() == 3 and xs.shape[1] == 1 and xs.stride(0) == 0
+        if one_shared_row and self._mode(xs) == "weights":
+            return self._one_row_weight_samples(xs[0], samples)
+        return super()._forward_samples(xs, samples)
+
+    def _one_row_weight_samples(self, x: Tensor, samples: int) -> Tensor:
+        """Whole weight samples on one input row x [1, in] shared by the S samples (batch-1
+        training): y_s = x μᵀ + Σ_i ε_s,·i (σ·x)_·i, the same draws and the same sum as
+        ``x (μ + σ ε_s)ᵀ``, without building the S weight matrices (and their gradient):
+        about twice as fast."""
+        eps = self._normal((samples, *self.weight_mu.shape), self.weight_mu)  # [S, out, in]
+        y = F.linear(x, self.weight_mu) + (eps * (self.weight_sigma * x)).sum(
+            -1, keepdim=True
+        ).transpose(1, 2)
+        if self.bias_mu is not None:
+            b_eps = self._normal((samples, *self.bias_mu.shape), self.bias_mu)
+            y = y + _compose(self.bias_mu, self.bias_sigma, b_eps).unsqueeze(1)
+        return y  # [S, 1, out]
+
     def _per_sample_op(self, xs: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
         # xs [S, N, ..., in] with weights [S, out, in]: one batched matmul over S.
         s = w.shape[0]

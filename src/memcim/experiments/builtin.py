@@ -11,6 +11,7 @@ from memcim.experiments import (  # noqa: F401
     maml_omniglot,
     maml_sinusoid,
     mcmc_cancer,
+    mesu,
     metaplastic,
     mvm_error,
     system_chiplets,

@@ -12,8 +12,9 @@ certain ones are consolidated. The prior terms pull μ and σ back toward (μ_p,
 set by N, so the network forgets what it has not seen for about N samples (N counts samples
 because C is a sum over them); N = ∞ never forgets.
 
-This module holds the update rule. The Monte-Carlo training loop, the continual-learning
-baselines and the device-realised σ build on it.
+With ``clamp_grad = c > 0`` every gradient is first clipped to ±c/σ (the authors' MNIST
+out-of-distribution runs use c = 0.1), so that a single batch-1 sample cannot move a weight by
+more than c·σ.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class MESU(torch.optim.Optimizer):
         lr_mu, lr_sigma: learning rates of μ and σ (the authors: 1 and 1).
         memory: the memory window N in samples (> 0; ``math.inf``: no forgetting).
         prior_mu, prior_sigma: the prior (μ_p, σ_p) (pMNIST: 0 and 1).
+        clamp_grad: c >= 0; each gradient is clipped to ±c/σ before the step (0: no clipping).
         softplus: how ``s`` parameterises σ.
 
     Raises:
@@ -47,13 +49,16 @@ class MESU(torch.optim.Optimizer):
 
     def __init__(self, pairs: Iterable[tuple[Tensor, Tensor]], *, lr_mu: float = 1.0,
                  lr_sigma: float = 1.0, memory: float = 300_000.0, prior_mu: float = 0.0,
-                 prior_sigma: float = 1.0, softplus: bool = False) -> None:  # fmt: skip
+                 prior_sigma: float = 1.0, clamp_grad: float = 0.0,
+                 softplus: bool = False) -> None:  # fmt: skip
         for name, value in (("lr_mu", lr_mu), ("lr_sigma", lr_sigma)):
             require(is_real(value) and value >= 0, name, value, "a finite number >= 0")
         require(isinstance(memory, int | float) and memory > 0 and not math.isnan(memory),
                 "memory", memory, "a number of samples > 0 (math.inf: no forgetting)")  # fmt: skip
         require(is_real(prior_mu), "prior_mu", prior_mu, "a finite number")
         require(is_real(prior_sigma) and prior_sigma > 0, "prior_sigma", prior_sigma, "> 0")
+        require(is_real(clamp_grad) and clamp_grad >= 0, "clamp_grad", clamp_grad,
+                "a finite number >= 0 (0: no clipping)")  # fmt: skip
         groups = []
         for mu, s in pairs:
             if mu.shape != s.shape:
@@ -62,7 +67,8 @@ class MESU(torch.optim.Optimizer):
             groups.append({"params": [mu, s]})
         require(len(groups) >= 1, "pairs", groups, "at least one (mu, sigma) pair")
         defaults = dict(lr_mu=lr_mu, lr_sigma=lr_sigma, memory=float(memory),
-                        prior_mu=prior_mu, prior_sigma=prior_sigma, softplus=softplus)  # fmt: skip
+                        prior_mu=prior_mu, prior_sigma=prior_sigma, clamp_grad=clamp_grad,
+                        softplus=softplus)  # fmt: skip
         super().__init__(groups, defaults)
 
     @classmethod
@@ -89,6 +95,9 @@ class MESU(torch.optim.Optimizer):
             g_s = torch.zeros_like(s) if s.grad is None else s.grad
             # ∂C/∂σ from ∂C/∂ρ: dσ/dρ = sigmoid(ρ).
             g_sigma = g_s / torch.sigmoid(s) if group["softplus"] else g_s
+            if group["clamp_grad"] > 0:
+                bound = group["clamp_grad"] / sigma
+                g_mu, g_sigma = g_mu.clamp(-bound, bound), g_sigma.clamp(-bound, bound)
             prior_var, n = group["prior_sigma"] ** 2, group["memory"]
             var = sigma.square()
             d_mu = -var * g_mu + var * (group["prior_mu"] - mu) / (n * prior_var)
@@ -109,34 +118,47 @@ def _inverse_softplus(sigma: Tensor) -> Tensor:
 
 
 def mc_cost(model: nn.Module, x: Tensor, y: Tensor, samples: int, *,
-            generator: torch.Generator | None = None) -> Tensor:  # fmt: skip
+            generator: torch.Generator | None = None, draw: str = "weights") -> Tensor:  # fmt: skip
     """MESU's cost C: the negative log-likelihood summed over the batch and averaged over
-    ``samples`` weight samples (one per Monte-Carlo sample, shared by the batch), computed in
-    one batched forward over the samples (:func:`memcim.bayes.forward_samples`).
+    ``samples`` Monte-Carlo samples, computed in one batched forward over the samples
+    (:func:`memcim.bayes.forward_samples`).
+
+    Args:
+        draw: ``"weights"`` (default, the authors' estimator): each sample is one whole weight
+            set w = μ + σ ε, shared by the batch. ``"local"``: every fully connected layer
+            draws its pre-activations instead (local reparameterisation). For one input this
+            is exactly the output distribution of whole weight samples, so at batch 1 both
+            estimate the gradient of the same expected cost without bias; they differ in
+            variance (and the local one needs S·out instead of S·out·in random numbers: about
+            4x faster at batch 1). With a batch > 1 the local draws are not shared by the
+            batch: a different estimator, not the authors'.
 
     Raises:
-        ConfigError: a Bayesian layer trains with local reparameterisation, which draws fresh
-            noise per input instead of weight samples shared by the batch
-            (use ``BayesConfig(estimator="reparam")``).
+        ConfigError: ``draw`` is neither, or a Bayesian layer trains with the ``"local"``
+            estimator while ``draw="weights"`` (build them with
+            ``BayesConfig(estimator="reparam")``).
     """
     from memcim.bayes import bayesian_layers, forward_samples
 
+    require(draw in ("weights", "local"), "draw", draw, "'weights' or 'local'")
     local = [type(m).__name__ for m in bayesian_layers(model) if m.config.estimator != "reparam"]
-    if model.training and local:
+    if model.training and local and draw == "weights":
         raise ConfigError(
             f"MESU samples whole weights shared by the batch, but {local} use the "
             "'local' estimator: build them with BayesConfig(estimator='reparam')"
         )
-    logits = forward_samples(model, x, samples, generator=generator)  # [S, N, C]
+    logits = forward_samples(model, x, samples, generator=generator, draw=draw)  # [S, N, C]
     nll = F.cross_entropy(logits.flatten(0, 1), y.repeat(samples), reduction="sum")
     return nll / samples
 
 
 def mesu_step(model: nn.Module, optimizer: MESU, x: Tensor, y: Tensor, samples: int, *,
-              generator: torch.Generator | None = None) -> float:  # fmt: skip
-    """One MESU update on the batch ``(x, y)`` (batch 1 in the authors' protocol); returns C."""
+              generator: torch.Generator | None = None,
+              draw: str = "weights") -> float:  # fmt: skip
+    """One MESU update on the batch ``(x, y)`` (batch 1 in the authors' protocol); returns C.
+    ``draw``: see :func:`mc_cost`."""
     optimizer.zero_grad(set_to_none=True)
-    cost = mc_cost(model, x, y, samples, generator=generator)
+    cost = mc_cost(model, x, y, samples, generator=generator, draw=draw)
     cost.backward()
     optimizer.step()
     return float(cost.detach())

@@ -1,0 +1,479 @@
+"""Experiments ``mesu-pmnist`` and ``mesu-ood``: Bayesian continual learning and forgetting
+with MESU (Bonnet et al. [23]), its σ finally held by devices on crossbar tiles.
+
+``mesu-pmnist``: the authors' permuted-MNIST stream (784-50-10, ReLU, no bias, standardised
+inputs, one epoch of batch-1 steps per task, 10 Monte-Carlo samples) for MESU and, in the
+same loop, plain SGD, online EWC and synaptic intelligence. It fills each learner's GEM
+accuracy matrix, reports the mean accuracy over the last five tasks, ACC and BWT, and the
+Fashion-MNIST out-of-distribution AUROC of each learner's uncertainties. The trained MESU
+network is then deployed with its weight samples drawn by devices on tiles
+(:func:`memcim.learning.mesu.on_devices`) and tested again.
+
+The authors' run is 200 tasks of 60 000 images with N = 300 000 (five tasks' worth of
+samples), about 12 M batch-1 steps. The reduced default keeps the network, the protocol and
+N's span of five tasks (N = 5 × ``train_images``) but runs fewer tasks on fewer images; the
+full run is ``--set tasks=200 --set train_images=60000``.
+
+``mesu-ood``: MESU on MNIST alone for many epochs (prior σ_p = 0.06, gradients clipped at
+±0.1/σ), then the epistemic AUROC of MNIST against permuted MNIST, for memory windows N from a
+few epochs' worth of samples to N → ∞ (no forgetting): with N finite σ settles where the data
+and the prior balance and the network keeps knowing what it does not know; with N → ∞ every σ
+keeps shrinking and the epistemic uncertainty vanishes everywhere. The authors: N = 1.8e5
+(three epochs of 60 000) for 1000 epochs, AUROC 0.997 against 0.727 at N = 1e15. The reduced
+default keeps N = 3 epochs on a sub-sampled training set.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from memcim._errors import is_int, is_real, require
+from memcim.data import load_fashion_mnist, load_mnist, permuted_tasks
+from memcim.experiments.registry import Result, register, stage_generator
+from memcim.experiments.runner import write_json_atomic
+
+PMNIST_VARIANTS = ("mesu", "sgd", "online_ewc", "si")
+DRAWS = ("weights", "local")
+
+
+def _is_memory(value: object) -> bool:
+    """A memory window N: a number > 0, infinity allowed (no forgetting)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and value > 0 and not math.isnan(value)
+
+
+def _check_fields(config, ints: dict[str, int], positives: tuple[str, ...]) -> None:
+    """Each field in ``ints`` an int >= its minimum, each in ``positives`` a finite number > 0."""
+    name = type(config).__name__
+    for f, low in ints.items():
+        value = getattr(config, f)
+        require(is_int(value) and value >= low, f"{name}.{f}", value, f"an int >= {low}")
+    for f in positives:
+        value = getattr(config, f)
+        require(is_real(value) and value > 0, f"{name}.{f}", value, "a finite number > 0")
+    require(config.draw in DRAWS, f"{name}.draw", config.draw, f"one of {DRAWS}")
+
+
+def _standardised_mnist(data_dir: str | None, train_images: int, test_images: int,
+                        ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    """MNIST flattened and standardised with the training images' mean and std (as the
+    authors do), plus that transform, returned as (x, y, x_test, y_test, mean, std)."""
+    data = load_mnist(data_dir)
+    x = data.x_train[:train_images].reshape(min(train_images, len(data.y_train)), -1).float()
+    xt = data.x_test[:test_images].reshape(min(test_images, len(data.y_test)), -1).float()
+    mean, std = x.mean(), x.std()
+    return ((x - mean) / std, data.y_train[: len(x)], (xt - mean) / std,
+            data.y_test[: len(xt)], mean, std)  # fmt: skip
+
+
+class _PermutedTask:
+    """One permuted-MNIST task, its training images permuted when asked (one task's copy at a
+    time instead of the whole stream's)."""
+
+    def __init__(self, perms, t: int, x: Tensor, y: Tensor, xt: Tensor, yt: Tensor) -> None:
+        self._perms, self._t, self._x = perms, t, x
+        self.y_train, self.y_test = y, yt
+        self.x_test = perms.apply(xt, t)
+
+    @property
+    def x_train(self) -> Tensor:
+        return self._perms.apply(self._x, self._t)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MesuPmnistConfig:
+    """Attributes:
+    tasks: permutations (the first is MNIST itself).
+    train_images, test_images: images per task (sub-sampled from MNIST's 60 000 / 10 000).
+    ood_images: Fashion-MNIST test images for the out-of-distribution AUROC.
+    hidden: hidden width (784-hidden-10, no bias).
+    samples, test_samples: Monte-Carlo samples per training step and per prediction.
+    memory: MESU's N in samples; ``None``: 5 × ``train_images`` (the authors' 300 000 for
+        60 000-image tasks).
+    lr_mu, lr_sigma, prior_sigma: MESU's learning rates and prior σ_p (μ_p = 0).
+    draw: MESU's gradient estimator, ``"weights"`` (the authors') or ``"local"``.
+    sgd_lr: learning rate of SGD, online EWC and SI (the authors: 0.002).
+    ewc_importance, ewc_decay, fisher_samples: online EWC's λ, γ and Fisher images.
+    si_coefficient, si_damping: SI's c and ξ.
+    variants: which of ``mesu``, ``sgd``, ``online_ewc``, ``si`` to run.
+    device_schemes: sampling schemes (``memcim.bayes.SamplingScheme`` values) that draw the
+        trained MESU network's samples on RRAM tiles; empty: none.
+    jobs: variants trained at once (processes).
+    data_dir: where the .npz files are (default: the shared data folder).
+    """
+
+    tasks: int = 10
+    train_images: int = 30000
+    test_images: int = 1000
+    ood_images: int = 1000
+    hidden: int = 50
+    samples: int = 10
+    test_samples: int = 10
+    memory: float | None = None
+    lr_mu: float = 1.0
+    lr_sigma: float = 1.0
+    prior_sigma: float = 1.0
+    draw: str = "weights"
+    sgd_lr: float = 0.002
+    ewc_importance: float = 2.0
+    ewc_decay: float = 0.2
+    fisher_samples: int = 1000
+    si_coefficient: float = 1e-4
+    si_damping: float = 1.0
+    variants: tuple[str, ...] = PMNIST_VARIANTS
+    device_schemes: tuple[str, ...] = ("separate_mu_sigma",)
+    jobs: int = 2
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        _check_fields(self, {"tasks": 1, "train_images": 1, "test_images": 1, "ood_images": 1,
+                             "hidden": 1, "samples": 1, "test_samples": 1, "fisher_samples": 1,
+                             "jobs": 1},
+                      ("lr_mu", "lr_sigma", "prior_sigma", "sgd_lr", "si_damping"))  # fmt: skip
+        for f in ("ewc_importance", "si_coefficient"):
+            require(is_real(getattr(self, f)) and getattr(self, f) >= 0, f"{name}.{f}",
+                    getattr(self, f), "a finite number >= 0")  # fmt: skip
+        require(is_real(self.ewc_decay) and 0 <= self.ewc_decay <= 1, f"{name}.ewc_decay",
+                self.ewc_decay, "in [0, 1]")  # fmt: skip
+        if self.memory is not None:
+            require(_is_memory(self.memory), f"{name}.memory", self.memory,
+                    "a number of samples > 0 (inf: no forgetting), or None")  # fmt: skip
+        require(len(self.variants) >= 1 and all(v in PMNIST_VARIANTS for v in self.variants),
+                f"{name}.variants", self.variants, f"each in {PMNIST_VARIANTS}")  # fmt: skip
+        from memcim.bayes import SamplingScheme
+
+        schemes = [s.value for s in SamplingScheme]
+        require(all(s in schemes for s in self.device_schemes), f"{name}.device_schemes",
+                self.device_schemes, f"each in {schemes}")  # fmt: skip
+
+    @property
+    def memory_samples(self) -> float:
+        return float(self.memory) if self.memory is not None else 5.0 * self.train_images
+
+
+def _pmnist_learner(config: MesuPmnistConfig, variant: str, seed: int):
+    """The learner of one variant, initialised from the seed."""
+    from memcim.learning import mesu
+
+    init = stage_generator(seed, variant, "init")
+    sizes = (784, config.hidden, 10)
+    if variant == "mesu":
+        model = mesu.bayesian_mlp(sizes, generator=init)
+        optimizer = mesu.MESU.from_model(model, lr_mu=config.lr_mu, lr_sigma=config.lr_sigma,
+                                         memory=config.memory_samples,
+                                         prior_sigma=config.prior_sigma)  # fmt: skip
+        return mesu.MESULearner(model, optimizer, samples=config.samples,
+                                test_samples=config.test_samples, draw=config.draw,
+                                generator=stage_generator(seed, variant, "samples"))  # fmt: skip
+    regulariser = {
+        "sgd": None,
+        "online_ewc": mesu.OnlineEWC(
+            config.ewc_importance, config.ewc_decay, config.fisher_samples
+        ),
+        "si": mesu.SynapticIntelligence(config.si_coefficient, config.si_damping),
+    }[variant]
+    return mesu.SGDLearner(mesu.deterministic_mlp(sizes, generator=init), lr=config.sgd_lr,
+                           regulariser=regulariser)  # fmt: skip
+
+
+def _pmnist_tasks(config: MesuPmnistConfig, seed: int):
+    x, y, xt, yt, mean, std = _standardised_mnist(config.data_dir, config.train_images,
+                                                  config.test_images)  # fmt: skip
+    perms = permuted_tasks(x, config.tasks, generator=stage_generator(seed, "permutations"))
+    tasks = [_PermutedTask(perms, t, x, y, xt, yt) for t in range(config.tasks)]
+    fashion = load_fashion_mnist(config.data_dir).x_test[: config.ood_images]
+    ood = (fashion.reshape(len(fashion), -1).float() - mean) / std
+    return tasks, ood
+
+
+def _pmnist_variant(config: MesuPmnistConfig, variant: str, seed: int, out: Path,
+                    progress: bool) -> dict:  # fmt: skip
+    """Train one variant on the stream (resuming from its checkpoint); its measurements."""
+    from memcim.learning import mesu
+    from memcim.metrics import acc, bwt
+
+    done = out / "variants" / f"{variant}.pt"
+    if done.exists():
+        return torch.load(done, weights_only=True)
+    torch.set_num_threads(1)  # one core per variant: they run side by side
+    tasks, ood = _pmnist_tasks(config, seed)
+    learner = _pmnist_learner(config, variant, seed)
+    result = mesu.run_stream(learner, tasks, generator=stage_generator(seed, variant, "order"),
+                             checkpoint=out / "checkpoints" / f"{variant}.pt",
+                             progress=progress)  # fmt: skip
+    r = result.matrix
+    record = {"matrix": r, "cost": torch.tensor(result.cost),
+              "metrics": {"last5_accuracy": result.last_tasks_accuracy(5), "acc": acc(r),
+                          "bwt": bwt(r), "newest_task_accuracy": float(r[-1, -1]),
+                          **mesu.ood_scores(learner, tasks[-1].x_test, ood)}}  # fmt: skip
+    if variant == "mesu":
+        record["model"] = learner.model.state_dict()
+    mesu.save_atomic(done, record)
+    return record
+
+
+def _on_devices(config: MesuPmnistConfig, state: dict, seed: int) -> dict[str, float]:
+    """The trained MESU network, software and with its samples drawn by devices on tiles:
+    accuracy on every task, per scheme."""
+    from memcim.bayes import HardwareSampling, SamplingScheme
+    from memcim.learning import mesu
+
+    tasks, _ = _pmnist_tasks(config, seed)
+    model = mesu.bayesian_mlp((784, config.hidden, 10), generator=torch.Generator())
+    model.load_state_dict(state)
+    software = mesu.MESULearner(model.eval(), mesu.MESU.from_model(model),
+                                test_samples=config.test_samples,
+                                generator=stage_generator(seed, "software", "test"))  # fmt: skip
+    last = slice(max(0, config.tasks - 5), config.tasks)
+    m = {
+        "device_software_last5_accuracy": sum(
+            mesu.accuracy(software, t.x_test, t.y_test) for t in tasks[last]
+        )
+        / len(tasks[last])
+    }
+    calibration = tasks[-1].x_train[:256]
+    for scheme in config.device_schemes:
+        gen = stage_generator(seed, "devices", scheme)
+        hardware, report = mesu.on_devices(
+            model, sampling=HardwareSampling(scheme=SamplingScheme(scheme)),
+            samples=config.test_samples, generator=gen, calibration=calibration)  # fmt: skip
+        chip = mesu.DevicePredictor(hardware, samples=config.test_samples, generator=gen)
+        m[f"device_{scheme}_last5_accuracy"] = sum(
+            mesu.accuracy(chip, t.x_test, t.y_test) for t in tasks[last]
+        ) / len(tasks[last])
+        gap = m["device_software_last5_accuracy"] - m[f"device_{scheme}_last5_accuracy"]
+        m[f"device_{scheme}_gap_points"] = 100 * gap
+        m[f"device_{scheme}_writes"] = float(sum(v["writes"] for v in report.values()))
+        m[f"device_{scheme}_feasible_fraction"] = min(v["feasible_fraction"]
+                                                      for v in report.values())  # fmt: skip
+    return m
+
+
+def plot_matrices(matrices: dict[str, Tensor], path: Path) -> None:
+    """Each learner's accuracy matrix R[i, j] and its accuracy on every task after the last."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(matrices)
+    fig, axes = plt.subplots(1, n + 1, figsize=(3.0 * (n + 1), 3.1), squeeze=False)
+    for ax, (variant, r) in zip(axes[0], matrices.items(), strict=False):
+        image = ax.imshow(100 * r.numpy(), vmin=0, vmax=100, cmap="viridis")
+        ax.set_title(variant, fontsize=9)
+        ax.set_xlabel("task tested")
+        ax.set_ylabel("after training task")
+    fig.colorbar(image, ax=axes[0][n - 1], fraction=0.046, label="accuracy (%)")
+    ax = axes[0][n]
+    for variant, r in matrices.items():
+        ax.plot(range(1, len(r) + 1), 100 * r[-1].numpy(), marker="o", ms=3, label=variant)
+    ax.set_xlabel("task")
+    ax.set_ylabel("accuracy after the last task (%)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _run_parallel(function, items: list, jobs: int) -> list:
+    """``function(item)`` for every item, ``jobs`` processes at a time (in order)."""
+    if jobs == 1 or len(items) == 1:
+        return [function(item) for item in items]
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=min(jobs, len(items)))(delayed(function)(i) for i in items)
+
+
+@register("mesu-pmnist", MesuPmnistConfig,
+          "MESU vs SGD, online EWC and SI on permuted MNIST at batch 1; σ on devices")  # fmt: skip
+def run_pmnist(config: MesuPmnistConfig, *, seed: int, out_dir: str | os.PathLike[str],
+               progress: bool = True) -> Result:  # fmt: skip
+    out = Path(out_dir)
+    for sub in ("variants", "checkpoints"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    show = progress and config.jobs == 1
+
+    def one(variant: str) -> dict:
+        return _pmnist_variant(config, variant, seed, out, show)
+
+    records = dict(zip(config.variants, _run_parallel(one, list(config.variants), config.jobs),
+                       strict=True))  # fmt: skip
+    m: dict[str, float] = {}
+    for variant, record in records.items():
+        m.update({f"{k}_{variant}": v for k, v in record["metrics"].items()})
+        if progress:
+            print(f"[mesu-pmnist] {variant}: last five tasks "
+                  f"{100 * record['metrics']['last5_accuracy']:.2f} %")  # fmt: skip
+    m["memory_samples"] = config.memory_samples
+    if "mesu" in records and config.device_schemes:
+        m.update(_on_devices(config, records["mesu"]["model"], seed))
+    write_json_atomic(out / "partial_results.json", {"metrics": m})
+    figure = "mesu-pmnist_accuracy.png"
+    plot_matrices({v: r["matrix"] for v, r in records.items()}, out / figure)
+    return Result(metrics=m, artifacts=[figure],
+                  extra={"accuracy_matrices": {v: r["matrix"].tolist()
+                                               for v, r in records.items()}})  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class MesuOodConfig:
+    """Attributes:
+    train_images: MNIST training images (sub-sampled from 60 000).
+    epochs: passes of batch-1 steps over them.
+    test_images: MNIST test images; the out-of-distribution set is the same images under one
+        fixed random pixel permutation.
+    memories: MESU's N for each run, in epochs' worth of samples (N = m × train_images; the
+        authors' 1.8e5 is 3 epochs of 60 000); ``inf``: no forgetting.
+    prior_sigma, clamp_grad, lr_mu, lr_sigma: MESU's σ_p (the authors: 0.06), gradient clip
+        c (±c/σ; 0.1) and learning rates.
+    hidden, samples, test_samples, draw: network width, Monte-Carlo samples in training and
+        prediction, gradient estimator (``"weights"`` or ``"local"``).
+    eval_every: epochs between AUROC measurements (the curve in the figure).
+    jobs: memories trained at once (processes).
+    data_dir: where the .npz files are (default: the shared data folder).
+    """
+
+    train_images: int = 1000
+    epochs: int = 100
+    test_images: int = 2000
+    memories: tuple[float, ...] = (1.0, 3.0, 30.0, math.inf)
+    prior_sigma: float = 0.06
+    clamp_grad: float = 0.1
+    lr_mu: float = 1.0
+    lr_sigma: float = 1.0
+    hidden: int = 50
+    samples: int = 10
+    test_samples: int = 10
+    draw: str = "weights"
+    eval_every: int = 10
+    jobs: int = 2
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        _check_fields(self, {"train_images": 1, "epochs": 1, "test_images": 2, "hidden": 1,
+                             "samples": 1, "test_samples": 2, "eval_every": 1, "jobs": 1},
+                      ("prior_sigma", "lr_mu", "lr_sigma"))  # fmt: skip
+        require(is_real(self.clamp_grad) and self.clamp_grad >= 0, f"{name}.clamp_grad",
+                self.clamp_grad, "a finite number >= 0 (0: no clipping)")  # fmt: skip
+        require(len(self.memories) >= 1 and all(_is_memory(m) for m in self.memories),
+                f"{name}.memories", self.memories,
+                "numbers of epochs > 0 (inf: no forgetting)")  # fmt: skip
+
+
+def _memory_label(m: float) -> str:
+    return "inf" if math.isinf(m) else f"{m:g}"
+
+
+def _ood_run(config: MesuOodConfig, memory: float, seed: int, out: Path,
+             progress: bool) -> dict:  # fmt: skip
+    """MESU with memory ``memory`` (epochs) on MNIST, resumable; its AUROC curve."""
+    from memcim.learning import mesu
+
+    label = _memory_label(memory)
+    path = out / "checkpoints" / f"memory_{label}.pt"
+    torch.set_num_threads(1)  # one core per run: they run side by side
+    x, y, xt, _, _, _ = _standardised_mnist(config.data_dir, config.train_images,
+                                            config.test_images)  # fmt: skip
+    x_ood = xt[:, torch.randperm(xt.shape[1], generator=stage_generator(seed, "ood"))]
+    model = mesu.bayesian_mlp((784, config.hidden, 10), generator=stage_generator(seed, "init"))
+    optimizer = mesu.MESU.from_model(
+        model, lr_mu=config.lr_mu, lr_sigma=config.lr_sigma, prior_sigma=config.prior_sigma,
+        memory=memory * len(y), clamp_grad=config.clamp_grad)  # fmt: skip
+    learner = mesu.MESULearner(model, optimizer, samples=config.samples, draw=config.draw,
+                               test_samples=config.test_samples,
+                               generator=stage_generator(seed, "samples", label))  # fmt: skip
+    order = stage_generator(seed, "order", label)
+    state = {"epoch": 0, "curve": []}
+    if path.exists():
+        state = torch.load(path, weights_only=True)
+        learner.load_state_dict(state["learner"])
+        order.set_state(state["order"])
+
+    def on_epoch(epoch: int) -> None:
+        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+            scores = mesu.ood_scores(learner, xt, x_ood)
+            state["curve"].append([epoch + 1, scores["auroc_epistemic"]])
+        state.update(epoch=epoch + 1, learner=learner.state_dict(), order=order.get_state())
+        mesu.save_atomic(path, state)
+
+    if state["epoch"] < config.epochs:
+        mesu.train_epochs(learner, x, y, config.epochs, generator=order, start=state["epoch"],
+                          progress=progress, on_epoch=on_epoch)  # fmt: skip
+    scores = mesu.ood_scores(learner, xt, x_ood)
+    sigma = torch.cat(
+        [m.weight_sigma.detach().flatten() for m in model if hasattr(m, "weight_sigma")]
+    )
+    return {"scores": scores, "curve": state["curve"], "sigma_median": float(sigma.median())}
+
+
+def plot_ood(runs: dict[float, dict], path: Path) -> None:
+    """Epistemic AUROC against N (after the last epoch) and along training, per N."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.3))
+    finite = [m for m in runs if not math.isinf(m)]
+    left.plot(finite, [runs[m]["scores"]["auroc_epistemic"] for m in finite], "o-",
+              label="finite N")  # fmt: skip
+    if any(math.isinf(m) for m in runs):
+        left.axhline(runs[math.inf]["scores"]["auroc_epistemic"], color="C3", ls="--",
+                     label="N → ∞")  # fmt: skip
+    left.set_xscale("log")
+    left.set_xlabel("memory window N (epochs of samples)")
+    left.set_ylabel("epistemic AUROC, MNIST vs permuted")
+    left.legend(fontsize=8)
+    for m, run in runs.items():
+        epochs, auroc = zip(*run["curve"], strict=True) if run["curve"] else ((), ())
+        right.plot(epochs, auroc, marker=".", label=f"N = {_memory_label(m)} epochs")
+    right.set_xlabel("epochs")
+    right.set_ylabel("epistemic AUROC")
+    right.legend(fontsize=7)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+@register("mesu-ood", MesuOodConfig,
+          "MESU's epistemic AUROC, MNIST vs permuted MNIST: finite N vs no forgetting")  # fmt: skip
+def run_ood(config: MesuOodConfig, *, seed: int, out_dir: str | os.PathLike[str],
+            progress: bool = True) -> Result:  # fmt: skip
+    out = Path(out_dir)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    show = progress and config.jobs == 1
+
+    def one(memory: float) -> dict:
+        return _ood_run(config, memory, seed, out, show)
+
+    runs = dict(zip(config.memories, _run_parallel(one, list(config.memories), config.jobs),
+                    strict=True))  # fmt: skip
+    m: dict[str, float] = {}
+    for memory, run in runs.items():
+        label = _memory_label(memory)
+        m.update({f"{k}_N{label}": v for k, v in run["scores"].items() if k.startswith("auroc")})
+        m[f"epistemic_in_nats_N{label}"] = run["scores"]["epistemic_in_nats"]
+        m[f"epistemic_out_nats_N{label}"] = run["scores"]["epistemic_out_nats"]
+        m[f"sigma_median_N{label}"] = run["sigma_median"]
+        if progress:
+            print(f"[mesu-ood] N = {label} epochs: epistemic AUROC "
+                  f"{run['scores']['auroc_epistemic']:.4f}")  # fmt: skip
+    figure = "mesu-ood_auroc.png"
+    plot_ood(runs, out / figure)
+    write_json_atomic(out / "partial_results.json", {"metrics": m})
+    return Result(
+        metrics=m,
+        artifacts=[figure],
+        extra={"curves": {_memory_label(k): v["curve"] for k, v in runs.items()}},
+    )

@@ -1,0 +1,58 @@
+"""Bayesian continual learning and forgetting: MESU (Bonnet et al. [23]).
+
+- :class:`MESU`: the update of each weight's μ and σ with a memory window N and a prior, as a
+  ``torch.optim.Optimizer`` over the layers of :mod:`memcim.bayes`; :func:`mc_cost`,
+  :func:`mesu_step`.
+- :func:`bayesian_mlp`, :func:`deterministic_mlp`: the authors' permuted-MNIST networks.
+- :class:`MESULearner`, :class:`SGDLearner` with :class:`OnlineEWC` or
+  :class:`SynapticIntelligence`: batch-1 learners, run task after task by :func:`run_stream`,
+  which fills the GEM accuracy matrix.
+- :func:`ood_scores`: predictive, aleatoric and epistemic entropies (nats) and their OOD AUROC.
+- :func:`on_devices`: the trained network with its weight samples drawn by devices on tiles.
+"""
+
+from memcim.learning.mesu.baselines import (
+    OnlineEWC,
+    Regulariser,
+    SynapticIntelligence,
+    empirical_fisher,
+)
+from memcim.learning.mesu.devices import DevicePredictor, on_devices
+from memcim.learning.mesu.models import bayesian_mlp, deterministic_mlp
+from memcim.learning.mesu.optim import MESU, mc_cost, mesu_step
+from memcim.learning.mesu.stream import (
+    Learner,
+    MESULearner,
+    Predictor,
+    SGDLearner,
+    StreamResult,
+    accuracy,
+    ood_scores,
+    run_stream,
+    save_atomic,
+    train_epochs,
+)
+
+__all__ = [
+    "MESU",
+    "DevicePredictor",
+    "Learner",
+    "MESULearner",
+    "OnlineEWC",
+    "Predictor",
+    "Regulariser",
+    "SGDLearner",
+    "StreamResult",
+    "SynapticIntelligence",
+    "accuracy",
+    "bayesian_mlp",
+    "deterministic_mlp",
+    "empirical_fisher",
+    "mc_cost",
+    "mesu_step",
+    "on_devices",
+    "ood_scores",
+    "run_stream",
+    "save_atomic",
+    "train_epochs",
+]
