@@ -4,7 +4,9 @@ The pMNIST network of Bonnet et al. [23] (784-50-10, ReLU, no bias, 10 Monte-Car
 ``mesu_step`` evaluates the 10 weight samples in one batched forward/backward
 (:func:`memcim.learning.mesu.mc_cost`); the baseline is the same update with a Python loop
 over the 10 samples (one forward/backward per sample, gradients accumulated), which is how a
-per-sample implementation runs. Both use the same MESU optimiser and one thread.
+per-sample implementation runs. A third row uses MESU's optional local draws (pre-activations
+instead of whole weights: an unbiased estimator of the same gradient at batch 1, S·out instead
+of S·out·in random numbers). All use the same MESU optimiser and one thread.
 
 Run: ``python benchmarks/mesu_throughput.py [--steps N]``.
 """
@@ -38,12 +40,16 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(args.steps, 784, generator=g), torch.randint(0, 10, (args.steps,),
                                                                      generator=g)  # fmt: skip
-    batched, looped = _model(), _model()
-    opt_b, opt_l = MESU.from_model(batched), MESU.from_model(looped)
+    batched, looped, local = _model(), _model(), _model()
+    opt_b, opt_l, opt_x = (MESU.from_model(m) for m in (batched, looped, local))
 
     def run_batched() -> None:
         for i in range(args.steps):
             mesu_step(batched, opt_b, x[i : i + 1], y[i : i + 1], SAMPLES)
+
+    def run_local() -> None:
+        for i in range(args.steps):
+            mesu_step(local, opt_x, x[i : i + 1], y[i : i + 1], SAMPLES, draw="local")
 
     def run_looped() -> None:
         for i in range(args.steps):
@@ -53,13 +59,15 @@ def main() -> None:
                 (F.cross_entropy(out, y[i : i + 1], reduction="sum") / SAMPLES).backward()
             opt_l.step()
 
-    ms = compare({"batched": run_batched, "looped": run_looped}, repeats=5, warmup=1, rounds=5)
+    runs = {"batched": run_batched, "looped": run_looped, "local": run_local}
+    ms = compare(runs, repeats=5, warmup=1, rounds=5)
     for name, value in ms.items():
         print(
             f"{name:8s} {args.steps / value * 1e3:8.0f} samples/s  ({value / args.steps:.3f} ms "
             "per batch-1 step)"
         )
     print(f"batched / looped speed-up: {ms['looped'] / ms['batched']:.2f}x")
+    print(f"local / looped speed-up: {ms['looped'] / ms['local']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from memcim.learning.mesu import (
 from memcim.learning.metaplastic import Task
 
 
-def _toy_tasks(count: int, n: int = 120, seed: int = 0) -> list[Task]:
+def _toy_tasks(count: int, n: int = 120, seed: int = 0, noise: float = 0.2) -> list[Task]:
     """Linearly separable 3-class problems in 8-D, each task its own random feature map."""
     g = torch.Generator().manual_seed(seed)
     centres = 0.6 * torch.randn(3, 8, generator=g)
@@ -33,7 +33,7 @@ def _toy_tasks(count: int, n: int = 120, seed: int = 0) -> list[Task]:
     for _ in range(count):
         mix = torch.linalg.qr(torch.randn(8, 8, generator=g))[0]
         y = torch.randint(0, 3, (2 * n,), generator=g)
-        x = (centres[y] + 0.2 * torch.randn(2 * n, 8, generator=g)) @ mix
+        x = (centres[y] + noise * torch.randn(2 * n, 8, generator=g)) @ mix
         tasks.append(Task(x[:n], y[:n], x[n:], y[n:]))
     return tasks
 
@@ -192,3 +192,34 @@ def test_ood_scores_separate_confident_from_confused_inputs_in_nats():
     p_bar = torch.tensor([0.475, 0.475, 0.05])
     expected_total = float(-(p_bar * p_bar.log()).sum())  # nats
     assert scores["total_out_nats"] == pytest.approx(expected_total, rel=1e-5)
+
+
+def test_the_trained_network_on_device_tiles_predicts_and_doubts_like_software():
+    """Separate μ/σ arrays on RRAM with 8-bit converters: the accuracy stays within 2 points of
+    the software network on 2000 test points, and the devices realise the learned σ (the
+    epistemic entropy, which is zero without σ, is within 30 % of software's)."""
+    from memcim.learning.mesu import DevicePredictor, on_devices
+
+    task = _toy_tasks(1, n=2000, seed=12, noise=0.6)[0]
+    model = bayesian_mlp((8, 16, 3), generator=torch.Generator().manual_seed(13),
+                         sigma_fraction=0.2)  # fmt: skip
+    learner = MESULearner(model, MESU.from_model(model, memory=400.0), samples=8,
+                          test_samples=16, generator=torch.Generator().manual_seed(14))  # fmt: skip
+    for i in range(400):
+        learner.step(task.x_train[i : i + 1], task.y_train[i : i + 1])
+    hardware, report = on_devices(model, samples=16, generator=torch.Generator().manual_seed(15),
+                                  calibration=task.x_train[:256])  # fmt: skip
+    chip = DevicePredictor(hardware, samples=16, generator=torch.Generator().manual_seed(16))
+    from memcim.learning.mesu import accuracy
+
+    soft, hard = (
+        accuracy(learner, task.x_test, task.y_test),
+        accuracy(chip, task.x_test, task.y_test),
+    )
+    assert soft > 0.8 and abs(soft - hard) <= 0.02, (soft, hard)
+    far = 3 * torch.randn(500, 8, generator=torch.Generator().manual_seed(17))
+    s_soft, s_hard = ood_scores(learner, task.x_test, far), ood_scores(chip, task.x_test, far)
+    assert s_soft["epistemic_out_nats"] > 0.01
+    ratio = s_hard["epistemic_out_nats"] / s_soft["epistemic_out_nats"]
+    assert 0.7 < ratio < 1.3, (s_soft, s_hard)
+    assert all(v["feasible_fraction"] == 1.0 for v in report.values())

@@ -1,0 +1,88 @@
+"""Experiments mesu-pmnist and mesu-ood: small runs end to end, resuming, and the acceptance
+criteria (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from memcim.experiments.runner import run_experiment
+
+TINY_PMNIST = {"tasks": "3", "train_images": "300", "test_images": "200", "ood_images": "200",
+               "fisher_samples": "100", "jobs": "1"}  # fmt: skip
+TINY_OOD = {"train_images": "200", "epochs": "2", "test_images": "300", "memories": "3,inf",
+            "eval_every": "1", "jobs": "1"}  # fmt: skip
+
+
+def test_small_pmnist_run_compares_every_learner_and_the_devices(tmp_path, shared_data):
+    data_dir = str(shared_data("mnist.npz", "fashion_mnist.npz"))
+    run_experiment("mesu-pmnist", tmp_path, assignments={**TINY_PMNIST, "data_dir": data_dir},
+                   seed=0, progress=False)  # fmt: skip
+    results = json.loads((tmp_path / "results.json").read_text())
+    m = results["metrics"]
+    for variant in ("mesu", "sgd", "online_ewc", "si"):
+        matrix = results["accuracy_matrices"][variant]
+        assert len(matrix) == 3 and m[f"newest_task_accuracy_{variant}"] == matrix[-1][-1]
+        assert m[f"last5_accuracy_{variant}"] == pytest.approx(sum(matrix[-1]) / 3)
+        assert 0 <= m[f"auroc_total_{variant}"] <= 1
+    # 300 images of the first task: every learner is well above chance (10 %).
+    assert min(results["accuracy_matrices"][v][0][0] for v in ("mesu", "sgd")) > 0.4
+    # Point-weight networks have no epistemic part; MESU's samples disagree.
+    assert m["auroc_epistemic_sgd"] == 0.5 and m["epistemic_in_nats_sgd"] == 0
+    assert m["epistemic_in_nats_mesu"] > 0
+    assert m["memory_samples"] == 1500  # 5 tasks' worth of samples
+    assert m["device_separate_mu_sigma_feasible_fraction"] == 1.0
+    assert m["device_separate_mu_sigma_writes"] > 0
+    assert (tmp_path / "mesu-pmnist_accuracy.png").is_file()
+    assert results["summary_table"]["rows"][0][0] == "mesu"
+
+
+def test_pmnist_resumes_from_finished_variants(tmp_path, shared_data):
+    data_dir = str(shared_data("mnist.npz", "fashion_mnist.npz"))
+    settings = {**TINY_PMNIST, "data_dir": data_dir, "variants": "sgd",
+                "device_schemes": ""}  # fmt: skip
+    run_experiment("mesu-pmnist", tmp_path, assignments=settings, seed=0, progress=False)
+    first = json.loads((tmp_path / "results.json").read_text())["metrics"]
+    (tmp_path / "checkpoints" / "sgd.pt").unlink()  # only the finished record remains
+    run_experiment("mesu-pmnist", tmp_path, assignments=settings, seed=0, progress=False)
+    again = json.loads((tmp_path / "results.json").read_text())["metrics"]
+    assert again == first
+
+
+def test_small_ood_run_measures_every_memory(tmp_path, shared_data):
+    data_dir = str(shared_data("mnist.npz"))
+    run_experiment("mesu-ood", tmp_path, assignments={**TINY_OOD, "data_dir": data_dir}, seed=0,
+                   progress=False)  # fmt: skip
+    results = json.loads((tmp_path / "results.json").read_text())
+    m = results["metrics"]
+    for label in ("3", "inf"):
+        assert 0 <= m[f"auroc_epistemic_N{label}"] <= 1
+        assert len(results["curves"][label]) == 2  # one point per epoch
+    # The prior (σ_p = 0.06) pulls σ toward it only with a finite memory.
+    assert m["sigma_median_N3"] < m["sigma_median_Ninf"]
+    assert (tmp_path / "mesu-ood_auroc.png").is_file()
+
+
+@pytest.mark.slow
+def test_pmnist_meets_the_acceptance_criteria(tmp_path, shared_data):
+    data_dir = str(shared_data("mnist.npz", "fashion_mnist.npz"))
+    run_experiment("mesu-pmnist", tmp_path, assignments={"data_dir": data_dir}, seed=0,
+                   progress=False)  # fmt: skip
+    m = json.loads((tmp_path / "results.json").read_text())["metrics"]
+    assert m["last5_accuracy_mesu"] >= m["last5_accuracy_online_ewc"]
+    assert m["last5_accuracy_mesu"] >= m["last5_accuracy_si"]
+    assert m["last5_accuracy_mesu"] >= m["last5_accuracy_sgd"] + 0.10
+    assert m["auroc_total_mesu"] >= m["auroc_total_sgd"]
+    assert abs(m["device_separate_mu_sigma_gap_points"]) <= 1.0
+
+
+@pytest.mark.slow
+def test_ood_meets_the_acceptance_criteria(tmp_path, shared_data):
+    data_dir = str(shared_data("mnist.npz"))
+    run_experiment("mesu-ood", tmp_path, assignments={"data_dir": data_dir}, seed=0,
+                   progress=False)  # fmt: skip
+    m = json.loads((tmp_path / "results.json").read_text())["metrics"]
+    best = max(v for k, v in m.items() if k.startswith("auroc_epistemic_N") and "inf" not in k)
+    assert best >= 0.95
+    assert best >= m["auroc_epistemic_Ninf"] + 0.15
