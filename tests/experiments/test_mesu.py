@@ -86,3 +86,17 @@ def test_ood_meets_the_acceptance_criteria(tmp_path, shared_data):
     best = max(v for k, v in m.items() if k.startswith("auroc_epistemic_N") and "inf" not in k)
     assert best >= 0.95
     assert best >= m["auroc_epistemic_Ninf"] + 0.15
+
+
+def test_mesu_on_devices_trains_as_mesu_and_counts_its_writes(tmp_path, shared_data):
+    data_dir = str(shared_data("mnist.npz", "fashion_mnist.npz"))
+    settings = {**TINY_PMNIST, "tasks": "2", "data_dir": data_dir, "device_schemes": "",
+                "variants": "mesu,mesu_on_devices"}  # fmt: skip
+    run_experiment("mesu-pmnist", tmp_path, assignments=settings, seed=0, progress=False)
+    results = json.loads((tmp_path / "results.json").read_text())
+    m = results["metrics"]
+    matrices = results["accuracy_matrices"]
+    assert matrices["mesu_on_devices"] == matrices["mesu"]  # the devices do not change training
+    # Every device is programmed once at the start, then again as μ and σ move.
+    assert m["writes_per_device_mean_mesu_on_devices"] > 1.0
+    assert m["writes_counted_from_task_mesu_on_devices"] == 1

@@ -223,3 +223,67 @@ def test_the_trained_network_on_device_tiles_predicts_and_doubts_like_software()
     ratio = s_hard["epistemic_out_nats"] / s_soft["epistemic_out_nats"]
     assert 0.7 < ratio < 1.3, (s_soft, s_hard)
     assert all(v["feasible_fraction"] == 1.0 for v in report.values())
+
+
+def _half_tasks(seed: int, n: int = 1500) -> list[Task]:
+    """Two 3-class tasks in 16-D: task A's labels live in the first 8 inputs, task B's in the
+    last 8; the other half is noise, so learning B disturbs the weights A relies on."""
+    g = torch.Generator().manual_seed(seed)
+    tasks = []
+    for half in (0, 1):
+        centres = torch.randn(3, 8, generator=g)
+        y = torch.randint(0, 3, (2 * n,), generator=g)
+        x = torch.randn(2 * n, 16, generator=g)
+        x[:, 8 * half : 8 * (half + 1)] = centres[y] + 0.8 * torch.randn(2 * n, 8, generator=g)
+        tasks.append(Task(x[:n], y[:n], x[n:], y[n:]))
+    return tasks
+
+
+def test_mesu_consolidates_what_the_first_task_taught():
+    """The mechanism behind MESU's continual learning: σ shrinks on the weights task A uses,
+    and σ² scales their later moves, so learning task B disturbs them less. With σ frozen
+    (lr_sigma = 0, the same network and rates otherwise) task A is forgotten more; plain SGD
+    forgets most. All learn B equally well. (Four seeds gave margins of 6-10 points over the
+    frozen σ and 19-27 over SGD; the thresholds leave room.)"""
+    tasks = _half_tasks(1)
+    after = {}
+    for name in ("mesu", "frozen_sigma", "sgd"):
+        g = torch.Generator().manual_seed(1)
+        if name == "sgd":
+            learner = SGDLearner(deterministic_mlp((16, 32, 3), generator=g), lr=0.05)
+        else:
+            model = bayesian_mlp((16, 32, 3), generator=g, init_scale=1.0)
+            optimizer = MESU.from_model(model, memory=1e9,
+                                        lr_sigma=1.0 if name == "mesu" else 0.0)  # fmt: skip
+            learner = MESULearner(model, optimizer, samples=8, test_samples=8, generator=g,
+                                  draw="local")  # fmt: skip
+        r = run_stream(learner, tasks, generator=torch.Generator().manual_seed(2)).matrix
+        after[name] = (float(r[1, 0]), float(r[1, 1]))
+    (a_mesu, b_mesu), (a_frozen, b_frozen), (a_sgd, b_sgd) = after.values()
+    assert a_mesu >= a_frozen + 0.04 and a_mesu >= a_sgd + 0.10, after
+    assert min(b_mesu, b_frozen, b_sgd) > 0.9, after
+
+
+def test_programmed_posterior_rewrites_only_what_moved_a_programming_step():
+    from memcim.learning.mesu import ProgrammedPosterior
+
+    model = bayesian_mlp((8, 6, 3), generator=torch.Generator().manual_seed(18))
+    chip = ProgrammedPosterior(model, levels=16, generator=torch.Generator().manual_seed(19))
+    first = chip.writes_per_device().sum()
+    assert first > 0 and chip.sync() == 0  # nothing moved
+    layer = model[0]
+    _, mu_max = chip.matrices[0]
+    step = mu_max / 16
+    with torch.no_grad():
+        layer.weight_mu[0, 0] += 0.2 * step  # less than half a step: same rounded target
+    assert chip.sync() == 0
+    with torch.no_grad():
+        layer.weight_mu[0, 1] += 3 * step
+        layer.weight_rho[2, 2] += 0.5  # σ grows by a few programming steps
+    written = chip.sync()
+    assert 2 <= written <= 4  # one or two devices of each of the two pairs
+    assert chip.writes_per_device().sum() == first + written
+    with torch.no_grad():
+        layer.weight_mu[1, 1] = 10 * mu_max  # beyond the window: programmed at w_max, counted
+    chip.sync()
+    assert chip.clipped == 1  # the one μ beyond; σ stayed inside

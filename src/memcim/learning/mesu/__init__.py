@@ -8,7 +8,8 @@
   :class:`SynapticIntelligence`: batch-1 learners, run task after task by :func:`run_stream`,
   which fills the GEM accuracy matrix.
 - :func:`ood_scores`: predictive, aleatoric and epistemic entropies (nats) and their OOD AUROC.
-- :func:`on_devices`: the trained network with its weight samples drawn by devices on tiles.
+- :func:`on_devices`: the trained network with its weight samples drawn by devices on tiles;
+  :class:`ProgrammedPosterior`: μ and σ kept on RRAM during training, writes counted.
 """
 
 from memcim.learning.mesu.baselines import (
@@ -17,7 +18,7 @@ from memcim.learning.mesu.baselines import (
     SynapticIntelligence,
     empirical_fisher,
 )
-from memcim.learning.mesu.devices import DevicePredictor, on_devices
+from memcim.learning.mesu.devices import DevicePredictor, ProgrammedPosterior, on_devices
 from memcim.learning.mesu.models import bayesian_mlp, deterministic_mlp
 from memcim.learning.mesu.optim import MESU, mc_cost, mesu_step
 from memcim.learning.mesu.stream import (
@@ -40,6 +41,7 @@ __all__ = [
     "MESULearner",
     "OnlineEWC",
     "Predictor",
+    "ProgrammedPosterior",
     "Regulariser",
     "SGDLearner",
     "StreamResult",

@@ -65,23 +65,26 @@ class MESULearner(Learner):
     """A Bayesian network (``memcim.bayes`` layers with ``estimator="reparam"``) trained by
     :class:`MESU`, ``samples`` weight samples per step, all in one batched forward/backward
     (``draw``: whole weight samples or local draws, see :func:`~memcim.learning.mesu.mc_cost`).
-    Predictions use ``test_samples`` samples."""
+    Predictions use ``test_samples`` samples; ``after_step`` runs after every update (e.g.
+    :meth:`~memcim.learning.mesu.ProgrammedPosterior.sync`)."""
 
     def __init__(self, model: nn.Module, optimizer: MESU, *, samples: int = 10,
-                 test_samples: int = 10, generator: torch.Generator,
-                 draw: str = "weights") -> None:  # fmt: skip
+                 test_samples: int = 10, generator: torch.Generator, draw: str = "weights",
+                 after_step: Callable[[], object] | None = None) -> None:  # fmt: skip
         require(isinstance(optimizer, MESU), "optimizer", type(optimizer).__name__, "a MESU")
         require(draw in ("weights", "local"), "draw", draw, "'weights' or 'local'")
-        self.draw = draw
+        self.draw, self.after_step = draw, after_step
         self.model, self.optimizer = model.train(), optimizer
         self.samples = check_count(samples, "samples", 1)
         self.test_samples = check_count(test_samples, "test_samples", 1)
         self.generator = check_generator(generator)
 
     def step(self, x: Tensor, y: Tensor) -> float:
-        return mesu_step(
-            self.model, self.optimizer, x, y, self.samples, generator=self.generator, draw=self.draw
-        )
+        cost = mesu_step(self.model, self.optimizer, x, y, self.samples, generator=self.generator,
+                         draw=self.draw)  # fmt: skip
+        if self.after_step is not None:
+            self.after_step()
+        return cost
 
     def probs(self, x: Tensor) -> Tensor:
         # Local draws: for each input exactly the distribution of whole weight samples, faster.
