@@ -5,12 +5,15 @@
   gymnasium as ``memcim/StormCoast-v0``.
 - :func:`split_variance`: aleatoric = Var_z(E_W[y']) and epistemic = E_z[Var_W(y')] of a
   world model's predictions over latent and weight draws.
+- :class:`WorldModel` (:mod:`memcim.rl.world_model`): a Bayesian network with a latent input
+  trained on transitions, predicting latent × weight draws of the next state.
 """
 
 import gymnasium
 
 from memcim.rl.storm_coast import StormCoastEnv, gust_std, hold_altitude, reward, rollout
 from memcim.rl.uncertainty import VarianceSplit, split_variance
+from memcim.rl.world_model import LatentBNN, WorldModel, WorldModelConfig
 
 #: ``gymnasium.make(STORM_COAST_ID)`` builds the environment.
 STORM_COAST_ID = "memcim/StormCoast-v0"
@@ -19,8 +22,11 @@ if STORM_COAST_ID not in gymnasium.registry:
 
 __all__ = [
     "STORM_COAST_ID",
+    "LatentBNN",
     "StormCoastEnv",
     "VarianceSplit",
+    "WorldModel",
+    "WorldModelConfig",
     "gust_std",
     "hold_altitude",
     "reward",

@@ -1,0 +1,174 @@
+"""A Bayesian world model with a latent input (Depeweg et al.; Lin et al. [9]).
+
+The network f(s, a, z; W) predicts the change of state Δs = s' − s from the standardised
+state and action and a scalar latent input z. Its weights W are mean-field Gaussian
+(:class:`memcim.bayes.BayesianLinear`): their spread is what the model does not know
+(epistemic). The latent input carries the environment's own randomness (aleatoric): every
+training transition n has its own posterior q(z_n) = N(μ_n, v_n), and new predictions draw z
+from the prior. A learned output noise N(0, exp(ℓ)) absorbs the rest.
+
+Training minimises, per minibatch k of K,
+
+    β_k · KL(q(W) ‖ p(W)) + Σ_n KL(q(z_n) ‖ p(z)) − Σ_n E_q[log N(Δs_n | f(s_n, a_n, z_n; W), e^ℓ)]
+
+with β_k = 2^(K−k) / (2^K − 1) (Blundell et al.'s minibatch weighting) and S Monte-Carlo
+samples of (W, z) per step. Settings of [9] (REFERENCES, "Risk-sensitive RL world model"):
+[4 + 1, 100, 100, 2], ReLU, latent prior N(0, 4) and weight prior N(0, 0.01) (read here as
+variances), Adam 1e-3, 3000 epochs, batch 200, 5 samples.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from memcim._errors import check_count, check_generator, is_real, require
+from memcim.bayes import BayesConfig, BayesianLinear, model_kl
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorldModelConfig:
+    """Attributes:
+    hidden: widths of the hidden layers.
+    latent_prior_var, weight_prior_var: variances of the priors of z and of every weight.
+    sigma_init: initial σ of every weight.
+    epochs, batch_size, samples, lr: training (Adam).
+    """
+
+    hidden: tuple[int, ...] = (100, 100)
+    latent_prior_var: float = 4.0
+    weight_prior_var: float = 0.01
+    sigma_init: float = 1e-3
+    epochs: int = 3000
+    batch_size: int = 200
+    samples: int = 5
+    lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        require(len(self.hidden) >= 1 and all(isinstance(h, int) and h >= 1 for h in self.hidden),
+                f"{name}.hidden", self.hidden, "widths, each an int >= 1")  # fmt: skip
+        for f in ("latent_prior_var", "weight_prior_var", "sigma_init", "lr"):
+            value = getattr(self, f)
+            require(is_real(value) and value > 0, f"{name}.{f}", value, "a finite number > 0")
+        for f in ("epochs", "batch_size", "samples"):
+            check_count(getattr(self, f), f"{name}.{f}", 1)
+
+
+class LatentBNN(nn.Module):
+    """f(x, z; W): Bayesian MLP on [x, z] (x = standardised state and action), ReLU, with a
+    learned output-noise log-variance per output.
+
+    ``forward(xz, samples)`` takes ``[S, N, inputs + 1]`` (the latent already appended, one
+    draw per sample and point) and returns the means ``[S, N, outputs]``, each sample with
+    its own weight draw.
+    """
+
+    def __init__(self, inputs: int, outputs: int, config: WorldModelConfig | None = None, *,
+                 seed: int = 0) -> None:  # fmt: skip
+        super().__init__()
+        config = config if config is not None else WorldModelConfig()
+        sizes = (inputs + 1, *config.hidden, outputs)
+        bayes = BayesConfig(prior_sigma=math.sqrt(config.weight_prior_var), seed=seed,
+                            sigma_init=config.sigma_init, estimator="reparam")  # fmt: skip
+        self.layers = nn.ModuleList(
+            BayesianLinear(a, b, config=bayes) for a, b in itertools.pairwise(sizes)
+        )
+        self.log_noise = nn.Parameter(torch.full((outputs,), -2.0))
+
+    def forward(self, xz: Tensor, samples: int) -> Tensor:
+        h = xz
+        for i, layer in enumerate(self.layers):
+            h = layer(h, samples=samples)
+            if i < len(self.layers) - 1:
+                h = torch.relu(h)
+        return h
+
+
+class WorldModel:
+    """The trained model with its data standardisation: :meth:`predict` draws Δs.
+
+    Args:
+        states, actions, next_states: the transitions [N, ·].
+        config: :class:`WorldModelConfig`.
+        generator: initialisation, minibatch order and Monte-Carlo draws.
+    """
+
+    def __init__(self, states: Tensor, actions: Tensor, next_states: Tensor,
+                 config: WorldModelConfig | None = None, *,
+                 generator: torch.Generator) -> None:  # fmt: skip
+        self.config = config if config is not None else WorldModelConfig()
+        self.generator = check_generator(generator)
+        x = torch.cat([states, actions], dim=1).float()
+        y = (next_states - states).float()
+        require(len(x) == len(y) >= 2, "transitions", len(x), "at least 2 (state, action, next)")
+        self.x_mean, self.x_std = x.mean(0), x.std(0).clamp_min(1e-8)
+        self.y_mean, self.y_std = y.mean(0), y.std(0).clamp_min(1e-8)
+        self.x, self.y = (x - self.x_mean) / self.x_std, (y - self.y_mean) / self.y_std
+        seed = int(torch.randint(0, 2**62, (), generator=generator))
+        self.net = LatentBNN(x.shape[1], y.shape[1], self.config, seed=seed)
+        self.z_mu = nn.Parameter(torch.zeros(len(x)))
+        self.z_rho = nn.Parameter(torch.full((len(x),), math.log(math.expm1(0.5))))
+
+    def _latent_kl(self, idx: Tensor) -> Tensor:
+        var0 = self.config.latent_prior_var
+        mu, var = self.z_mu[idx], nn.functional.softplus(self.z_rho[idx]).square()
+        return 0.5 * (var / var0 + mu.square() / var0 - 1 - torch.log(var / var0)).sum()
+
+    def loss(self, idx: Tensor, beta: float) -> Tensor:
+        """The minibatch objective (see the module docstring) on the points ``idx``."""
+        s = self.config.samples
+        eps = torch.randn(s, len(idx), generator=self.generator)
+        z = self.z_mu[idx] + nn.functional.softplus(self.z_rho[idx]) * eps
+        xz = torch.cat([self.x[idx].expand(s, -1, -1), z.unsqueeze(-1)], dim=-1)
+        mean = self.net(xz, samples=s)
+        var = self.net.log_noise.exp()
+        nll = 0.5 * ((self.y[idx] - mean).square() / var + self.net.log_noise
+                     + math.log(2 * math.pi)).sum(-1).mean(0).sum()  # fmt: skip
+        return beta * model_kl(self.net) + self._latent_kl(idx) + nll
+
+    def train(self, *, progress: bool = False) -> list[float]:
+        """Adam over the weights, the noise and the latent posteriors; the mean loss per
+        epoch."""
+        cfg = self.config
+        params = [*self.net.parameters(), self.z_mu, self.z_rho]
+        optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        n = len(self.x)
+        batches = math.ceil(n / cfg.batch_size)
+        history = []
+        for _ in tqdm(range(cfg.epochs), desc="world model", disable=None if progress else True):
+            order = torch.randperm(n, generator=self.generator)
+            total = 0.0
+            for k in range(batches):
+                idx = order[k * cfg.batch_size : (k + 1) * cfg.batch_size]
+                beta = 2.0 ** (batches - k - 1) / (2.0**batches - 1)
+                optimizer.zero_grad(set_to_none=True)
+                loss = self.loss(idx, beta)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach())
+            history.append(total / n)
+        return history
+
+    @torch.no_grad()
+    def predict(self, states: Tensor, actions: Tensor, *, latent: int, weights: int,
+                net: nn.Module | None = None) -> Tensor:  # fmt: skip
+        """Δs drawn for ``latent`` draws of z from its prior × ``weights`` weight draws,
+        ``[latent, weights, N, state dims]`` in the state's units (the output noise is
+        left out: it is neither the model's ignorance nor the latent's). ``net``: another
+        network with the same interface (e.g. the one on tiles)."""
+        net = net if net is not None else self.net
+        check_count(latent, "latent", 1)
+        check_count(weights, "weights", 1)
+        x = (torch.cat([states, actions], dim=1).float() - self.x_mean) / self.x_std
+        n = len(x)
+        z = math.sqrt(self.config.latent_prior_var) * torch.randn(latent, generator=self.generator)
+        xz = torch.cat([x.expand(latent, weights, n, -1),
+                        z.view(latent, 1, 1, 1).expand(latent, weights, n, 1)], dim=-1)  # fmt: skip
+        mean = net(xz.reshape(latent * weights, n, -1), samples=latent * weights)
+        return (mean * self.y_std + self.y_mean).reshape(latent, weights, n, -1)

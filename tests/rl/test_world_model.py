@@ -1,0 +1,49 @@
+"""The latent-input Bayesian world model learns the storm coast's dynamics and puts its
+noise where the storm is."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from memcim import ConfigError
+from memcim.rl import split_variance
+from memcim.rl.storm_coast import WIND, random_transitions
+from memcim.rl.world_model import WorldModel, WorldModelConfig
+
+
+@pytest.fixture(scope="module")
+def model():
+    s, a, s2 = (torch.tensor(v) for v in random_transitions(2000, seed=0))
+    config = WorldModelConfig(epochs=60)
+    wm = WorldModel(s, a, s2, config, generator=torch.Generator().manual_seed(0))
+    history = wm.train()
+    assert history[-1] < history[0]
+    return wm
+
+
+def test_the_deterministic_part_is_learnt(model):
+    """Δx = −0.3 + a_x has no noise: the mean prediction follows it within 0.1."""
+    states = torch.tensor([[10.0, 8.0], [0.0, 12.0], [-5.0, 6.0]])
+    actions = torch.tensor([[0.5, 0.0], [-0.5, 0.2], [0.0, -0.3]])
+    draws = model.predict(states, actions, latent=30, weights=30)
+    dx = draws[..., 0].mean((0, 1))
+    torch.testing.assert_close(dx, float(WIND[0]) + actions[:, 0], atol=0.1, rtol=0)
+
+
+def test_the_latent_carries_the_storm(model):
+    """The gust variance exp(−0.36 y + 1.8) is 6 at y = 0.5 and 0.03 at y = 15: the
+    aleatoric part of Δy (latent spread) must be far larger near the coast, and larger than
+    the epistemic part there. Without the latent input the aleatoric part would be zero."""
+    states = torch.tensor([[5.0, 1.0], [5.0, 15.0]])
+    split = split_variance(model.predict(states, torch.zeros(2, 2), latent=60, weights=60))
+    near, far = split.aleatoric[:, 1]
+    assert near > 5 * far and near > 0.2, split
+    assert split.aleatoric[0, 1] > split.epistemic[0, 1], split
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ConfigError, match="hidden"):
+        WorldModelConfig(hidden=())
+    with pytest.raises(ConfigError, match="latent_prior_var"):
+        WorldModelConfig(latent_prior_var=0.0)
