@@ -6,7 +6,9 @@
 - :func:`split_variance`: aleatoric = Var_z(E_W[y']) and epistemic = E_z[Var_W(y')] of a
   world model's predictions over latent and weight draws.
 - :class:`WorldModel` (:mod:`memcim.rl.world_model`): a Bayesian network with a latent input
-  trained on transitions, predicting latent × weight draws of the next state.
+  trained on transitions, predicting latent × weight draws of the next state; ``device_aware``
+  keeps its σ at what read-noise devices realise, ``on_tiles`` puts it on crossbar tiles and
+  ``uncertainty_maps`` draws the aleatoric and epistemic maps of a state grid.
 """
 
 import gymnasium

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -28,7 +29,17 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from memcim._errors import check_count, check_generator, is_real, require
-from memcim.bayes import BayesConfig, BayesianLinear, model_kl
+from memcim.bayes import (
+    BayesConfig,
+    BayesianLinear,
+    DeviceAware,
+    HardwareSampling,
+    SamplingScheme,
+    model_kl,
+    sigma_projection,
+    to_hardware,
+)
+from memcim.crossbar import TileConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,9 +143,12 @@ class WorldModel:
                      + math.log(2 * math.pi)).sum(-1).mean(0).sum()  # fmt: skip
         return beta * model_kl(self.net) + self._latent_kl(idx) + nll
 
-    def train(self, *, progress: bool = False) -> list[float]:
+    def train(self, *, progress: bool = False,
+              after_step: Callable[[nn.Module], None] | None = None) -> list[float]:  # fmt: skip
         """Adam over the weights, the noise and the latent posteriors; the mean loss per
-        epoch."""
+        epoch. ``after_step(net)`` runs after every step (e.g.
+        :func:`memcim.bayes.sigma_projection`, which keeps every σ at what the devices
+        realise)."""
         cfg = self.config
         params = [*self.net.parameters(), self.z_mu, self.z_rho]
         optimizer = torch.optim.Adam(params, lr=cfg.lr)
@@ -151,6 +165,8 @@ class WorldModel:
                 loss = self.loss(idx, beta)
                 loss.backward()
                 optimizer.step()
+                if after_step is not None:
+                    after_step(self.net)
                 total += float(loss.detach())
             history.append(total / n)
         return history
@@ -172,3 +188,51 @@ class WorldModel:
                         z.view(latent, 1, 1, 1).expand(latent, weights, n, 1)], dim=-1)  # fmt: skip
         mean = net(xz.reshape(latent * weights, n, -1), samples=latent * weights)
         return (mean * self.y_std + self.y_mean).reshape(latent, weights, n, -1)
+
+
+def read_noise_sampling() -> HardwareSampling:
+    """Lin et al.'s weights: three devices per weight read as currents, w = (ΣI − 7.2)/10.5,
+    each read with Laplace noise of scale b(I) (:class:`~memcim.devices.LaplaceRRAM`)."""
+    return HardwareSampling(scheme=SamplingScheme.READ_NOISE)
+
+
+def device_aware(sampling: HardwareSampling | None = None) -> Callable[[nn.Module], None]:
+    """An ``after_step`` for :meth:`WorldModel.train` that clamps every σ to what the devices
+    realise at its μ (with read noise: exactly the devices' σ(μ)), so that the trained
+    posterior is the one the tiles draw. In [9] the read currents themselves are trained and
+    the variance follows from b(I); this is the same constraint on a software posterior."""
+    sampling = sampling if sampling is not None else read_noise_sampling()
+    return sigma_projection(DeviceAware(sampling=sampling, mode="project"))
+
+
+def on_tiles(model: WorldModel, *, sampling: HardwareSampling | None = None,
+             tile_config: TileConfig | None = None, samples: int,
+             generator: torch.Generator) -> tuple[nn.Module, dict]:  # fmt: skip
+    """The world model's network with its weights on crossbar tiles, every read drawing its
+    noise (:func:`memcim.bayes.to_hardware`, default: Lin et al.'s read-noise scheme, 8-bit
+    DAC and ADC). Pass it as ``net`` to :meth:`WorldModel.predict`.
+
+    The default tiles draw a column's read noise by moment matching (exact mean and variance
+    of Σ_i V_i n_ij, Gaussian shape): the exact per-cell Laplace draws cost one draw per cell
+    and input vector, ~10¹⁰ for one 60 × 60-draw map. Pass ``tile_config`` to choose.
+    """
+    sampling = sampling if sampling is not None else read_noise_sampling()
+    tiles = tile_config if tile_config is not None else TileConfig(
+        non_gaussian_read="moment_matched")  # fmt: skip
+    return to_hardware(model.net, sampling, tile_config=tiles, samples=samples,
+                       generator=generator)  # fmt: skip
+
+
+@torch.no_grad()
+def uncertainty_maps(model: WorldModel, xs: Tensor, ys: Tensor, *, latent: int, weights: int,
+                     net: nn.Module | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """Aleatoric and epistemic variance of the next-state prediction at zero action on the
+    grid ``ys`` × ``xs`` (each [len(ys), len(xs)], summed over the state's dimensions), from
+    ``latent`` × ``weights`` draws (:func:`~memcim.rl.split_variance`)."""
+    from memcim.rl.uncertainty import split_variance
+
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2).float()
+    split = split_variance(model.predict(grid, torch.zeros_like(grid), latent=latent,
+                                         weights=weights, net=net))  # fmt: skip
+    shape = (len(ys), len(xs))
+    return split.aleatoric.sum(-1).reshape(shape), split.epistemic.sum(-1).reshape(shape)
