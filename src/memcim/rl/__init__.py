@@ -9,6 +9,8 @@
   trained on transitions, predicting latent × weight draws of the next state; ``device_aware``
   keeps its σ at what read-noise devices realise, ``on_tiles`` puts it on crossbar tiles and
   ``uncertainty_maps`` draws the aleatoric and epistemic maps of a state grid.
+- :mod:`memcim.rl.policy`: small MLP policies searched by the cross-entropy method in model
+  rollouts, risk-neutral or with the risk penalty β·epistemic + γ·aleatoric of the maps.
 """
 
 import gymnasium

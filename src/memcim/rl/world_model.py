@@ -172,6 +172,17 @@ class WorldModel:
         return history
 
     @torch.no_grad()
+    def sample_step(self, states: Tensor, actions: Tensor, *, generator: torch.Generator,
+                    net: nn.Module | None = None) -> Tensor:  # fmt: skip
+        """One draw of Δs per row (its own latent from the prior and its own weights), in the
+        state's units [N, state dims]: how a model rollout moves."""
+        net = net if net is not None else self.net
+        x = (torch.cat([states, actions], dim=1).float() - self.x_mean) / self.x_std
+        z = math.sqrt(self.config.latent_prior_var) * torch.randn(len(x), 1, generator=generator)
+        xz = torch.cat([x, z], dim=1).unsqueeze(1)  # [N, 1, in]: sample n is row n
+        return net(xz, samples=len(x)).squeeze(1) * self.y_std + self.y_mean
+
+    @torch.no_grad()
     def predict(self, states: Tensor, actions: Tensor, *, latent: int, weights: int,
                 net: nn.Module | None = None) -> Tensor:  # fmt: skip
         """Δs drawn for ``latent`` draws of z from its prior × ``weights`` weight draws,
