@@ -80,3 +80,12 @@ def test_maps_on_read_noise_tiles_follow_the_software_maps():
         r = np.corrcoef(soft.flatten().numpy(), hard.flatten().numpy())[0, 1]
         assert r >= 0.9, (r, soft, hard)
     assert float(hardware[1].min()) > 0  # the devices' read noise is the epistemic part
+
+
+def test_rollout_steps_draw_the_output_noise_too(model):
+    """A rollout step samples the whole generative model: its spread at least covers the
+    learned output noise (within 3 standard errors of a variance from 4000 draws)."""
+    states = torch.tensor([[5.0, 18.0]]).expand(4000, 2)
+    deltas = model.sample_step(states, torch.zeros(4000, 2), generator=torch.Generator())
+    noise_var = (model.net.log_noise.exp() * model.y_std.square()).detach()
+    assert bool((deltas.var(0) >= noise_var * (1 - 3 * (2 / 4000) ** 0.5)).all())

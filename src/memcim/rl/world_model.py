@@ -174,13 +174,16 @@ class WorldModel:
     @torch.no_grad()
     def sample_step(self, states: Tensor, actions: Tensor, *, generator: torch.Generator,
                     net: nn.Module | None = None) -> Tensor:  # fmt: skip
-        """One draw of Δs per row (its own latent from the prior and its own weights), in the
-        state's units [N, state dims]: how a model rollout moves."""
+        """One draw of Δs per row from the whole generative model (its own latent from the
+        prior, its own weights and the output noise), in the state's units [N, state dims]:
+        how a model rollout moves."""
         net = net if net is not None else self.net
         x = (torch.cat([states, actions], dim=1).float() - self.x_mean) / self.x_std
         z = math.sqrt(self.config.latent_prior_var) * torch.randn(len(x), 1, generator=generator)
         xz = torch.cat([x, z], dim=1).unsqueeze(1)  # [N, 1, in]: sample n is row n
-        return net(xz, samples=len(x)).squeeze(1) * self.y_std + self.y_mean
+        mean = net(xz, samples=len(x)).squeeze(1)
+        noise = (0.5 * self.net.log_noise).exp() * torch.randn(mean.shape, generator=generator)
+        return (mean + noise) * self.y_std + self.y_mean
 
     @torch.no_grad()
     def predict(self, states: Tensor, actions: Tensor, *, latent: int, weights: int,
