@@ -14,5 +14,6 @@ from memcim.experiments import (  # noqa: F401
     mesu,
     metaplastic,
     mvm_error,
+    risk_rl,
     system_chiplets,
 )
