@@ -89,3 +89,26 @@ def test_rollout_steps_draw_the_output_noise_too(model):
     deltas = model.sample_step(states, torch.zeros(4000, 2), generator=torch.Generator())
     noise_var = (model.net.log_noise.exp() * model.y_std.square()).detach()
     assert bool((deltas.var(0) >= noise_var * (1 - 3 * (2 / 4000) ** 0.5)).all())
+
+
+def test_moment_matched_read_noise_maps_follow_exact_per_cell_draws():
+    """The tiles' fast default (moment-matched column noise) against exact Laplace draws per
+    cell and read: measured correlations 0.98 (aleatoric) and 0.998 (epistemic) with 40 × 40
+    draws on a 7 × 6 grid; >= 0.9 asserted (20 × 20 draws alone gave 0.93 for aleatoric)."""
+    import numpy as np
+
+    from memcim.crossbar import TileConfig
+    from memcim.rl.world_model import device_aware, on_tiles, uncertainty_maps
+
+    s, a, s2 = (torch.tensor(v) for v in random_transitions(1000, seed=3))
+    wm = WorldModel(s, a, s2, WorldModelConfig(epochs=30, hidden=(32, 32)),
+                    generator=torch.Generator().manual_seed(4))  # fmt: skip
+    wm.train(after_step=device_aware())
+    xs, ys = torch.linspace(-30, 30, 7), torch.linspace(0, 20, 6)
+    maps = []
+    for mode in ("moment_matched", "per_cell"):
+        net, _ = on_tiles(wm, samples=1600, tile_config=TileConfig(non_gaussian_read=mode),
+                          generator=torch.Generator().manual_seed(5))  # fmt: skip
+        maps.append(uncertainty_maps(wm, xs, ys, latent=40, weights=40, net=net))
+    for fast, exact in zip(*maps, strict=True):
+        assert np.corrcoef(fast.flatten().numpy(), exact.flatten().numpy())[0, 1] >= 0.9

@@ -228,7 +228,9 @@ def on_tiles(model: WorldModel, *, sampling: HardwareSampling | None = None,
 
     The default tiles draw a column's read noise by moment matching (exact mean and variance
     of Σ_i V_i n_ij, Gaussian shape): the exact per-cell Laplace draws cost one draw per cell
-    and input vector, ~10¹⁰ for one 60 × 60-draw map. Pass ``tile_config`` to choose.
+    and input vector, ~10¹⁰ for one 60 × 60-draw map. Pass ``tile_config`` to choose. Its
+    error, measured on a small model (7 × 6 grid, 40 × 40 draws): the maps correlate 0.98
+    (aleatoric) and 0.998 (epistemic) with exact draws, their means 12 % and 2.5 % lower.
     """
     sampling = sampling if sampling is not None else read_noise_sampling()
     tiles = tile_config if tile_config is not None else TileConfig(
