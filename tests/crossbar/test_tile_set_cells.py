@@ -82,6 +82,8 @@ def test_reprogram_writes_exactly_the_cells_whose_target_moved(only_moved):
     after = [t.state for row in matrix.tiles for t in row]
     assert sum(int((a.writes != b.writes).sum()) for a, b in zip(after, before, strict=True)) == 3
     assert matrix.counters.cell_writes == 2 * 18 + 3  # deployment, then the three
+    per_device = matrix.writes_per_device()
+    assert per_device.numel() == 2 * 18 and int(per_device.sum()) == 2 * 18 + 3
     assert matrix.reprogram(new, new) == 0
     with pytest.raises(ConfigError, match="MappingConfig.w_max"):
         free = TiledMatrix(3, 6, TileConfig(device=FilamentaryRRAM()))

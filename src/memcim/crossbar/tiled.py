@@ -126,6 +126,11 @@ class TiledMatrix:
             )
         )
 
+    def writes_per_device(self) -> Tensor:
+        """Programming pulses every device of every tile has taken so far, flattened tile by
+        tile (row of tiles, then column)."""
+        return torch.cat([tile.state.writes.flatten() for row in self.tiles for tile in row])
+
     def select_copies(self, index: Tensor) -> TiledMatrix:
         """Keep the Monte-Carlo copies ``index`` on every tile (:meth:`Tile.select_copies`)."""
         for row in self.tiles:

@@ -144,5 +144,4 @@ class ProgrammedPosterior:
 
     def writes_per_device(self) -> Tensor:
         """Programming pulses of every device so far (the first programming included)."""
-        return torch.cat([tile.state.writes.flatten() for matrix, _ in self.matrices
-                          for row in matrix.tiles for tile in row])  # fmt: skip
+        return torch.cat([matrix.writes_per_device() for matrix, _ in self.matrices])

@@ -82,8 +82,7 @@ class MemristorMetaplastic:
 
     def writes_per_device(self) -> Tensor:
         """Programming pulses of every device so far (deployment included), flattened."""
-        return torch.cat([t.state.writes.flatten() for m in self.matrices for row in m.tiles
-                          for t in row])  # fmt: skip
+        return torch.cat([m.writes_per_device() for m in self.matrices])
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
