@@ -198,7 +198,7 @@ def test_the_trained_network_on_device_tiles_predicts_and_doubts_like_software()
     """Separate μ/σ arrays on RRAM with 8-bit converters: the accuracy stays within 2 points of
     the software network on 2000 test points, and the devices realise the learned σ (the
     epistemic entropy, which is zero without σ, is within 30 % of software's)."""
-    from memcim.learning.mesu import DevicePredictor, on_devices
+    from memcim.learning.mesu import SampledPredictor, on_devices
 
     task = _toy_tasks(1, n=2000, seed=12, noise=0.6)[0]
     model = bayesian_mlp((8, 16, 3), generator=torch.Generator().manual_seed(13),
@@ -209,7 +209,7 @@ def test_the_trained_network_on_device_tiles_predicts_and_doubts_like_software()
         learner.step(task.x_train[i : i + 1], task.y_train[i : i + 1])
     hardware, report = on_devices(model, samples=16, generator=torch.Generator().manual_seed(15),
                                   calibration=task.x_train[:256])  # fmt: skip
-    chip = DevicePredictor(hardware, samples=16, generator=torch.Generator().manual_seed(16))
+    chip = SampledPredictor(hardware, samples=16, generator=torch.Generator().manual_seed(16))
     from memcim.learning.mesu import accuracy
 
     soft, hard = (

@@ -263,9 +263,9 @@ def _on_devices(config: MesuPmnistConfig, state: dict, seed: int) -> dict[str, f
     last = tasks[max(0, config.tasks - 5) :]
     model = mesu.bayesian_mlp((784, config.hidden, 10), generator=torch.Generator())
     model.load_state_dict(state)
-    software = mesu.MESULearner(model.eval(), mesu.MESU.from_model(model),
-                                test_samples=config.test_samples,
-                                generator=stage_generator(seed, "software", "test"))  # fmt: skip
+    software = mesu.SampledPredictor(
+        model, samples=config.test_samples, generator=stage_generator(seed, "software", "test")
+    )
 
     def last5(predictor) -> float:
         return sum(mesu.accuracy(predictor, t.x_test, t.y_test) for t in last) / len(last)
@@ -283,7 +283,7 @@ def _on_devices(config: MesuPmnistConfig, state: dict, seed: int) -> dict[str, f
             hardware, report = mesu.on_devices(model, sampling=sampling,
                                                samples=config.test_samples, generator=gen,
                                                calibration=tasks[-1].x_train[:256])  # fmt: skip
-            chip = mesu.DevicePredictor(hardware, samples=config.test_samples, generator=gen)
+            chip = mesu.SampledPredictor(hardware, samples=config.test_samples, generator=gen)
             m[f"device_{name}_last5_accuracy"] = last5(chip)
             gap = m["device_software_last5_accuracy"] - m[f"device_{name}_last5_accuracy"]
             m[f"device_{name}_gap_points"] = 100 * gap

@@ -8,7 +8,8 @@
   :class:`SynapticIntelligence`: batch-1 learners, run task after task by :func:`run_stream`,
   which fills the GEM accuracy matrix.
 - :func:`ood_scores`: predictive, aleatoric and epistemic entropies (nats) and their OOD AUROC.
-- :func:`on_devices`: the trained network with its weight samples drawn by devices on tiles;
+- :func:`on_devices`: the trained network with its weight samples drawn by devices on tiles,
+  predicted like the software one by :class:`SampledPredictor`;
   :class:`ProgrammedPosterior`: μ and σ kept on RRAM during training, writes counted.
 """
 
@@ -18,13 +19,14 @@ from memcim.learning.mesu.baselines import (
     SynapticIntelligence,
     empirical_fisher,
 )
-from memcim.learning.mesu.devices import DevicePredictor, ProgrammedPosterior, on_devices
+from memcim.learning.mesu.devices import ProgrammedPosterior, on_devices
 from memcim.learning.mesu.models import bayesian_mlp, deterministic_mlp
 from memcim.learning.mesu.optim import MESU, mc_cost, mesu_step
 from memcim.learning.mesu.stream import (
     Learner,
     MESULearner,
     Predictor,
+    SampledPredictor,
     SGDLearner,
     StreamResult,
     accuracy,
@@ -36,7 +38,6 @@ from memcim.learning.mesu.stream import (
 
 __all__ = [
     "MESU",
-    "DevicePredictor",
     "Learner",
     "MESULearner",
     "OnlineEWC",
@@ -44,6 +45,7 @@ __all__ = [
     "ProgrammedPosterior",
     "Regulariser",
     "SGDLearner",
+    "SampledPredictor",
     "StreamResult",
     "SynapticIntelligence",
     "accuracy",

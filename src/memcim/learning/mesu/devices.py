@@ -18,7 +18,6 @@ from torch import Tensor, nn
 from memcim._errors import check_count, check_generator
 from memcim.bayes import HardwareSampling, SamplingScheme, predict, to_hardware
 from memcim.crossbar import TileConfig
-from memcim.learning.mesu.stream import Predictor
 
 
 def on_devices(model: nn.Module, *, sampling: HardwareSampling | None = None,
@@ -45,19 +44,6 @@ def on_devices(model: nn.Module, *, sampling: HardwareSampling | None = None,
     if calibration is not None:
         predict(hardware, calibration, samples=samples, generator=generator)
     return hardware, report
-
-
-class DevicePredictor(Predictor):
-    """Predictions of a network from :func:`on_devices` (inference only)."""
-
-    def __init__(self, hardware: nn.Module, *, samples: int = 10,
-                 generator: torch.Generator) -> None:  # fmt: skip
-        self.model = hardware
-        self.samples = check_count(samples, "samples", 1)
-        self.generator = check_generator(generator)
-
-    def probs(self, x: Tensor) -> Tensor:
-        return predict(self.model, x, samples=self.samples, generator=self.generator).probs
 
 
 class ProgrammedPosterior:

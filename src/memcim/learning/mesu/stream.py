@@ -24,7 +24,7 @@ from memcim._errors import check_count, check_generator, is_real, require
 from memcim.bayes import predict
 from memcim.learning.mesu.baselines import Regulariser
 from memcim.learning.mesu.optim import MESU, mesu_step
-from memcim.learning.metaplastic.continual import Task
+from memcim.learning.metaplastic.continual import Task, evaluate
 
 
 class Predictor:
@@ -36,9 +36,28 @@ class Predictor:
         """Class probabilities [S, N, C] of the S Monte-Carlo samples."""
         raise NotImplementedError
 
+    def scores(self, x: Tensor) -> Tensor:
+        """Mean log-probability over the samples [N, C]: the authors' prediction rule."""
+        return self.probs(x).clamp_min(1e-30).log().mean(0)
+
     def predict(self, x: Tensor) -> Tensor:
-        """Labels: argmax of the mean log-probability over the samples (the authors' rule)."""
-        return self.probs(x).clamp_min(1e-30).log().mean(0).argmax(-1)
+        """Labels: argmax of :meth:`scores`."""
+        return self.scores(x).argmax(-1)
+
+
+class SampledPredictor(Predictor):
+    """Predictions of a ``memcim.bayes`` network, in software or on tiles (a model from
+    :func:`~memcim.learning.mesu.on_devices`), from ``samples`` Monte-Carlo samples
+    (:func:`memcim.bayes.predict`; inference only)."""
+
+    def __init__(self, model: nn.Module, *, samples: int = 10,
+                 generator: torch.Generator) -> None:  # fmt: skip
+        self.model = model
+        self.samples = check_count(samples, "samples", 1)
+        self.generator = check_generator(generator)
+
+    def probs(self, x: Tensor) -> Tensor:
+        return predict(self.model, x, samples=self.samples, generator=self.generator).probs
 
 
 class Learner(Predictor):
@@ -160,12 +179,9 @@ class StreamResult:
         return float(self.matrix[i, max(0, i - k + 1) : i + 1].mean())
 
 
-@torch.no_grad()
 def accuracy(learner: Predictor, x: Tensor, y: Tensor, *, batch_size: int = 1000) -> float:
     """Test accuracy of ``learner.predict`` on ``(x, y)``, ``batch_size`` images at a time."""
-    hits = sum(int((learner.predict(x[s : s + batch_size]) == y[s : s + batch_size]).sum())
-               for s in range(0, len(y), batch_size))  # fmt: skip
-    return hits / len(y)
+    return evaluate(learner.model, x, y, batch_size=batch_size, forward=learner.scores)
 
 
 def run_stream(learner: Learner, tasks: Sequence[Task], *, generator: torch.Generator,
