@@ -36,27 +36,21 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from memcim._errors import is_int, is_real, require
+from memcim._errors import check_count, is_real, require
 from memcim.data import load_fashion_mnist, load_mnist, permuted_tasks
 from memcim.experiments.registry import Result, register, stage_generator
 from memcim.experiments.runner import write_json_atomic
+from memcim.learning.mesu.optim import is_memory_window
 
 PMNIST_VARIANTS = ("mesu", "sgd", "online_ewc", "si", "mesu_on_devices")
 DRAWS = ("weights", "local")
-
-
-def _is_memory(value: object) -> bool:
-    """A memory window N: a number > 0, infinity allowed (no forgetting)."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    return number and value > 0 and not math.isnan(value)
 
 
 def _check_fields(config, ints: dict[str, int], positives: tuple[str, ...]) -> None:
     """Each field in ``ints`` an int >= its minimum, each in ``positives`` a finite number > 0."""
     name = type(config).__name__
     for f, low in ints.items():
-        value = getattr(config, f)
-        require(is_int(value) and value >= low, f"{name}.{f}", value, f"an int >= {low}")
+        check_count(getattr(config, f), f"{name}.{f}", low)
     for f in positives:
         value = getattr(config, f)
         require(is_real(value) and value > 0, f"{name}.{f}", value, "a finite number > 0")
@@ -156,7 +150,7 @@ class MesuPmnistConfig:
         require(is_real(self.ewc_decay) and 0 <= self.ewc_decay <= 1, f"{name}.ewc_decay",
                 self.ewc_decay, "in [0, 1]")  # fmt: skip
         if self.memory is not None:
-            require(_is_memory(self.memory), f"{name}.memory", self.memory,
+            require(is_memory_window(self.memory), f"{name}.memory", self.memory,
                     "a number of samples > 0 (inf: no forgetting), or None")  # fmt: skip
         require(len(self.variants) >= 1 and all(v in PMNIST_VARIANTS for v in self.variants),
                 f"{name}.variants", self.variants, f"each in {PMNIST_VARIANTS}")  # fmt: skip
@@ -320,13 +314,15 @@ def plot_matrices(matrices: dict[str, Tensor], path: Path) -> None:
     plt.close(fig)
 
 
-def _run_parallel(function, items: list, jobs: int) -> list:
-    """``function(item)`` for every item, ``jobs`` processes at a time (in order)."""
+def _run_each(function, items: tuple, jobs: int) -> dict:
+    """``{item: function(item)}`` for every item, ``jobs`` processes at a time."""
     if jobs == 1 or len(items) == 1:
-        return [function(item) for item in items]
-    from joblib import Parallel, delayed
+        results = [function(item) for item in items]
+    else:
+        from joblib import Parallel, delayed
 
-    return Parallel(n_jobs=min(jobs, len(items)))(delayed(function)(i) for i in items)
+        results = Parallel(n_jobs=min(jobs, len(items)))(delayed(function)(i) for i in items)
+    return dict(zip(items, results, strict=True))
 
 
 @register("mesu-pmnist", MesuPmnistConfig,
@@ -341,8 +337,7 @@ def run_pmnist(config: MesuPmnistConfig, *, seed: int, out_dir: str | os.PathLik
     def one(variant: str) -> dict:
         return _pmnist_variant(config, variant, seed, out, show)
 
-    records = dict(zip(config.variants, _run_parallel(one, list(config.variants), config.jobs),
-                       strict=True))  # fmt: skip
+    records = _run_each(one, config.variants, config.jobs)
     m: dict[str, float] = {}
     for variant, record in records.items():
         m.update({f"{k}_{variant}": v for k, v in record["metrics"].items()})
@@ -416,7 +411,7 @@ class MesuOodConfig:
                       ("prior_sigma", "lr_mu", "lr_sigma"))  # fmt: skip
         require(is_real(self.clamp_grad) and self.clamp_grad >= 0, f"{name}.clamp_grad",
                 self.clamp_grad, "a finite number >= 0 (0: no clipping)")  # fmt: skip
-        require(len(self.memories) >= 1 and all(_is_memory(m) for m in self.memories),
+        require(len(self.memories) >= 1 and all(is_memory_window(m) for m in self.memories),
                 f"{name}.memories", self.memories,
                 "numbers of epochs > 0 (inf: no forgetting)")  # fmt: skip
 
@@ -508,8 +503,7 @@ def run_ood(config: MesuOodConfig, *, seed: int, out_dir: str | os.PathLike[str]
     def one(memory: float) -> dict:
         return _ood_run(config, memory, seed, out, show)
 
-    runs = dict(zip(config.memories, _run_parallel(one, list(config.memories), config.jobs),
-                    strict=True))  # fmt: skip
+    runs = _run_each(one, config.memories, config.jobs)
     m: dict[str, float] = {}
     for memory, run in runs.items():
         label = _memory_label(memory)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from memcim._errors import is_int, is_real, require
+from memcim._errors import check_count, is_real, require
 from memcim.experiments.registry import Result, register, stage_generator
 from memcim.experiments.runner import write_json_atomic
 
@@ -59,8 +59,7 @@ class RiskRlConfig:
         name = type(self).__name__
         for f in ("transitions", "epochs", "latent_draws", "weight_draws", "iterations",
                   "population", "elites", "model_episodes", "eval_episodes"):  # fmt: skip
-            value = getattr(self, f)
-            require(is_int(value) and value >= 2, f"{name}.{f}", value, "an int >= 2")
+            check_count(getattr(self, f), f"{name}.{f}", 2)
         require(self.elites <= self.population, f"{name}.elites", self.elites,
                 f"<= population ({self.population})")  # fmt: skip
         require(is_real(self.beta) and self.beta >= 0, f"{name}.beta", self.beta, ">= 0")

@@ -29,6 +29,13 @@ from torch import Tensor, nn
 from memcim._errors import ConfigError, is_real, require
 
 
+def is_memory_window(value: object) -> bool:
+    """Whether ``value`` is a memory window N: a number > 0, ``math.inf`` allowed (no
+    forgetting); not a bool, not NaN."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and value > 0 and not math.isnan(value)
+
+
 class MESU(torch.optim.Optimizer):
     """The MESU update of (μ, σ) pairs.
 
@@ -53,8 +60,8 @@ class MESU(torch.optim.Optimizer):
                  softplus: bool = False) -> None:  # fmt: skip
         for name, value in (("lr_mu", lr_mu), ("lr_sigma", lr_sigma)):
             require(is_real(value) and value >= 0, name, value, "a finite number >= 0")
-        require(isinstance(memory, int | float) and memory > 0 and not math.isnan(memory),
-                "memory", memory, "a number of samples > 0 (math.inf: no forgetting)")  # fmt: skip
+        require(is_memory_window(memory), "memory", memory,
+                "a number of samples > 0 (math.inf: no forgetting)")  # fmt: skip
         require(is_real(prior_mu), "prior_mu", prior_mu, "a finite number")
         require(is_real(prior_sigma) and prior_sigma > 0, "prior_sigma", prior_sigma, "> 0")
         require(is_real(clamp_grad) and clamp_grad >= 0, "clamp_grad", clamp_grad,
