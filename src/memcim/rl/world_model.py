@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.distributions import Normal, kl_divergence
 from tqdm.auto import tqdm
 
 from memcim._errors import check_count, check_generator, is_real, require
@@ -126,10 +127,14 @@ class WorldModel:
         self.z_mu = nn.Parameter(torch.zeros(len(x)))
         self.z_rho = nn.Parameter(torch.full((len(x),), math.log(math.expm1(0.5))))
 
+    def _inputs(self, states: Tensor, actions: Tensor) -> Tensor:
+        """Standardised (state, action) rows [N, 4], as the network was trained on."""
+        return (torch.cat([states, actions], dim=1).float() - self.x_mean) / self.x_std
+
     def _latent_kl(self, idx: Tensor) -> Tensor:
-        var0 = self.config.latent_prior_var
-        mu, var = self.z_mu[idx], nn.functional.softplus(self.z_rho[idx]).square()
-        return 0.5 * (var / var0 + mu.square() / var0 - 1 - torch.log(var / var0)).sum()
+        q = Normal(self.z_mu[idx], nn.functional.softplus(self.z_rho[idx]))
+        prior = Normal(torch.zeros(()), torch.tensor(math.sqrt(self.config.latent_prior_var)))
+        return kl_divergence(q, prior).sum()
 
     def loss(self, idx: Tensor, beta: float) -> Tensor:
         """The minibatch objective (see the module docstring) on the points ``idx``."""
@@ -138,9 +143,8 @@ class WorldModel:
         z = self.z_mu[idx] + nn.functional.softplus(self.z_rho[idx]) * eps
         xz = torch.cat([self.x[idx].expand(s, -1, -1), z.unsqueeze(-1)], dim=-1)
         mean = self.net(xz, samples=s)
-        var = self.net.log_noise.exp()
-        nll = 0.5 * ((self.y[idx] - mean).square() / var + self.net.log_noise
-                     + math.log(2 * math.pi)).sum(-1).mean(0).sum()  # fmt: skip
+        likelihood = Normal(mean, (0.5 * self.net.log_noise).exp())
+        nll = -likelihood.log_prob(self.y[idx]).sum(-1).mean(0).sum()
         return beta * model_kl(self.net) + self._latent_kl(idx) + nll
 
     def train(self, *, progress: bool = False,
@@ -178,11 +182,11 @@ class WorldModel:
         prior, its own weights and the output noise), in the state's units [N, state dims]:
         how a model rollout moves."""
         net = net if net is not None else self.net
-        x = (torch.cat([states, actions], dim=1).float() - self.x_mean) / self.x_std
+        x = self._inputs(states, actions)
         z = math.sqrt(self.config.latent_prior_var) * torch.randn(len(x), 1, generator=generator)
         xz = torch.cat([x, z], dim=1).unsqueeze(1)  # [N, 1, in]: sample n is row n
         mean = net(xz, samples=len(x)).squeeze(1)
-        noise = (0.5 * self.net.log_noise).exp() * torch.randn(mean.shape, generator=generator)
+        noise = (0.5 * net.log_noise).exp() * torch.randn(mean.shape, generator=generator)
         return (mean + noise) * self.y_std + self.y_mean
 
     @torch.no_grad()
@@ -195,7 +199,7 @@ class WorldModel:
         net = net if net is not None else self.net
         check_count(latent, "latent", 1)
         check_count(weights, "weights", 1)
-        x = (torch.cat([states, actions], dim=1).float() - self.x_mean) / self.x_std
+        x = self._inputs(states, actions)
         n = len(x)
         z = math.sqrt(self.config.latent_prior_var) * torch.randn(latent, generator=self.generator)
         xz = torch.cat([x.expand(latent, weights, n, -1),
