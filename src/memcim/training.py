@@ -7,7 +7,9 @@ Bayesian layers' ELBO training, the experiments) trains through the same loop.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -108,3 +110,11 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 1000) 
         logits = model(x[start : start + batch_size])
         correct += int((logits.argmax(-1) == y[start : start + batch_size]).sum())
     return correct / len(y)
+
+
+def save_atomic(path: str | os.PathLike[str], state: dict) -> None:
+    """``torch.save`` through a temporary file, so an interrupted save leaves the old one."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)

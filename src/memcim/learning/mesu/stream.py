@@ -25,6 +25,7 @@ from memcim.bayes import predict
 from memcim.learning.mesu.baselines import Regulariser
 from memcim.learning.mesu.optim import MESU, mesu_step
 from memcim.learning.metaplastic.continual import Task, evaluate
+from memcim.training import save_atomic
 
 
 class Predictor:
@@ -251,14 +252,6 @@ def train_epochs(learner: Learner, x: Tensor, y: Tensor, epochs: int, *,
         if on_epoch is not None:
             on_epoch(epoch)
     return costs
-
-
-def save_atomic(path: str | os.PathLike[str], state: dict) -> None:
-    """``torch.save`` through a temporary file, so an interrupted save leaves the old one."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
 
 
 @torch.no_grad()
