@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from memcim.rl import STORM_COAST_ID, StormCoastEnv, gust_std, hold_altitude, reward, rollout
+from memcim.rl import (
+    STORM_COAST_ID,
+    StormCoastEnv,
+    cruise_height,
+    gust_std,
+    hold_altitude,
+    reward,
+    rollout,
+)
 
 
 def test_a_step_by_hand():
@@ -95,3 +103,9 @@ def test_random_transitions_follow_the_dynamics():
     np.testing.assert_allclose(s2[:, 0], s[:, 0] + WIND[0] + a[:, 0], rtol=1e-5, atol=1e-4)
     gusts = (s2[:, 1] - s[:, 1] - WIND[1] - a[:, 1]) / gust_std(s[:, 1])
     assert abs(gusts.mean()) < 0.2 and abs(gusts.std() - 1) < 0.1  # 500 draws: se 0.045, 0.03
+
+
+def test_cruise_height_is_where_a_policy_holds():
+    """ "Hold y = 7" settles at 7 (gusts of σ ≈ 0.7 around it, median over 20 episodes)."""
+    assert cruise_height(StormCoastEnv(), hold_altitude(7), 20, seed=0) == pytest.approx(7, abs=0.3)
+    assert math.isnan(cruise_height(StormCoastEnv(horizon=10), hold_altitude(7), 2, seed=0))

@@ -2,18 +2,23 @@
 (Lin et al. [9]).
 
 1. 4000 random-action transitions of the storm coast (:class:`memcim.rl.StormCoastEnv`).
-2. The latent-input Bayesian world model trained on them, its σ clamped after every step to
-   what read-noise devices realise (:func:`memcim.rl.world_model.device_aware`), then put on
-   read-noise tiles (three devices per weight, 8-bit converters).
+2. The latent-input Bayesian world model trained on them (3000 epochs, as [9]), its σ clamped
+   after every step to what read-noise devices realise
+   (:func:`memcim.rl.world_model.device_aware`), then put on read-noise tiles (three devices
+   per weight, 8-bit converters).
 3. Aleatoric and epistemic maps of the next-state prediction on the authors' 16 × 21 grid at
-   zero action, in software and on the tiles, and their correlation.
+   zero action, in software and on the tiles, and their correlation; the energy and latency
+   of one state's decomposition on the tiles against a digital processor
+   (:func:`memcim.rl.cost.decomposition_cost`).
 4. Policies searched by the cross-entropy method inside the software world model: risk-neutral,
-   and risk-sensitive with reward r − β·epistemic − γ·aleatoric for each γ in ``gammas``;
-   each evaluated on the *true* environment (return and crash rate with 95 % intervals),
-   beside the hand-written "hold y = k" reference policies.
+   and risk-sensitive with reward r − β·epistemic − γ·aleatoric for each γ in ``gammas``.
+   "The" risk-sensitive policy is the least cautious one (smallest γ) whose model rollouts
+   crash in at most ``crash_budget`` of episodes (:func:`memcim.rl.policy.least_cautious`):
+   chosen in the model, never on the true environment. Every policy is then evaluated on
+   the *true* environment (return and crash rate with 95 % intervals), beside the
+   hand-written "hold y = k" reference policies.
 
-The authors train the model for 3000 epochs and the policy with PPO; the reduced default
-trains the model for 300 epochs and searches the policies with CEM.
+The authors train the policy with PPO inside the model; here CEM over a small MLP does it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import torch
 from memcim._errors import check_count, is_real, require
 from memcim.experiments.registry import Result, register, stage_generator
 from memcim.experiments.runner import write_json_atomic
+from memcim.training import save_atomic
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,39 +45,62 @@ class RiskRlConfig:
     latent_draws, weight_draws: M × N draws of one uncertainty map.
     beta: weight of the epistemic map in the risk-sensitive reward (the authors: 40).
     gammas: weights of the aleatoric map, one risk-sensitive policy each (the authors: 0.95).
+    map_smoothing: σ of the Gaussian filter over the maps in the reward, in grid cells (the
+        authors: 2).
+    crash_budget: the largest fraction of crashed model rollouts the risk-sensitive policy
+        may have; the smallest γ within it is chosen.
+    learner: ``"cem"`` (cross-entropy method over a small MLP, no extra dependency) or
+        ``"ppo"`` (stable-baselines3 PPO as the authors; ``pip install "memcim[rl]"``).
     iterations, population, elites, model_episodes: the cross-entropy search.
+    ppo_timesteps: PPO's steps in the model per policy (the authors: 50 001).
+    check_episodes: model rollouts that measure each policy's crash rate in the model.
     eval_episodes: episodes of every policy on the true environment.
     """
 
     transitions: int = 4000
-    epochs: int = 300
+    epochs: int = 3000
     latent_draws: int = 60
     weight_draws: int = 60
     beta: float = 40.0
-    gammas: tuple[float, ...] = (0.95, 2.0, 3.0)
-    iterations: int = 20
+    gammas: tuple[float, ...] = (0.95, 1.25, 1.5, 1.75, 2.0, 3.0)
+    map_smoothing: float = 2.0
+    crash_budget: float = 0.01
+    learner: str = "cem"
+    iterations: int = 50
     population: int = 48
     elites: int = 6
-    model_episodes: int = 16
+    model_episodes: int = 64
+    ppo_timesteps: int = 50_000
+    check_episodes: int = 1000
     eval_episodes: int = 1000
 
     def __post_init__(self) -> None:
         name = type(self).__name__
         for f in ("transitions", "epochs", "latent_draws", "weight_draws", "iterations",
-                  "population", "elites", "model_episodes", "eval_episodes"):  # fmt: skip
+                  "population", "elites", "model_episodes", "ppo_timesteps", "check_episodes",
+                  "eval_episodes"):  # fmt: skip
             check_count(getattr(self, f), f"{name}.{f}", 2)
+        require(self.learner in ("cem", "ppo"), f"{name}.learner", self.learner,
+                '"cem" or "ppo"')  # fmt: skip
         require(self.elites <= self.population, f"{name}.elites", self.elites,
                 f"<= population ({self.population})")  # fmt: skip
         require(is_real(self.beta) and self.beta >= 0, f"{name}.beta", self.beta, ">= 0")
-        require(all(is_real(g) and g >= 0 for g in self.gammas), f"{name}.gammas", self.gammas,
-                "numbers >= 0")  # fmt: skip
+        require(len(self.gammas) >= 1 and all(is_real(g) and g >= 0 for g in self.gammas),
+                f"{name}.gammas", self.gammas, "one or more numbers >= 0")  # fmt: skip
+        require(len(set(self.gammas)) == len(self.gammas), f"{name}.gammas", self.gammas,
+                "distinct values")  # fmt: skip
+        require(is_real(self.map_smoothing) and self.map_smoothing >= 0,
+                f"{name}.map_smoothing", self.map_smoothing, ">= 0 grid cells")  # fmt: skip
+        require(is_real(self.crash_budget) and 0 <= self.crash_budget <= 1,
+                f"{name}.crash_budget", self.crash_budget, "a fraction in [0, 1]")  # fmt: skip
 
 
-GRID_X, GRID_Y = torch.linspace(-30, 30, 21), torch.linspace(0, 20, 16)
+#: The authors' grid: 16 positions x ∈ [−30, 30] by 21 heights y ∈ [0, 20].
+GRID_X, GRID_Y = torch.linspace(-30, 30, 16), torch.linspace(0, 20, 21)
 
 
-def _maps(config: RiskRlConfig, wm, seed: int) -> tuple[dict, dict[str, float]]:
-    """Software and tile maps, and their correlations."""
+def _maps(config: RiskRlConfig, wm, seed: int) -> tuple[dict, dict[str, float], torch.nn.Module]:
+    """Software and tile maps, their correlations, and the network on tiles."""
     from memcim.rl.world_model import on_tiles, uncertainty_maps
 
     draws = {"latent": config.latent_draws, "weights": config.weight_draws}
@@ -86,39 +115,78 @@ def _maps(config: RiskRlConfig, wm, seed: int) -> tuple[dict, dict[str, float]]:
         )
         m[f"map_{kind}_max_software"] = float(software[i].max())
         m[f"map_{kind}_max_tiles"] = float(hardware[i].max())
-    return {"software": software, "tiles": hardware}, m
+    return {"software": software, "tiles": hardware}, m, net
 
 
-def _policies(config: RiskRlConfig, wm, maps: dict, seed: int) -> dict[str, dict[str, float]]:
-    """Every policy on the true environment."""
-    from memcim.rl import StormCoastEnv, hold_altitude, rollout
-    from memcim.rl.policy import MLPPolicy, RiskMaps, cem, model_returns, summary
+def _decomposition(config: RiskRlConfig, wm, net, seed: int) -> dict[str, float]:
+    """Energy and latency of one state's decomposition, at the coast's middle (0, 5)."""
+    from memcim.rl.cost import decomposition_cost
+
+    cost = decomposition_cost(wm, net, torch.tensor([0.0, 5.0]), latent=config.latent_draws,
+                              weights=config.weight_draws,
+                              generator=stage_generator(seed, "decomposition"))  # fmt: skip
+    return {f"decomposition_{k}": v for k, v in cost.as_dict().items() if k != "processor"}
+
+
+def _search(config: RiskRlConfig, wm, risk, seed: int, name: str):
+    """A policy learnt inside the world model (observation -> action) and the fraction of
+    ``check_episodes`` model rollouts it crashes in."""
+    from memcim.rl import rollout
+    from memcim.rl.policy import MLPPolicy, cem, model_returns, model_rollouts
+    from memcim.rl.ppo import WorldModelEnv, ppo_policy
+
+    check = stage_generator(seed, "check", name)
+    if config.learner == "ppo":
+        act = ppo_policy(wm, risk=risk, timesteps=config.ppo_timesteps,
+                         seed=int(torch.randint(0, 2**31, (), generator=check)))  # fmt: skip
+        _, crashes = rollout(WorldModelEnv(wm), act, config.check_episodes,
+                             seed=int(torch.randint(0, 2**31, (), generator=check)))  # fmt: skip
+        return act, float(crashes.mean())
+    policy, g = MLPPolicy(), stage_generator(seed, "cem", name)
+    mean, _ = cem(lambda p: model_returns(wm, policy, p, episodes=config.model_episodes,
+                                          generator=g, risk=risk),
+                  policy.dim, iterations=config.iterations, population=config.population,
+                  elites=config.elites, generator=g)  # fmt: skip
+    _, crashed = model_rollouts(wm, policy, mean.unsqueeze(0), episodes=config.check_episodes,
+                                generator=check)  # fmt: skip
+    return policy.as_function(mean), float(crashed.float().mean())
+
+
+def _policies(config: RiskRlConfig, wm, maps: dict, seed: int, progress: bool,
+              ) -> tuple[dict[str, dict[str, float]], float | None]:  # fmt: skip
+    """Every policy on the true environment (with its crash rate in the model), and the γ of
+    the risk-sensitive one."""
+    from tqdm.auto import tqdm
+
+    from memcim.rl import StormCoastEnv, cruise_height, hold_altitude, rollout
+    from memcim.rl.policy import RiskMaps, least_cautious, summary
 
     aleatoric, epistemic = maps["software"]
-    policy = MLPPolicy()
-    results = {}
     settings = {"neutral": None} | {
         f"sensitive_gamma{g:g}": RiskMaps(GRID_X, GRID_Y, epistemic, aleatoric, beta=config.beta,
-                                          gamma=g) for g in config.gammas}  # fmt: skip
-    for name, risk in settings.items():
-        g = stage_generator(seed, "cem", name)
-        mean, _ = cem(lambda p, r=risk, g=g: model_returns(
-            wm, policy, p, episodes=config.model_episodes, generator=g, risk=r),
-            policy.dim, iterations=config.iterations, population=config.population,
-            elites=config.elites, generator=g)  # fmt: skip
-        returns, crashes = rollout(StormCoastEnv(), policy.as_function(mean),
-                                   config.eval_episodes, seed=seed * 100_000)  # fmt: skip
-        results[name] = summary(returns, crashes)
+                                          gamma=g, smoothing=config.map_smoothing)
+        for g in config.gammas}  # fmt: skip
+    results = {}
+    for name, risk in tqdm(settings.items(), desc="policies", disable=None if progress else True):
+        act, model_crash_rate = _search(config, wm, risk, seed, name)
+        returns, crashes = rollout(StormCoastEnv(), act, config.eval_episodes,
+                                   seed=seed * 100_000)  # fmt: skip
+        height = cruise_height(StormCoastEnv(), act, 100, seed=seed * 100_000)
+        results[name] = summary(returns, crashes) | {"model_crash_rate": model_crash_rate,
+                                                     "cruise_height": height}  # fmt: skip
+    gamma = least_cautious({g: results[f"sensitive_gamma{g:g}"]["model_crash_rate"]
+                            for g in config.gammas}, config.crash_budget)  # fmt: skip
     for k in (5, 7):
         returns, crashes = rollout(StormCoastEnv(), hold_altitude(k), config.eval_episodes,
                                    seed=seed * 100_000)  # fmt: skip
         results[f"hold_y{k}"] = summary(returns, crashes)
-    return results
+    return results, gamma
 
 
-def plot(maps: dict, policies: dict[str, dict[str, float]], path: Path) -> None:
+def plot(maps: dict, policies: dict[str, dict[str, float]], path: Path, *,
+         selected: str | None = None) -> None:  # fmt: skip
     """Maps (software | tiles, aleatoric | epistemic) and every policy's return against its
-    crash rate on the true environment."""
+    crash rate on the true environment (the ``selected`` one ringed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,8 +208,13 @@ def plot(maps: dict, policies: dict[str, dict[str, float]], path: Path) -> None:
         below, above = s["crash_rate"] - s["crash_low"], s["crash_high"] - s["crash_rate"]
         ax.errorbar(100 * s["crash_rate"], s["return"], yerr=s["return_ci95"],
                     xerr=[[100 * below], [100 * above]], fmt="o", label=name)  # fmt: skip
+        if name == selected:
+            ax.scatter(100 * s["crash_rate"], s["return"], s=200, facecolors="none",
+                       edgecolors="k", label="chosen risk-sensitive")  # fmt: skip
+    ax.axvline(5, color="grey", ls=":", lw=1)  # the target: <= 5 % crashes ...
+    ax.axhline(0.8 * policies["neutral"]["return"], color="grey", ls=":", lw=1)  # ... >= 80 %
     ax.set_xlabel("crashes (% of episodes)")
-    ax.set_ylabel("return")
+    ax.set_ylabel("return (dotted: 5 % crashes, 80 % of risk-neutral)")
     ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
     fig.savefig(path, dpi=120)
@@ -161,22 +234,48 @@ def run(config: RiskRlConfig, *, seed: int, out_dir: str | os.PathLike[str],
     s, a, s2 = (torch.tensor(v) for v in random_transitions(config.transitions, seed=seed))
     wm = WorldModel(s, a, s2, WorldModelConfig(epochs=config.epochs),
                     generator=stage_generator(seed, "world_model"))  # fmt: skip
-    wm.train(progress=progress, after_step=device_aware())
-    maps, m = _maps(config, wm, seed)
+    saved = out / "world_model.pt"  # a rerun into the same folder skips the training
+    made_by = {"seed": seed, "transitions": config.transitions, "epochs": config.epochs}
+    if saved.is_file():
+        state = torch.load(saved, weights_only=True)
+        for key, value in made_by.items():
+            require(state["made_by"][key] == value, f"{saved}: {key}", state["made_by"][key],
+                    f"= {value} as this run (delete the file to train again)")  # fmt: skip
+        wm.load_state_dict(state["model"])
+    else:
+        wm.train(progress=progress, after_step=device_aware())
+        save_atomic(saved, {"model": wm.state_dict(), "made_by": made_by})
+    maps, m, net = _maps(config, wm, seed)
+    m.update(_decomposition(config, wm, net, seed))
     write_json_atomic(out / "partial_results.json", {"metrics": m})
-    policies = _policies(config, wm, maps, seed)
+    policies, gamma = _policies(config, wm, maps, seed, progress)
     for name, s_ in policies.items():
         m.update({f"{k}_{name}": v for k, v in s_.items()})
     neutral = policies["neutral"]["return"]
-    for g in config.gammas:
-        name = f"sensitive_gamma{g:g}"
-        m[f"return_ratio_{name}"] = policies[name]["return"] / neutral if neutral else math.nan
+    ratio = {name: s_["return"] / neutral if neutral else math.nan
+             for name, s_ in policies.items()}  # fmt: skip
+    m.update({f"return_ratio_{name}": r for name, r in ratio.items() if name != "neutral"})
+    m["selected_gamma"] = math.nan if gamma is None else gamma
+    chosen = policies.get(f"sensitive_gamma{gamma:g}") if gamma is not None else None
+    for k in ("return", "crash_rate", "crash_low", "crash_high", "model_crash_rate"):
+        m[f"{k}_sensitive"] = chosen[k] if chosen else math.nan
+    m["return_ratio_sensitive"] = ratio[f"sensitive_gamma{gamma:g}"] if chosen else math.nan
     figure = "risk-rl.png"
-    plot(maps, policies, out / figure)
-    rows = [[name, f"{s_['return']:.1f} ± {s_['return_ci95']:.1f}",
+    plot(
+        maps,
+        policies,
+        out / figure,
+        selected=None if gamma is None else f"sensitive_gamma{gamma:g}",
+    )
+    rows = [[name + (" (chosen)" if chosen is s_ else ""),
+             f"{s_['return']:.1f} ± {s_['return_ci95']:.1f}",
              f"{100 * s_['crash_rate']:.1f} % ({100 * s_['crash_low']:.1f}–"
-             f"{100 * s_['crash_high']:.1f})"] for name, s_ in policies.items()]  # fmt: skip
-    header = ["policy", "return (95 % CI)", "crashes (95 % CI)"]
+             f"{100 * s_['crash_high']:.1f})",
+             f"{100 * s_['model_crash_rate']:.1f} %" if "model_crash_rate" in s_ else "–",
+             f"{s_['cruise_height']:.1f}" if "cruise_height" in s_ else "–"]
+            for name, s_ in policies.items()]  # fmt: skip
+    header = ["policy", "return (95 % CI)", "crashes (95 % CI)", "crashes in the model",
+              "cruise height y"]  # fmt: skip
     return Result(
         metrics=m, artifacts=[figure], extra={"summary_table": {"header": header, "rows": rows}}
     )

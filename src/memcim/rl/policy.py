@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -60,7 +61,8 @@ class MLPPolicy:
 class RiskMaps:
     """Uncertainty maps on a grid (``xs``, ``ys``) and their weights in the reward: r −
     ``beta`` · epistemic − ``gamma`` · aleatoric, bilinear between grid points and clamped to
-    the edge value outside."""
+    the edge value outside. ``smoothing``: σ of a Gaussian filter over the maps, in grid
+    cells (the authors smooth theirs with σ = 2); 0 leaves them as they are."""
 
     xs: Tensor
     ys: Tensor
@@ -68,9 +70,29 @@ class RiskMaps:
     aleatoric: Tensor
     beta: float = 40.0
     gamma: float = 0.95
+    smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        shape = (len(self.ys), len(self.xs))
+        for name in ("epistemic", "aleatoric"):
+            got = tuple(getattr(self, name).shape)
+            require(got == shape, f"RiskMaps.{name}", got, f"a map [len(ys), len(xs)] = {shape}")
+        for name in ("beta", "gamma", "smoothing"):
+            value = getattr(self, name)
+            require(is_real(value) and value >= 0, f"RiskMaps.{name}", value, ">= 0")
+
+    @cached_property
+    def grid(self) -> Tensor:
+        """The penalty β·epistemic + γ·aleatoric at the grid points [len(ys), len(xs)]."""
+        grid = self.beta * self.epistemic.float() + self.gamma * self.aleatoric.float()
+        if self.smoothing > 0:
+            from scipy.ndimage import gaussian_filter
+
+            grid = torch.as_tensor(gaussian_filter(grid.numpy(), sigma=self.smoothing))
+        return grid
 
     def penalty(self, states: Tensor) -> Tensor:
-        grid = self.beta * self.epistemic + self.gamma * self.aleatoric  # [len(ys), len(xs)]
+        grid = self.grid
         fx = _fraction(states[..., 0], self.xs)
         fy = _fraction(states[..., 1], self.ys)
         x0, y0 = fx.floor().long(), fy.floor().long()
@@ -89,11 +111,13 @@ def _fraction(values: Tensor, axis: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def model_returns(world_model, policy: MLPPolicy, params: Tensor, *, episodes: int,
-                  generator: torch.Generator, risk: RiskMaps | None = None,
-                  horizon: int = HORIZON) -> Tensor:  # fmt: skip
-    """Mean return over ``episodes`` model rollouts of each of the P policies ``params``
-    [P, dim] (with the risk penalty when ``risk`` is given); [P]."""
+def model_rollouts(world_model, policy: MLPPolicy, params: Tensor, *, episodes: int,
+                   generator: torch.Generator, risk: RiskMaps | None = None,
+                   horizon: int = HORIZON) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """``episodes`` model rollouts of each of the P policies ``params`` [P, dim]: the return
+    of every rollout (with the risk penalty when ``risk`` is given) and whether it crashed,
+    both [P, episodes]."""
+    check_count(episodes, "episodes", 1)
     p = params.shape[0]
     states = torch.tensor(START, dtype=torch.float32).expand(p, episodes, 2).clone()
     alive = torch.ones(p, episodes, dtype=torch.bool)
@@ -113,7 +137,17 @@ def model_returns(world_model, policy: MLPPolicy, params: Tensor, *, episodes: i
         states = torch.where(alive.unsqueeze(-1), nxt, states)
         if not bool(alive.any()):
             break
-    return total.mean(1)
+    return total, ~alive
+
+
+def model_returns(world_model, policy: MLPPolicy, params: Tensor, *, episodes: int,
+                  generator: torch.Generator, risk: RiskMaps | None = None,
+                  horizon: int = HORIZON) -> Tensor:  # fmt: skip
+    """Mean return over ``episodes`` model rollouts of each of the P policies ``params``
+    [P, dim] (with the risk penalty when ``risk`` is given); [P]. The score CEM maximises."""
+    returns, _ = model_rollouts(world_model, policy, params, episodes=episodes,
+                                generator=generator, risk=risk, horizon=horizon)  # fmt: skip
+    return returns.mean(1)
 
 
 def cem(score, dim: int, *, iterations: int = 30, population: int = 64, elites: int = 8,
@@ -142,6 +176,15 @@ def cem(score, dim: int, *, iterations: int = 30, population: int = 64, elites: 
         std = (a * candidates[best].std(0) + (1 - a) * std).clamp_min(min_std)
         history.append(float(scores[best[0]]))
     return mean, history
+
+
+def least_cautious(crash_rates: dict[float, float], budget: float) -> float | None:
+    """The smallest risk weight γ whose policy crashed in at most ``budget`` of its model
+    rollouts (``crash_rates``: γ -> fraction), or ``None`` if none did. The choice uses the
+    world model only, never the true environment: a risk budget set by the designer."""
+    require(is_real(budget) and 0 <= budget <= 1, "budget", budget, "a fraction in [0, 1]")
+    safe = [g for g, rate in crash_rates.items() if rate <= budget]
+    return min(safe) if safe else None
 
 
 def summary(returns: np.ndarray, crashes: np.ndarray) -> dict[str, float]:

@@ -122,3 +122,19 @@ def random_transitions(count: int, *, seed: int, horizon: int = HORIZON,
         following.append(nxt)
         obs = env.reset()[0] if terminated or truncated else nxt
     return np.array(states), np.array(actions), np.array(following)
+
+
+def cruise_height(env: StormCoastEnv, policy, episodes: int, *, seed: int,
+                  after: int = 40) -> float:  # fmt: skip
+    """Median height y over the steps from ``after`` on of ``episodes`` episodes of
+    ``policy``: where it settles to fly (``nan`` if no episode lasts that long)."""
+    heights = []
+    for e in range(episodes):
+        obs, _ = env.reset(seed=seed + e)
+        for step in range(env.horizon):
+            obs, _, terminated, truncated, _ = env.step(policy(obs))
+            if terminated or truncated:
+                break
+            if step >= after:
+                heights.append(float(obs[1]))
+    return float(np.median(heights)) if heights else math.nan

@@ -1,0 +1,92 @@
+"""PPO inside the world model, as the authors of [9] trained their policy (optional extra:
+``pip install "memcim[rl]"`` for stable-baselines3).
+
+:class:`WorldModelEnv` is the storm coast as the world model imagines it: a ``gymnasium.Env``
+whose steps are drawn from the model (one latent, weight and output-noise draw per step),
+with the true reward formula at the predicted position, a crash below the coast, and the
+risk penalty of :class:`~memcim.rl.policy.RiskMaps` when one is given. Any gymnasium agent
+can learn in it; :func:`ppo_policy` trains stable-baselines3's PPO (its default MLP, two
+tanh layers of 64, as the authors' PPO1) and returns the policy for the true environment.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from memcim._errors import check_count
+from memcim.rl.policy import RiskMaps
+from memcim.rl.storm_coast import CRASH_REWARD, HORIZON, START, reward
+
+
+class WorldModelEnv(gym.Env):
+    """The storm coast inside a world model (module docstring). Same spaces, horizon and
+    ``info["crashed"]`` as :class:`~memcim.rl.StormCoastEnv`; the model's draws come from a
+    generator seeded by ``reset(seed=...)``."""
+
+    metadata: ClassVar[dict] = {"render_modes": []}
+
+    def __init__(self, world_model, *, risk: RiskMaps | None = None,
+                 horizon: int = HORIZON) -> None:  # fmt: skip
+        self.world_model, self.risk = world_model, risk
+        self.horizon = check_count(horizon, "horizon", 1)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self._generator = torch.Generator().manual_seed(0)
+        self._position = START.copy()
+        self._steps = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._generator.manual_seed(seed)
+        self._position = START.copy()
+        self._steps = 0
+        return self._position.astype(np.float32), {}
+
+    def step(self, action):
+        a = np.asarray(action, dtype=np.float32).reshape(1, 2)
+        if not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0 + 1e-6):
+            raise ValueError(f"action={action!r} is invalid: two finite numbers in [-1, 1]")
+        state = torch.as_tensor(self._position, dtype=torch.float32).reshape(1, 2)
+        delta = self.world_model.sample_step(state, torch.as_tensor(a),
+                                             generator=self._generator)  # fmt: skip
+        self._position = self._position + delta.reshape(2).double().numpy()
+        self._steps += 1
+        crashed = bool(self._position[1] < 0)
+        r = CRASH_REWARD if crashed else reward(self._position)
+        if self.risk is not None and not crashed:
+            r -= float(self.risk.penalty(state.reshape(2)))
+        truncated = not crashed and self._steps >= self.horizon
+        return self._position.astype(np.float32), r, crashed, truncated, {"crashed": crashed}
+
+
+def ppo_policy(world_model, *, risk: RiskMaps | None = None, timesteps: int = 50_000,
+               seed: int = 0, gamma: float = 0.99):  # fmt: skip
+    """Train stable-baselines3 PPO in :class:`WorldModelEnv` for ``timesteps`` steps (the
+    authors: 50 001, discount 0.99) and return its deterministic policy, observation ->
+    action in [−1, 1]², for :func:`memcim.rl.rollout` on the true environment.
+
+    Raises:
+        ImportError: stable-baselines3 is not installed (``pip install "memcim[rl]"``).
+    """
+    check_count(timesteps, "timesteps", 1)
+    try:
+        from stable_baselines3 import PPO
+    except ImportError as error:
+        raise ImportError(
+            'ppo_policy needs stable-baselines3: pip install "memcim[rl]" (or use the '
+            "dependency-light memcim.rl.policy.cem)"
+        ) from error
+    env = WorldModelEnv(world_model, risk=risk)
+    agent = PPO("MlpPolicy", env, gamma=gamma, seed=seed, verbose=0, device="cpu")
+    agent.learn(total_timesteps=timesteps)
+
+    def policy(observation: np.ndarray) -> np.ndarray:
+        action, _ = agent.predict(np.asarray(observation, dtype=np.float32), deterministic=True)
+        return np.clip(action, -1.0, 1.0)
+
+    return policy
