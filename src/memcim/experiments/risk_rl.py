@@ -215,7 +215,7 @@ def plot(maps: dict, policies: dict[str, dict[str, float]], path: Path, *,
     ax.axhline(0.8 * policies["neutral"]["return"], color="grey", ls=":", lw=1)  # ... >= 80 %
     ax.set_xlabel("crashes (% of episodes)")
     ax.set_ylabel("return")
-    ax.set_title("dotted: 5 % crashes, 80 % of risk-neutral", fontsize=9)
+    ax.set_title("dotted: targets (5 % crashes, 0.8 × neutral)", fontsize=8)
     ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
     fig.savefig(path, dpi=120)
