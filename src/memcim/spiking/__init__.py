@@ -1,9 +1,12 @@
-"""Spiking front ends: event encoders of images (:mod:`memcim.spiking.encoding`).
+"""Spiking front ends: event encoders and spiking networks on crossbar tiles.
 
 - :func:`rate`, :func:`latency`: rate and latency codes of MNIST-family images.
 - :func:`saccades`: ON / OFF events of an image moved along small translations.
+- :class:`SpikingMLP`: linear synapses and snnTorch leaky integrate-and-fire neurons;
+  :func:`on_tiles` puts its synapses on crossbar tiles, driven by the spikes.
 """
 
 from memcim.spiking.encoding import SACCADE_PATH, latency, rate, saccades
+from memcim.spiking.network import SpikingMLP, on_tiles
 
-__all__ = ["SACCADE_PATH", "latency", "rate", "saccades"]
+__all__ = ["SACCADE_PATH", "SpikingMLP", "latency", "on_tiles", "rate", "saccades"]

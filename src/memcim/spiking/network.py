@@ -1,0 +1,71 @@
+"""Spiking networks whose synapses are crossbar tiles.
+
+:class:`SpikingMLP` is a stack of ``nn.Linear`` synapses and snnTorch leaky integrate-and-
+fire neurons (``snntorch.Leaky``, surrogate gradients for training): at every time step the
+input spikes drive the first synapses, each layer's membrane integrates its synaptic current
+and fires on crossing its threshold, and its spikes drive the next synapses.
+:func:`on_tiles` puts the synapses on crossbar tiles (:func:`memcim.nn.convert`): the spikes
+drive the word lines and the bit-line currents feed the membranes; the neurons stay as they
+are.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import Tensor, nn
+
+from memcim._errors import is_real, require
+from memcim.nn import CIMConfig, convert
+
+
+class SpikingMLP(nn.Module):
+    """Synapses ``nn.Linear(sizes[i], sizes[i + 1])`` (no bias: a spike-driven crossbar has no
+    bias line) each followed by ``snntorch.Leaky(beta, threshold)``.
+
+    ``forward(spikes [T, N, sizes[0]])`` returns the last layer's spikes and membrane
+    potentials, both ``[T, N, sizes[-1]]``; every membrane starts at 0. ``beta``: membrane
+    decay per step; ``threshold``: firing threshold (reset by subtraction, snnTorch's default).
+    """
+
+    def __init__(self, sizes: tuple[int, ...], *, beta: float = 0.9,
+                 threshold: float = 1.0) -> None:  # fmt: skip
+        import snntorch
+
+        super().__init__()
+        require(len(sizes) >= 2 and all(isinstance(s, int) and s >= 1 for s in sizes), "sizes",
+                sizes, "two or more layer widths, each an int >= 1")  # fmt: skip
+        require(is_real(beta) and 0 <= beta <= 1, "beta", beta, "in [0, 1]")
+        require(is_real(threshold) and threshold > 0, "threshold", threshold, "> 0")
+        self.synapses = nn.ModuleList(
+            nn.Linear(a, b, bias=False) for a, b in itertools.pairwise(sizes)
+        )
+        self.neurons = nn.ModuleList(
+            snntorch.Leaky(beta=beta, threshold=threshold) for _ in self.synapses
+        )
+        self.sizes, self.beta, self.threshold = tuple(sizes), float(beta), float(threshold)
+
+    def forward(self, spikes: Tensor) -> tuple[Tensor, Tensor]:
+        require(spikes.dim() == 3 and spikes.shape[-1] == self.sizes[0], "spikes",
+                tuple(spikes.shape), f"[T, N, {self.sizes[0]}]")  # fmt: skip
+        membranes = [neuron.init_leaky() for neuron in self.neurons]
+        out_spikes, out_membranes = [], []
+        for x in spikes:  # time steps: each depends on the membranes the last one left
+            for i, (synapse, neuron) in enumerate(zip(self.synapses, self.neurons, strict=True)):
+                x, membranes[i] = neuron(synapse(x), membranes[i])
+            out_spikes.append(x)
+            out_membranes.append(membranes[-1])
+        return torch.stack(out_spikes), torch.stack(out_membranes)
+
+
+def on_tiles(model: SpikingMLP, config: CIMConfig | None = None) -> SpikingMLP:
+    """A copy of ``model`` whose synapses are crossbar layers (:func:`memcim.nn.convert` with
+    ``config``); the model is not modified. Spikes are 0 or 1, so an ideal DAC passes them
+    exactly (a 1-bit drive)."""
+    require(isinstance(model, SpikingMLP), "model", type(model).__name__, "a SpikingMLP")
+    # A fresh copy rather than a deep copy: snnTorch neurons keep their last membrane, a
+    # tensor in the autograd graph that cannot be deep-copied.
+    twin = SpikingMLP(model.sizes, beta=model.beta, threshold=model.threshold)
+    twin.load_state_dict(model.state_dict())
+    return convert(twin.train(model.training), config)
