@@ -9,9 +9,9 @@ from memcim import ConfigError
 from memcim.crossbar import ConverterConfig, TileConfig
 from memcim.devices import FilamentaryRRAM, IdealDevice
 from memcim.nn import CIMConfig
-from memcim.spiking import SpikingMLP, on_tiles, rate
+from memcim.spiking import SPIKE_DRIVE, SpikingMLP, on_tiles, rate
 
-IDEAL = CIMConfig(tile=TileConfig(device=IdealDevice(), dac=ConverterConfig(bits=None),
+IDEAL = CIMConfig(tile=TileConfig(device=IdealDevice(), dac=SPIKE_DRIVE,
                                   adc=ConverterConfig(bits=None)), clip_sigma=None)  # fmt: skip
 
 
@@ -48,7 +48,9 @@ def test_rram_tiles_move_spikes_but_keep_the_rates(busy):
     before = [w.detach().clone() for w in model.parameters()]
     with torch.no_grad():
         s, _ = model(x)
-        rram = on_tiles(model, CIMConfig(tile=TileConfig(device=FilamentaryRRAM())))
+        rram = on_tiles(
+            model, CIMConfig(tile=TileConfig(device=FilamentaryRRAM(), dac=SPIKE_DRIVE))
+        )
         s_rram, _ = rram.eval()(x)
     assert float((s_rram != s).float().mean()) > 0  # the devices do something
     assert float((s_rram.sum(0) - s.sum(0)).abs().mean()) < 1.5
@@ -67,3 +69,15 @@ def test_bad_shapes_are_named():
         SpikingMLP((5,))
     with pytest.raises(ConfigError, match="spikes"):
         SpikingMLP((4, 2))(torch.zeros(3, 4))
+    with pytest.raises(ConfigError, match="dac.bits"):
+        on_tiles(SpikingMLP((4, 2)), CIMConfig())  # an 8-bit DAC: spikes need none
+
+
+def test_no_dac_conversion_is_counted_for_spikes(busy):
+    model, x = busy
+    tiles = on_tiles(model).eval()
+    with torch.no_grad():
+        tiles(x)
+    counters = [t.counters for layer in tiles.synapses for row in layer.matrix.tiles for t in row]
+    assert all(c.dac_conversions == 0 for c in counters)
+    assert all(c.adc_conversions > 0 for c in counters)

@@ -7,6 +7,6 @@
 """
 
 from memcim.spiking.encoding import SACCADE_PATH, latency, rate, saccades
-from memcim.spiking.network import SpikingMLP, on_tiles
+from memcim.spiking.network import SPIKE_DRIVE, SpikingMLP, on_tiles
 
-__all__ = ["SACCADE_PATH", "SpikingMLP", "latency", "on_tiles", "rate", "saccades"]
+__all__ = ["SACCADE_PATH", "SPIKE_DRIVE", "SpikingMLP", "latency", "on_tiles", "rate", "saccades"]

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from memcim._errors import is_real, require
+from memcim.crossbar import ConverterConfig, TileConfig
 from memcim.nn import CIMConfig, convert
 
 
@@ -59,11 +60,20 @@ class SpikingMLP(nn.Module):
         return torch.stack(out_spikes), torch.stack(out_membranes)
 
 
+#: Spikes are 0 or 1: they switch the word lines on and off, with no DAC.
+SPIKE_DRIVE = ConverterConfig(bits=None)
+
+
 def on_tiles(model: SpikingMLP, config: CIMConfig | None = None) -> SpikingMLP:
     """A copy of ``model`` whose synapses are crossbar layers (:func:`memcim.nn.convert` with
-    ``config``); the model is not modified. Spikes are 0 or 1, so an ideal DAC passes them
-    exactly (a 1-bit drive)."""
+    ``config``; default :class:`~memcim.nn.CIMConfig` with the DAC left out); the model is not
+    modified. The spikes drive the word lines directly (1-bit, at the read voltage), so
+    ``config.tile.dac`` must be :data:`SPIKE_DRIVE` (no DAC: no conversion is counted);
+    the ADC reads the bit-line currents into the membranes."""
     require(isinstance(model, SpikingMLP), "model", type(model).__name__, "a SpikingMLP")
+    config = config if config is not None else CIMConfig(tile=TileConfig(dac=SPIKE_DRIVE))
+    require(config.tile.dac.bits is None, "config.tile.dac.bits", config.tile.dac.bits,
+            "None: spikes drive the word lines without a DAC (use SPIKE_DRIVE)")  # fmt: skip
     # A fresh copy rather than a deep copy: snnTorch neurons keep their last membrane, a
     # tensor in the autograd graph that cannot be deep-copied.
     twin = SpikingMLP(model.sizes, beta=model.beta, threshold=model.threshold)
