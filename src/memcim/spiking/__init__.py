@@ -4,9 +4,22 @@
 - :func:`saccades`: ON / OFF events of an image moved along small translations.
 - :class:`SpikingMLP`: linear synapses and snnTorch leaky integrate-and-fire neurons;
   :func:`on_tiles` puts its synapses on crossbar tiles, driven by the spikes.
+- :func:`spike_energy`: the energy of a pass on tiles from their counters, per step and per
+  spike.
 """
 
 from memcim.spiking.encoding import SACCADE_PATH, latency, rate, saccades
+from memcim.spiking.energy import SpikeEnergy, spike_energy
 from memcim.spiking.network import SPIKE_DRIVE, SpikingMLP, on_tiles
 
-__all__ = ["SACCADE_PATH", "SPIKE_DRIVE", "SpikingMLP", "latency", "on_tiles", "rate", "saccades"]
+__all__ = [
+    "SACCADE_PATH",
+    "SPIKE_DRIVE",
+    "SpikeEnergy",
+    "SpikingMLP",
+    "latency",
+    "on_tiles",
+    "rate",
+    "saccades",
+    "spike_energy",
+]
