@@ -6,7 +6,7 @@
    after every step to what read-noise devices realise
    (:func:`memcim.rl.world_model.device_aware`), then put on read-noise tiles (three devices
    per weight, 8-bit converters).
-3. Aleatoric and epistemic maps of the next-state prediction on the authors' 16 × 21 grid at
+3. Aleatoric and epistemic maps of the predicted next height on the authors' 16 × 21 grid at
    zero action, in software and on the tiles, and their correlation; the energy and latency
    of one state's decomposition on the tiles against a digital processor
    (:func:`memcim.rl.cost.decomposition_cost`).
@@ -95,6 +95,11 @@ class RiskRlConfig:
                 f"{name}.crash_budget", self.crash_budget, "a fraction in [0, 1]")  # fmt: skip
 
 
+def _sensitive(gamma: float) -> str:
+    """The name of the risk-sensitive policy with aleatoric weight ``gamma``."""
+    return f"sensitive_gamma{gamma:g}"
+
+
 #: The authors' grid: 16 positions x ∈ [−30, 30] by 21 heights y ∈ [0, 20].
 GRID_X, GRID_Y = torch.linspace(-30, 30, 16), torch.linspace(0, 20, 21)
 
@@ -163,7 +168,7 @@ def _policies(config: RiskRlConfig, wm, maps: dict, seed: int, progress: bool,
 
     aleatoric, epistemic = maps["software"]
     settings = {"neutral": None} | {
-        f"sensitive_gamma{g:g}": RiskMaps(GRID_X, GRID_Y, epistemic, aleatoric, beta=config.beta,
+        _sensitive(g): RiskMaps(GRID_X, GRID_Y, epistemic, aleatoric, beta=config.beta,
                                           gamma=g, smoothing=config.map_smoothing)
         for g in config.gammas}  # fmt: skip
     results = {}
@@ -174,7 +179,7 @@ def _policies(config: RiskRlConfig, wm, maps: dict, seed: int, progress: bool,
         height = cruise_height(StormCoastEnv(), act, 100, seed=seed * 100_000)
         results[name] = summary(returns, crashes) | {"model_crash_rate": model_crash_rate,
                                                      "cruise_height": height}  # fmt: skip
-    gamma = least_cautious({g: results[f"sensitive_gamma{g:g}"]["model_crash_rate"]
+    gamma = least_cautious({g: results[_sensitive(g)]["model_crash_rate"]
                             for g in config.gammas}, config.crash_budget)  # fmt: skip
     for k in (5, 7):
         returns, crashes = rollout(StormCoastEnv(), hold_altitude(k), config.eval_episodes,
@@ -222,20 +227,15 @@ def plot(maps: dict, policies: dict[str, dict[str, float]], path: Path, *,
     plt.close(fig)
 
 
-@register("risk-rl", RiskRlConfig,
-          "risk-sensitive control with a read-noise memristor world model")  # fmt: skip
-def run(config: RiskRlConfig, *, seed: int, out_dir: str | os.PathLike[str],
-        progress: bool = True) -> Result:  # fmt: skip
+def _world_model(config: RiskRlConfig, seed: int, saved: Path, progress: bool):
+    """The world model trained on the run's transitions, or loaded from ``saved`` if an
+    earlier run with the same seed, transitions and epochs left it there (saved otherwise)."""
     from memcim.rl.storm_coast import random_transitions
     from memcim.rl.world_model import WorldModel, WorldModelConfig, device_aware
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)  # nothing below draws from it; set for any library default
     s, a, s2 = (torch.tensor(v) for v in random_transitions(config.transitions, seed=seed))
     wm = WorldModel(s, a, s2, WorldModelConfig(epochs=config.epochs),
                     generator=stage_generator(seed, "world_model"))  # fmt: skip
-    saved = out / "world_model.pt"  # a rerun into the same folder skips the training
     made_by = {"seed": seed, "transitions": config.transitions, "epochs": config.epochs}
     if saved.is_file():
         state = torch.load(saved, weights_only=True)
@@ -246,6 +246,17 @@ def run(config: RiskRlConfig, *, seed: int, out_dir: str | os.PathLike[str],
     else:
         wm.train(progress=progress, after_step=device_aware())
         save_atomic(saved, {"model": wm.state_dict(), "made_by": made_by})
+    return wm
+
+
+@register("risk-rl", RiskRlConfig,
+          "risk-sensitive control with a read-noise memristor world model")  # fmt: skip
+def run(config: RiskRlConfig, *, seed: int, out_dir: str | os.PathLike[str],
+        progress: bool = True) -> Result:  # fmt: skip
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)  # nothing below draws from it; set for any library default
+    wm = _world_model(config, seed, out / "world_model.pt", progress)
     maps, m, net = _maps(config, wm, seed)
     m.update(_decomposition(config, wm, net, seed))
     write_json_atomic(out / "partial_results.json", {"metrics": m})
@@ -257,18 +268,14 @@ def run(config: RiskRlConfig, *, seed: int, out_dir: str | os.PathLike[str],
              for name, s_ in policies.items()}  # fmt: skip
     m.update({f"return_ratio_{name}": r for name, r in ratio.items() if name != "neutral"})
     m["selected_gamma"] = math.nan if gamma is None else gamma
-    chosen = policies.get(f"sensitive_gamma{gamma:g}") if gamma is not None else None
+    selected = None if gamma is None else _sensitive(gamma)
+    chosen = policies[selected] if selected else None
     for k in ("return", "crash_rate", "crash_low", "crash_high", "model_crash_rate"):
         m[f"{k}_sensitive"] = chosen[k] if chosen else math.nan
-    m["return_ratio_sensitive"] = ratio[f"sensitive_gamma{gamma:g}"] if chosen else math.nan
+    m["return_ratio_sensitive"] = ratio[selected] if chosen else math.nan
     figure = "risk-rl.png"
-    plot(
-        maps,
-        policies,
-        out / figure,
-        selected=None if gamma is None else f"sensitive_gamma{gamma:g}",
-    )
-    rows = [[name + (" (chosen)" if chosen is s_ else ""),
+    plot(maps, policies, out / figure, selected=selected)
+    rows = [[name + (" (chosen)" if name == selected else ""),
              f"{s_['return']:.1f} ± {s_['return_ci95']:.1f}",
              f"{100 * s_['crash_rate']:.1f} % ({100 * s_['crash_low']:.1f}–"
              f"{100 * s_['crash_high']:.1f})",

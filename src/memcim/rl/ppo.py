@@ -11,57 +11,41 @@ tanh layers of 64, as the authors' PPO1) and returns the policy for the true env
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-import gymnasium as gym
 import numpy as np
 import torch
 
 from memcim._errors import check_count
 from memcim.rl.policy import RiskMaps
-from memcim.rl.storm_coast import CRASH_REWARD, HORIZON, START, reward
+from memcim.rl.storm_coast import HORIZON, StormCoastEnv
 
 
-class WorldModelEnv(gym.Env):
-    """The storm coast inside a world model (module docstring). Same spaces, horizon and
-    ``info["crashed"]`` as :class:`~memcim.rl.StormCoastEnv`; the model's draws come from a
+class WorldModelEnv(StormCoastEnv):
+    """The storm coast inside a world model (module docstring): the true environment
+    (:class:`~memcim.rl.StormCoastEnv`) with each step's displacement drawn from the model
+    and the risk penalty taken at the state the step leaves. The model draws from a
     generator seeded by ``reset(seed=...)``."""
-
-    metadata: ClassVar[dict] = {"render_modes": []}
 
     def __init__(self, world_model, *, risk: RiskMaps | None = None,
                  horizon: int = HORIZON) -> None:  # fmt: skip
+        super().__init__(horizon=check_count(horizon, "horizon", 1))
         self.world_model, self.risk = world_model, risk
-        self.horizon = check_count(horizon, "horizon", 1)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self._generator = torch.Generator().manual_seed(0)
-        self._position = START.copy()
-        self._steps = 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
         if seed is not None:
             self._generator.manual_seed(seed)
-        self._position = START.copy()
-        self._steps = 0
-        return self._position.astype(np.float32), {}
+        return super().reset(seed=seed, options=options)
 
-    def step(self, action):
-        a = np.asarray(action, dtype=np.float32).reshape(1, 2)
-        if not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0 + 1e-6):
-            raise ValueError(f"action={action!r} is invalid: two finite numbers in [-1, 1]")
-        state = torch.as_tensor(self._position, dtype=torch.float32).reshape(1, 2)
-        delta = self.world_model.sample_step(state, torch.as_tensor(a),
-                                             generator=self._generator)  # fmt: skip
-        self._position = self._position + delta.reshape(2).double().numpy()
-        self._steps += 1
-        crashed = bool(self._position[1] < 0)
-        r = CRASH_REWARD if crashed else reward(self._position)
-        if self.risk is not None and not crashed:
-            r -= float(self.risk.penalty(state.reshape(2)))
-        truncated = not crashed and self._steps >= self.horizon
-        return self._position.astype(np.float32), r, crashed, truncated, {"crashed": crashed}
+    def _move(self, position: np.ndarray, action: np.ndarray) -> np.ndarray:
+        state = torch.as_tensor(position, dtype=torch.float32).reshape(1, 2)
+        a = torch.as_tensor(action, dtype=torch.float32).reshape(1, 2)
+        delta = self.world_model.sample_step(state, a, generator=self._generator)
+        return delta.reshape(2).double().numpy()
+
+    def _penalty(self, position: np.ndarray) -> float:
+        if self.risk is None:
+            return 0.0
+        return float(self.risk.penalty(torch.as_tensor(position, dtype=torch.float32)))
 
 
 def ppo_policy(world_model, *, risk: RiskMaps | None = None, timesteps: int = 50_000,

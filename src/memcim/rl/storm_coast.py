@@ -67,14 +67,23 @@ class StormCoastEnv(gym.Env):
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape != (2,) or not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0 + 1e-6):
             raise ValueError(f"action={action!r} is invalid: two finite numbers in [-1, 1]")
-        gust = self.np_random.normal(0.0, gust_std(self._position[1]))
-        self._position = self._position + WIND + a + np.array([0.0, gust])
+        before = self._position
+        self._position = before + self._move(before, a)
         self._steps += 1
         crashed = bool(self._position[1] < 0)
-        r = CRASH_REWARD if crashed else reward(self._position)
+        r = CRASH_REWARD if crashed else reward(self._position) - self._penalty(before)
         truncated = not crashed and self._steps >= self.horizon
         obs = self._position.astype(np.float32)
         return obs, r, crashed, truncated, {"crashed": crashed}
+
+    def _move(self, position: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """The displacement of one step from ``position``: wind, action and the gust."""
+        gust = self.np_random.normal(0.0, gust_std(position[1]))
+        return WIND + action + np.array([0.0, gust])
+
+    def _penalty(self, position: np.ndarray) -> float:
+        """Subtracted from the reward of a step from ``position`` that does not crash."""
+        return 0.0
 
 
 def hold_altitude(height: float):
