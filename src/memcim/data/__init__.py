@@ -13,7 +13,7 @@ Task builders (pure tensor functions; randomness only from an explicit ``torch.G
 
 - :func:`permuted_tasks` (permuted-MNIST), :func:`split_tasks` (split-MNIST),
 - :func:`ood_pair` (in- vs out-of-distribution test sets),
-- :func:`gaussian_corruption` (noisy inputs),
+- :func:`gaussian_corruption` (noisy inputs), :func:`pixel_flip` (flipped pixels),
 - :class:`EpisodeSampler` (N-way K-shot episodes, optional 90° rotations, batched),
 - :class:`SinusoidTasks` (Finn et al.'s sinusoid regression tasks, batched).
 
@@ -22,6 +22,7 @@ Nothing here depends on the rest of memcim except :class:`memcim.ConfigError` an
 """
 
 from memcim._corruption import gaussian_corruption
+from memcim.data.corruption import pixel_flip
 from memcim.data.episodes import Episode, EpisodeSampler
 from memcim.data.idx import read_idx, write_idx
 from memcim.data.mnist import MnistData, default_data_dir, load_fashion_mnist, load_mnist
@@ -51,6 +52,7 @@ __all__ = [
     "load_omniglot",
     "ood_pair",
     "permuted_tasks",
+    "pixel_flip",
     "read_idx",
     "split_tasks",
     "write_idx",

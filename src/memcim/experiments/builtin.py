@@ -15,5 +15,6 @@ from memcim.experiments import (  # noqa: F401
     metaplastic,
     mvm_error,
     risk_rl,
+    sensor_fusion,
     system_chiplets,
 )

@@ -187,7 +187,11 @@ def compare_builds(config: SystemChipletsConfig) -> dict[str, SystemCost]:
             for b in BUILDS}  # fmt: skip
 
 
-def plot_energy_breakdown(costs: dict[str, SystemCost], path: Path) -> None:
+PIPELINE_TITLE = "sensor → spiking front end → Bayesian CIM → learning → host"
+
+
+def plot_energy_breakdown(costs: dict[str, SystemCost], path: Path, *,
+                          title: str = PIPELINE_TITLE) -> None:  # fmt: skip
     """Stacked bars: each chiplet's and the links' energy per inference, per build."""
     import matplotlib
 
@@ -210,7 +214,7 @@ def plot_energy_breakdown(costs: dict[str, SystemCost], path: Path) -> None:
                     ha="center", va="bottom", fontsize=8)  # fmt: skip
     ax.set_ylabel("energy per inference (nJ)")
     ax.set_xlabel("integration")
-    ax.set_title("sensor → spiking front end → Bayesian CIM → learning → host", fontsize=9)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
