@@ -6,6 +6,11 @@
   :func:`on_tiles` puts its synapses on crossbar tiles, driven by the spikes.
 - :func:`spike_energy`: the energy of a pass on tiles from their counters, per step and per
   spike.
+- :mod:`memcim.spiking.train`: training on rate-coded images (spike-count cross-entropy,
+  surrogate gradients) and Monte-Carlo class probabilities over spike-train draws.
+- :mod:`memcim.spiking.fusion`: fusing modalities: product of experts, mean, log-linear and
+  uncertainty-weighted pooling.
+- :mod:`memcim.spiking.system`: the sensor-fusion pipeline as chiplets priced from counters.
 """
 
 from memcim.spiking.encoding import SACCADE_PATH, latency, rate, saccades
