@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from memcim import ConfigError
-from memcim.crossbar import ConverterConfig, quantize
+from memcim.crossbar import ConverterConfig, Tile, TileConfig, quantize
 
 
 @pytest.mark.parametrize("bits", [2, 4, 8, 12])
@@ -72,3 +72,14 @@ def test_calibration_modes(gen):
 def test_bad_converter_config(kwargs, field):
     with pytest.raises(ConfigError, match=field):
         ConverterConfig(**kwargs)
+
+
+def test_subnormal_inputs_convert_to_zero_not_nan():
+    """A batch whose largest value is subnormal in float32 (here 1e-40) sets a full scale whose
+    code step overflows to inf, and 0 · inf would be NaN; such inputs lie below every code
+    step and convert to 0 (found by the property tests)."""
+    cfg = TileConfig(dac=ConverterConfig(bits=4), adc=ConverterConfig(bits=None))
+    tile = Tile(2, 1, cfg)
+    tile.program(torch.tensor([[0.5, -0.25]]), generator=torch.Generator().manual_seed(0))
+    y = tile.mvm(torch.tensor([[1e-40, 0.0]]), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(y, torch.zeros(1, 1))
