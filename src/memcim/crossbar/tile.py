@@ -22,7 +22,7 @@ Data path of :meth:`Tile.mvm` for inputs x (one vector per row of ``x``):
    (:class:`TileCounters`). A batch of vectors reads the cells as they were before the batch.
 
 Global drift compensation (``TileConfig.drift_compensation``), by default as a chip does it
-(REFERENCES.md, PCM: "scale outputs by the ratio of a reference read at t to one at t0"; the
+(docs/references.md, PCM: "scale outputs by the ratio of a reference read at t to one at t0"; the
 scheme of aihwkit's ``GlobalDriftCompensation``): the array is read with a fixed calibration
 input (all ones) through the same DAC, read noise and ADC as any input, once right after
 programming (the reference) and once at each read time t; the outputs are scaled by
@@ -124,9 +124,9 @@ class TileConfig:
             CrossbarSolver`), one factorisation per plane and read time. ``"first_order"``:
             the one-pass approximation :func:`~memcim.crossbar.circuit.first_order_transfer`
             (cumulative sums, no solve), whose error against the exact solve grows with
-            array size and r_wire/R_cell (README, "IR drop"). Each plane is its own physical
-            array; the read-noise variance of ``"per_read"`` is not attenuated by the wires
-            (a second-order effect).
+            array size and r_wire/R_cell (docs/experiments/ir-drop.md). Each plane is its
+            own physical array; the read-noise variance of ``"per_read"`` is not attenuated
+            by the wires (a second-order effect).
         circuit: wire, driver, access-transistor and sensing resistances for ``ir_drop``
             (linear cells only).
         ir_drop_compensation: ``"predistortion"`` programs each plane with conductances G'
@@ -329,10 +329,12 @@ class Tile:
     # --- geometry -----------------------------------------------------------------------------
     @property
     def device(self) -> Device:
+        """The cell technology of this tile (``config.device``)."""
         return self.config.device
 
     @property
     def mapping(self) -> MappingConfig:
+        """The weight-to-conductance mapping (``config.mapping``)."""
         return self.config.mapping
 
     @property
@@ -654,6 +656,27 @@ class Tile:
         self._cache = None
 
     # --- saving and restoring the programmed state ----------------------------------------------
+    def read_cache_tensors(self) -> dict[str, Tensor]:
+        """The cached read at the latest ``t_s`` (drifted conductances, that time's read-noise
+        realisation, drift compensation) as tensors, ``"t_s"`` among them; empty when none.
+        Restore with :meth:`load_read_cache`."""
+        cache = self._cache
+        if cache is None:
+            return {}
+        out = {"t_s": torch.tensor(cache.t_s, dtype=torch.float64)}
+        for name in ("g_slices", "var_slices", "compensation", "row_g_us"):
+            if getattr(cache, name) is not None:
+                out[name] = getattr(cache, name).detach().clone()
+        return out
+
+    def load_read_cache(self, tensors: dict[str, Tensor]) -> None:
+        """Restore a read saved by :meth:`read_cache_tensors` (empty: none cached)."""
+        if not tensors:
+            self._cache = None
+            return
+        fields = ("g_slices", "var_slices", "compensation", "row_g_us")
+        self._cache = _ReadCache(t_s=float(tensors["t_s"]), **{f: tensors.get(f) for f in fields})
+
     def state_tensors(self) -> dict[str, Tensor]:
         """Everything the programmed array holds, as a flat dict of tensors (for state_dict).
 

@@ -1,0 +1,79 @@
+"""Checkpoints of models on tiles: a round trip into a fresh process, and configs that differ."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from memcim import ConfigError
+from memcim.crossbar import ConverterConfig, TileConfig
+from memcim.nn import CIMConfig, convert, drift_to, load_checkpoint, save_checkpoint
+
+BUILD = textwrap.dedent("""
+    import torch
+    from torch import nn
+    from memcim.crossbar import ConverterConfig, TileConfig
+    from memcim.devices import PCM
+    from memcim.nn import CIMConfig, convert
+
+    def build(adc_bits=8, weight_seed=1):
+        torch.manual_seed(weight_seed)
+        net = nn.Sequential(nn.Linear(40, 24), nn.ReLU(), nn.Linear(24, 10))
+        tile = TileConfig(device=PCM(), adc=ConverterConfig(bits=adc_bits))
+        return convert(net, CIMConfig(tile=tile, max_rows=16, max_cols=16, seed=3)).eval()
+""")
+namespace: dict = {}
+exec(BUILD, namespace)  # the same builder here and in the fresh process
+build = namespace["build"]
+
+
+def test_round_trip_into_a_fresh_process_is_bit_identical(tmp_path):
+    """PCM read an hour after programming (cached per-time noise, drift compensation), 8-bit
+    converters, several tiles per layer; the fresh process builds the model from other
+    weights and never programs it: everything it computes comes from the files."""
+    x = torch.rand(32, 40, generator=torch.Generator().manual_seed(0))
+    model = build(weight_seed=0)
+    drift_to(model, 3600.0)
+    model(x)  # programs the devices and reads them at 1 h
+    path, meta = save_checkpoint(model, tmp_path / "chip.safetensors")
+    expected = model(x)
+    torch.save(x, tmp_path / "x.pt")
+    script = BUILD + textwrap.dedent(f"""
+        from memcim.nn import load_checkpoint
+        model = load_checkpoint(build(weight_seed=1), {str(path)!r})
+        x = torch.load({str(tmp_path / "x.pt")!r}, weights_only=True)
+        torch.save(model(x), {str(tmp_path / "y.pt")!r})
+        print(sum(m.matrix.counters.program_ops for m in model if hasattr(m, "matrix")))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout.strip() == "0"  # the loaded devices were read, never re-programmed
+    got = torch.load(tmp_path / "y.pt", weights_only=True)
+    assert torch.equal(got, expected)
+    configs = json.loads(meta.read_text())["layers"]
+    assert configs["0"]["tile.device"] == "PCM" and configs["0"]["tile.adc.bits"] == 8
+
+
+def test_a_different_config_is_an_error_naming_the_field(tmp_path):
+    model = build()
+    model(torch.rand(4, 40))
+    path, _ = save_checkpoint(model, tmp_path / "chip.safetensors")
+    with pytest.raises(ConfigError, match=r"0\.tile\.adc\.bits: .*saved with 8.* has 6"):
+        load_checkpoint(build(adc_bits=6), path)
+
+
+def test_a_different_architecture_or_a_missing_file_is_an_error(tmp_path):
+    model = build()
+    path, _ = save_checkpoint(model, tmp_path / "chip.safetensors")
+    other = convert(nn.Sequential(nn.Linear(40, 10)),
+                    CIMConfig(tile=TileConfig(adc=ConverterConfig(bits=8))))  # fmt: skip
+    with pytest.raises(ConfigError, match="crossbar layers"):
+        load_checkpoint(other, path)
+    with pytest.raises(ConfigError, match="path"):
+        load_checkpoint(build(), tmp_path / "missing.safetensors")
