@@ -36,7 +36,7 @@ def _run_ci(tmp_path: Path, *, shared_data: bool, env_data_dir: str | None = Non
     stubs = tmp_path / "bin"
     stubs.mkdir()
     record = tmp_path / "python_called.txt"
-    for tool in ("chromium", "ngspice", "pip"):  # present: nothing to install
+    for tool in ("chromium", "ngspice", "pip", "mkdocs"):  # present: nothing to install
         _stub(stubs / tool, "exit 0")
     _stub(stubs / "python", f'echo "$*|${{MEMCIM_DATA_DIR:-unset}}" > "{record}"\n'
                             f"exit {pytest_status}")  # fmt: skip

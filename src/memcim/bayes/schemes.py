@@ -3,13 +3,13 @@ randomness draws samples of N(μ, σ²).
 
 Each scheme places a weight's devices on crossbar tiles (:mod:`memcim.crossbar`) and draws the
 samples with the device models — programming, drift/relaxation to the read time ``t_s`` and read
-noise — never by drawing the Gaussian in software (REFERENCES, "Bayesian CIM"). This module holds
+noise — never by drawing the Gaussian in software (references, "Bayesian CIM"). This module holds
 the mapping arithmetic of every scheme: the tile mapping it uses, the conductance targets of each
 weight's devices and the σ they realise; :class:`memcim.bayes.SampledMatrix` programs and reads
 those tiles. ``k_us`` is the conductance (µS) of a weight's summed bit-line contribution that one
 weight unit maps to; it is chosen per layer from the largest |μ| (and σ).
 
-* ``CYCLE_TO_CYCLE`` [7][8]: one device per weight at g_mid + kμ, minus a fixed (noise-free)
+* ``CYCLE_TO_CYCLE`` [7, 8]: one device per weight at g_mid + kμ, minus a fixed (noise-free)
   reference at g_mid on the bit line (offset mapping); every sample re-programs (RESET+SET) the
   same cells: K programmings, K × cells pulses. The median follows μ and the spread is the
   device's own σ(median): μ and σ are coupled (device-aware training makes the posterior obey
@@ -23,7 +23,7 @@ weight unit maps to; it is chosen per layer from the largest |μ| (and σ).
   reference of 7.2 µA. The array is programmed once and every read (every input vector of every
   sample) adds fresh Laplace read noise of scale b(I) per device. σ follows μ (coupled). Another
   device reads with its own read noise around its mid-window.
-* ``DIFFERENTIAL`` [8][10]: w ∝ G_a − G_b, both re-programmed for every sample (K programmings
+* ``DIFFERENTIAL`` [8, 10]: w ∝ G_a − G_b, both re-programmed for every sample (K programmings
   of one array of pairs). The medians are solved so that m_a − m_b = k|μ| and
   σ(m_a)² + σ(m_b)² = (kσ)², which decouples μ and σ within what the window allows.
 * ``SEPARATE_MU_SIGMA`` [11]: μ on one array of differential pairs and σ² on another, each
@@ -94,7 +94,7 @@ class HardwareSampling:
         scheme: the sampling scheme.
         device: the memory cell; ``None`` (default): Lin et al.'s
             :class:`~memcim.devices.LaplaceRRAM` for ``READ_NOISE``, filamentary RRAM (whose
-            programming noise [7][8] use) for every other scheme. Resolved at construction.
+            programming noise [7, 8] use) for every other scheme. Resolved at construction.
         t_s: read time after the (last) programming (s): drift and relaxation degrade fidelity.
         design_t_s: read time (s) the programming conditions are chosen for (σ(m) and the
             differential medians come from the device's statistics at this time); ``None``:

@@ -122,6 +122,7 @@ class MappingConfig:
 
     @property
     def planes_per_slice(self) -> int:
+        """Devices per slice: devices per weight × polarities."""
         return self.devices_per_weight * self.polarities
 
     @property
@@ -131,6 +132,7 @@ class MappingConfig:
 
     @property
     def bits_per_slice(self) -> int | None:
+        """Weight bits each slice holds (``None`` with unquantised weights)."""
         return None if self.weight_bits is None else self.weight_bits // self.slices
 
     def plane_signs(self) -> Tensor:

@@ -206,6 +206,7 @@ class TiledMatrix:
 
     @property
     def programmed(self) -> bool:
+        """Whether every tile holds programmed cells."""
         return all(tile.state is not None for row in self.tiles for tile in row)
 
     @property
@@ -219,6 +220,7 @@ class TiledMatrix:
         return total
 
     def reset_counters(self) -> None:
+        """Zero the counters of every tile."""
         for row in self.tiles:
             for tile in row:
                 tile.counters.reset()

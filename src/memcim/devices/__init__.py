@@ -2,7 +2,7 @@
 
 Every model is a frozen, validated dataclass implementing :class:`Device`: ``program`` returns a
 :class:`DeviceState`, ``drift`` and ``read`` give the conductance (µS) at a time since
-programming. Defaults cite their source; see ``REFERENCES.md``.
+programming. Defaults cite their source; see ``docs/references.md``.
 """
 
 from memcim.devices.base import Device, DeviceState

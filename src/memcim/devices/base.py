@@ -57,6 +57,7 @@ class DeviceState:
 
     @property
     def shape(self) -> torch.Size:
+        """Shape of the population (that of ``g_us``)."""
         return self.g_us.shape
 
     def where(self, mask: Tensor, other: DeviceState) -> DeviceState:

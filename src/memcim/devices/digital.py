@@ -12,7 +12,7 @@ Neither stores a conductance; both report their content as an equivalent conduct
 
 References: [1] M. Horowitz, ISSCC 2014 (SRAM access energy); [12] W.-S. Khwa et al., Nature
 639 (2025) (SRAM beside memristors); [15] S. Liu et al., IEEE TED 72(5) (2025) (gain cells
-monolithically integrated with RRAM). See REFERENCES.md.
+monolithically integrated with RRAM). See docs/references.md.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 References: [13] M. Martemucci et al., "Hybrid FeRAM/RRAM Synaptic Circuit Enabling On-Chip
 Inference and Learning at the Edge", IEDM 2023; [14] T. Januel et al., "Dual-Mode 16kb Memory:
 Transforming a Ferroelectric Capacitor Bitcell into Resistive Filamentary Memory", IMW 2025.
-See REFERENCES.md, "FeRAM / FeCAP".
+See docs/references.md, "FeRAM / FeCAP".
 
 A FeCAP stores a *polarisation*, not a conductance. The model keeps ``n_levels`` partial
 polarisation states k = 0 … n_levels − 1 and reports level k as the equivalent conductance
@@ -30,7 +30,7 @@ ohmic current, so the energy model charges ``e_read_pj`` per cell read
 (``ohmic_read = False``).
 
 Wear-out: after ``endurance_cycles`` pulses the ferroelectric is fatigued (domain pinning by
-charged defects; the "high write endurance" of [13][14] bounds it but no number is given): no
+charged defects; the "high write endurance" of [13, 14] bounds it but no number is given): no
 switchable polarisation is left, so sensing finds no switched charge and the cell reads as
 level 0 (``g_min_us``) for good.
 """
@@ -77,9 +77,9 @@ class FeCap(Device):
         e_read_pj: energy of one sensing pulse, 0.1 pJ: the read fully switches the capacitor,
             so it costs about a write (unverified default); the write-back is counted
             separately as a write by :meth:`read_destructive`.
-        e_write_pj: 0.1 pJ (100 fJ) per FeCAP write, the figure assumed in [13][14].
+        e_write_pj: 0.1 pJ (100 fJ) per FeCAP write, the figure assumed in [13, 14].
         t_write_s: 10 ns per pulse (order of magnitude for HfO2 FeRAM; unverified default).
-        endurance_cycles: 1e10 cycles ("high write endurance" of the FeCAP mode [13][14];
+        endurance_cycles: 1e10 cycles ("high write endurance" of the FeCAP mode [13, 14];
             the number is an unverified default).
     """
 

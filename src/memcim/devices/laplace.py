@@ -6,7 +6,7 @@ w = (I₁ + I₂ + I₃ − 7.2) / 10.5 over the read currents of three devices 
 
     b(I) = −0.0058 I² + 0.0324 I + 0.0141  (µA)
 
-to each current (REFERENCES.md, "Read-noise sampling"). This model states it in conductance
+to each current (docs/references.md, "Read-noise sampling"). This model states it in conductance
 terms: at the characterisation read voltage ``v_char_v`` a conductance G (µS) carries the current
 I = G · v_char (µA), so the window is 0.4/v_char – 4/v_char µS and a read adds Laplace noise of
 scale b(G · v_char) / v_char µS to G. A tile that drives a word line below ``v_char_v`` scales

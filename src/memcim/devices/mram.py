@@ -1,7 +1,7 @@
 """Spin-transfer-torque MRAM: a binary magnetic tunnel junction (MTJ) with stochastic switching.
 
 Reference: [11] D.-Q. You et al., "A 22nm 104.5TOPS/W μ-NMC-Δ-IMC heterogeneous STT-MRAM CIM
-macro for noise-tolerant Bayesian neural networks", ISSCC 2025 (REFERENCES.md, "STT-MRAM"): MTJ
+macro for noise-tolerant Bayesian neural networks", ISSCC 2025 (docs/references.md, "STT-MRAM"): MTJ
 switching is binary and stochastic, its probability rising sigmoidally with pulse current and
 width. The functional form below is the usual thermal-activation picture; its constants are
 unverified defaults.
@@ -24,7 +24,7 @@ unverified defaults.
 * Gaussian read noise of std ``read_noise_rel`` × G per read.
 * Wear-out: after ``endurance_cycles`` write pulses the MgO tunnel barrier breaks down
   (time-dependent dielectric breakdown under repeated write stress; no figure in
-  REFERENCES.md): the junction becomes a low-resistance short that no longer switches,
+  docs/references.md): the junction becomes a low-resistance short that no longer switches,
   modelled as stuck at G_P = ``g_max_us``.
 """
 

@@ -2,7 +2,7 @@
 
 Reference: S. R. Nandakumar et al., "Phase-change memory models for deep learning training and
 inference", ICECS 2019 — the model behind IBM aihwkit's ``PCMLikeNoiseModel`` and used by
-Ortner et al. [18]. Equations and constants: REFERENCES.md, "PCM".
+Ortner et al. [18]. Equations and constants: docs/references.md, "PCM".
 
 With ĝ = g_target / g_max clipped to [0, 1]:
 
@@ -20,7 +20,7 @@ Programmed conductances are clipped at 0 µS (the noise of a target near 0 µS c
 cell conduct negatively); they are not clipped at g_max, which bounds the targets only.
 
 Wear-out: after ``endurance_cycles`` SET/RESET pulses a PCM cell fails in one of two ways
-known from PCM reliability studies (no figure in REFERENCES.md; the choice is
+known from PCM reliability studies (no figure in docs/references.md; the choice is
 ``worn_out_state``): *stuck-SET*, the cell no longer amorphises (elemental segregation near
 the heater leaves a crystalline path) and stays at high conductance, g_max; or *stuck-RESET*,
 a void opens at the heater interface and the cell stays open, g_min. A stuck cell does not

@@ -1,4 +1,4 @@
-"""Filamentary HfO2 RRAM in a 1T1R cell (CEA-Leti; REFERENCES.md [5], [7], [8]).
+"""Filamentary HfO2 RRAM in a 1T1R cell (CEA-Leti; docs/references.md [5], [7], [8]).
 
 Programming is a RESET followed by a SET whose compliance current ``I_SET`` (µA, set by the
 access transistor's gate) fixes the *median* conductance the filament reforms to; the filament's
@@ -25,7 +25,7 @@ al. [8] as the weight sampler of a Bayesian network. Per cell:
   ``verify_tolerance_us`` are re-programmed (a fresh C2C draw), up to ``max_verify_pulses``.
 
 The σ(median), median(I_SET), relaxation and read-noise constants were not found stated as
-formulas in [5], [7], [8] (REFERENCES.md); the defaults below are marked "unverified" and are
+formulas in [5], [7], [8] (docs/references.md); the defaults below are marked "unverified" and are
 configurable.
 """
 

@@ -24,7 +24,7 @@ is a generic trap model; every constant is an unverified default.
 Reads are not clipped at 0 µS: clipping would bias the mean of the sampling noise.
 
 Wear-out: after ``endurance_cycles`` programming pulses the gate stack has accumulated so many
-generated traps that the programming window closes (no figure in REFERENCES.md): the threshold
+generated traps that the programming window closes (no figure in docs/references.md): the threshold
 voltage no longer moves and the cell stays at its last conductance (the default
 :meth:`Device.worn_out_us`).
 """

@@ -182,6 +182,7 @@ class CIMCost:
 
     @property
     def total_pj(self) -> float:
+        """Energy of every component, programming included (pJ)."""
         return sum(self.energy_pj.values())
 
     @property
@@ -201,6 +202,7 @@ class CIMCost:
         )
 
     def as_dict(self) -> dict[str, float]:
+        """Every figure as a flat dict (energies suffixed ``_pj``)."""
         out = {f"{k}_pj": v for k, v in self.energy_pj.items()}
         out.update(inference_pj=self.inference_pj, latency_s=self.latency_s,
                    program_latency_s=self.program_latency_s, area_um2=self.area_um2,

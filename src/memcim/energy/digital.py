@@ -54,10 +54,12 @@ class DigitalProcessor:
 
     @property
     def bits(self) -> int:
+        """Bits of one weight or activation in ``dtype``."""
         return _BITS[self.dtype]
 
     @property
     def e_mac_pj(self) -> float:
+        """Energy of one multiply-accumulate in ``dtype`` (pJ)."""
         return self.ops.mac_pj(self.dtype)
 
     def cost(self, *, macs: float, weights: float, activations: float,
@@ -96,6 +98,7 @@ class DigitalCost:
 
     @property
     def total_pj(self) -> float:
+        """Energy per inference, every component (pJ)."""
         return sum(self.energy_pj.values())
 
     @property
@@ -110,9 +113,11 @@ class DigitalCost:
 
     @property
     def tops_per_w(self) -> float:
+        """2 · MACs per pJ (1 op/pJ = 1 TOPS/W); ``nan`` at zero energy."""
         return 2 * self.macs / self.total_pj if self.total_pj > 0 else math.nan
 
     def as_dict(self) -> dict[str, float]:
+        """Every figure as a flat dict (energies suffixed ``_pj``)."""
         out = {f"{k}_pj": v for k, v in self.energy_pj.items()}
         out.update(total_pj=self.total_pj, batch_latency_s=self.batch_latency_s,
                    tops_per_w=self.tops_per_w, batch=float(self.batch))  # fmt: skip
@@ -120,7 +125,7 @@ class DigitalCost:
 
 
 # Presets. Energies per operation and per bit are cited (Horowitz [1]; HBM/DDR per bit from
-# REFERENCES.md); throughputs and bandwidths are order-of-magnitude assumptions (unverified).
+# docs/references.md); throughputs and bandwidths are order-of-magnitude assumptions (unverified).
 #: An edge CPU: fp32 arithmetic, weights in DRAM (Horowitz: 640 pJ per 32-bit read = 20 pJ/bit),
 #: 10 GMAC/s, 100 Gbit/s of DRAM bandwidth.
 EDGE_CPU = DigitalProcessor(
@@ -149,7 +154,7 @@ MCU = DigitalProcessor(
 )
 
 #: An edge NPU at a recent node: int8 arithmetic and SRAM at Horowitz's 45 nm energies × 1/8,
-#: weights in DDR (17.5 pJ/bit, REFERENCES), 1 TMAC/s, 100 Gbit/s. The 1/8 stands for
+#: weights in DDR (17.5 pJ/bit, references), 1 TMAC/s, 100 Gbit/s. The 1/8 stands for
 #: scaling 45 nm logic to a 7 nm-class node and is our assumption (unverified): it is the
 #: digital processor that Horowitz's own 45 nm table leaves out, and the one a CIM macro
 #: competes with today.

@@ -79,10 +79,12 @@ class LayerEnergy:
 
     @property
     def energy_pj(self) -> float:
+        """Energy per inference of this layer (pJ), programming excluded."""
         return self.cost.inference_pj
 
     @property
     def latency_s(self) -> float:
+        """Latency of this layer for one inference (s)."""
         return self.cost.latency_s
 
 
@@ -110,10 +112,12 @@ class EnergyReport:
 
     @property
     def macs(self) -> float:
+        """Multiply-accumulates per inference over all layers."""
         return sum(layer.cost.macs for layer in self.layers)
 
     @property
     def tops_per_w(self) -> float:
+        """2 · MACs per pJ of inference energy; ``nan`` at zero energy."""
         return 2 * self.macs / self.energy_pj if self.energy_pj > 0 else math.nan
 
     @property
@@ -132,6 +136,7 @@ class EnergyReport:
         return sum(layer.cost.energy_pj.get("write", 0.0) for layer in self.layers)
 
     def as_dict(self) -> dict:
+        """The report as a JSON-ready dict: totals, breakdown and one entry per layer."""
         return {
             "energy_pj": self.energy_pj,
             "latency_s": self.latency_s,

@@ -18,7 +18,7 @@ This module puts numbers on both claims:
 
 The chiplet presets are **order-of-magnitude assumptions**, not measurements; every one is a
 frozen dataclass to adapt with ``dataclasses.replace``. Link figures come from
-:mod:`memcim.energy.tables` (REFERENCES.md, "Energy", order of magnitude). The Bayesian CIM
+:mod:`memcim.energy.tables` (docs/references.md, "Energy", order of magnitude). The Bayesian CIM
 chiplet is the exception: its energy and latency are computed by memcim's own tile model
 (:func:`bayesian_cim_cost`, :func:`memcim.energy.bayes.bayes_cim_cost` per layer), and
 NeuroSim's published efficiency is kept only as a comparison (:func:`neurosim_bayesian_cim_pj`).
@@ -102,19 +102,19 @@ class Chiplet:
 
 
 # Preset derivations. Everything below is an order-of-magnitude assumption unless it cites
-# REFERENCES.md; the arithmetic is kept visible so that a reader can redo it with their numbers.
+# docs/references.md; the arithmetic is kept visible so that a reader can redo it with theirs.
 _PIXELS, _PIXEL_BITS = 28 * 28, 8
 _PIXEL_READOUT_PJ = 5.0  # pixel, source follower and column readout per pixel (assumption)
-_ADC_FOM_FJ_PER_STEP = 10.0  # Murmann survey: a few to tens of fJ/step (REFERENCES, "Energy")
+_ADC_FOM_FJ_PER_STEP = 10.0  # Murmann survey: a few to tens of fJ/step (references, "Energy")
 _FRONT_END_SOPS, _SOP_PJ = 20_000, 0.05  # synaptic events per frame, mixed-signal pJ per event
 _EVENTS, _EVENT_BITS = 100, 16  # output events per frame, 7-bit address + 9-bit timestamp
 _READOUT_WEIGHTS = 64 * 10  # weights the learning module adapts (the BNN's readout)
-_FECAP_WRITE_PJ, _MEMRISTOR_WRITE_PJ = 0.1, 1.0  # hybrid synapse [13][14] (REFERENCES, FeRAM)
+_FECAP_WRITE_PJ, _MEMRISTOR_WRITE_PJ = 0.1, 1.0  # hybrid synapse [13, 14] (references, FeRAM)
 _REPROGRAM_EVERY = 100  # memristors re-programmed from the hidden FeCAP values every k images
 
 #: Image sensor chiplet: one 28×28, 8-bit frame per inference (6,272 bits out). Energy
 #: 784 × (5 pJ pixel readout, assumed + 2.56 pJ for an 8-bit ADC conversion at a Walden FoM of
-#: 10 fJ/step, Murmann's survey in REFERENCES "Energy") ≈ 5.9 nJ; 28 µs rolling readout (28 rows
+#: 10 fJ/step, Murmann's survey in references "Energy") ≈ 5.9 nJ; 28 µs rolling readout (28 rows
 #: at ~1 µs each); 1 mm² (pixel array plus readout and pads). Assumptions, order of magnitude.
 SENSOR = Chiplet(
     name="sensor",
@@ -152,7 +152,7 @@ BNN_SCHEME = "device_population"
 #: Mean of (x_i / max|x|)² over a layer's inputs, the DAC's scaling of each vector: inputs
 #: uniform on [0, max] give 1/3 (assumption; the features' distribution is not modelled).
 BNN_INPUT_SQ_MEAN = 1 / 3
-#: NeuroSim 1.4's RRAM CIM efficiency at 22 nm (REFERENCES, "Peers"), for comparison only.
+#: NeuroSim 1.4's RRAM CIM efficiency at 22 nm (references, "Peers"), for comparison only.
 NEUROSIM_TOPS_PER_W = 11.25
 
 
@@ -247,8 +247,8 @@ def bayesian_cim_chiplet(cost: CIMCost | None = None) -> Chiplet:
 #: assumed).
 BAYESIAN_CIM = bayesian_cim_chiplet()
 
-#: Learning module: hybrid FeCAP/memristor synapses [13][14] adapting the 640 readout weights on
-#: every image. Per inference: 640 FeCAP hidden-value writes at 100 fJ (REFERENCES, FeRAM) =
+#: Learning module: hybrid FeCAP/memristor synapses [13, 14] adapting the 640 readout weights on
+#: every image. Per inference: 640 FeCAP hidden-value writes at 100 fJ (references, FeRAM) =
 #: 64 pJ, the memristors re-programmed every 100 images at 1 pJ per write = 6.4 pJ, and the
 #: error terms as 640 int8 multiply-adds (Horowitz [1], 0.23 pJ) = 147.2 pJ: 217.6 pJ. 2 µs
 #: (assumed); sends the decision with its confidence, 32 bits. 1 mm², 130 nm as in [13].

@@ -2,7 +2,7 @@
 
 Every number is a field of a frozen dataclass, so a user can swap a table for their own process
 (``dataclasses.replace(HOROWITZ_45NM, dram_read_32b_pj=...)``). Figures marked "order of
-magnitude" come from REFERENCES.md's "typical figures" and are defaults to override, not
+magnitude" come from docs/references.md's "typical figures" and are defaults to override, not
 measurements.
 
 References:
@@ -11,7 +11,7 @@ References:
     Murmann, "ADC performance survey 1997–2024" (Walden figure of merit, energy per conversion
         ≈ FoM_W · 2^ENOB; a few to tens of fJ per conversion step for the moderate-speed SAR ADCs
         that CIM macros use).
-    Link energies per bit: REFERENCES.md, "Energy" (order of magnitude).
+    Link energies per bit: docs/references.md, "Energy" (order of magnitude).
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class Link:
         return self.latency_s + bits / self.bandwidth_bits_per_s
 
 
-# Link energies per bit: REFERENCES.md, "Energy" (order of magnitude). Latencies and bandwidths
+# Link energies per bit: docs/references.md, "Energy" (order of magnitude). Latencies and bandwidths
 # are our order-of-magnitude assumptions (unverified): a wire's few ns, a PHY's tens of ns.
 #: On-die wire, ~0.1 pJ/bit per mm.
 ON_DIE = Link(name="on-die", e_pj_per_bit=0.1, latency_s=1e-9, bandwidth_bits_per_s=1e12,

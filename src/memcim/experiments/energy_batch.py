@@ -11,8 +11,8 @@ B* = E_weights(B=1) / (E_CIM − E_compute − E_activations), when E_CIM exceed
 otherwise the processor never catches up.
 
 Also reported: the TOPS/W of one 256 × 256 RRAM tile with 8-bit converters (weights
-N(0, 1/256), inputs U[0, 1], as ``mvm-error``), the figure the README compares with NeuroSim and
-the STT-MRAM macro [11].
+N(0, 1/256), inputs U[0, 1], as ``mvm-error``), the figure docs/energy/tops-per-watt.md
+compares with NeuroSim and the STT-MRAM macro [11].
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ MNIST (and Fashion-MNIST, ``datasets``):
   ``retention_s`` (their charge decays between transfers).
 
 Accuracy is read through the tiles (read noise, 8-bit DAC/ADC). Energy counts 1 pJ per RRAM
-write and 100 fJ per FeCAP write ([13][14]), Horowitz's SRAM word write and the gain cell's
+write and 100 fJ per FeCAP write ([13, 14]), Horowitz's SRAM word write and the gain cell's
 write energy. ``partial_results.json`` is rewritten after every variant.
 """
 

@@ -1,6 +1,6 @@
 """Experiment ``maml-omniglot``: few-shot Omniglot, meta-trained in software, adapted on chip.
 
-Ortner et al. [18]'s protocol (``REFERENCES.md``, "Meta-learning on PCM"): their CNN
+Ortner et al. [18]'s protocol (``docs/references.md``, "Meta-learning on PCM"): their CNN
 (:class:`~memcim.learning.meta.OrtnerCNN`) is meta-trained with ANIL (inner loop on the readout
 only: 4 SGD steps, lr 0.1, second order through the readout; Adam 1e-3) on 5-way tasks of the
 Omniglot *background* characters, whole classes rotated by k·90°; it is then tested on tasks of

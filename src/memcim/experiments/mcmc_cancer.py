@@ -47,7 +47,7 @@ from memcim.nn import seed as seed_layers
 from memcim.training import accuracy as model_accuracy
 from memcim.training import init_default_, train
 
-#: Endurance figure after which [7] still trains (REFERENCES.md).
+#: Endurance figure after which [7] still trains (docs/references.md).
 ENDURANCE_REFERENCE = 1e7
 DAY_S = 86400.0
 

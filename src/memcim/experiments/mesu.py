@@ -22,8 +22,9 @@ estimator is ``--set draw=weights``, the full run ``--set tasks=200 --set train_
 few epochs' worth of samples to N → ∞ (no forgetting). The authors, after 1000 epochs of
 60 000 images: 0.997 at N = 1.8e5 (three epochs) against 0.727 at N = 1e15, where every σ has
 kept shrinking. The reduced default trains 80 epochs of 1000 images with N in epochs of them;
-the N = ∞ network does not reach the authors' regime in that time (see the README). The full
-run is ``--set train_images=60000 --set epochs=1000 --set memories=3,inf``.
+the N = ∞ network does not reach the authors' regime in that time (see
+docs/experiments/mesu.md). The full run is
+``--set train_images=60000 --set epochs=1000 --set memories=3,inf``.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ class SystemChipletsConfig:
         area_mm2: footprint given to memory arrays in part 2 (mm²).
         device: cell type, a key of :data:`memcim.energy.tables.CELL_AREA_F2` (default
             ``"FilamentaryRRAM"``, 25 F² 1T1R).
-        feature_nm: feature size F (nm); default 22 nm, NeuroSim's RRAM node (REFERENCES).
+        feature_nm: feature size F (nm); default 22 nm, NeuroSim's RRAM node (references).
         layers: numbers of monolithic memory layers to evaluate.
         array_efficiency: fraction of the footprint that is cells rather than periphery.
         population: K rows of differential pairs per weight for ``device_population``.

@@ -1,7 +1,7 @@
 """On-chip learning with hybrid synapses: a training memory beside multi-level RRAM.
 
 No single memory suits both training (frequent, cheap writes) and inference (non-volatile,
-non-destructive reads). A hybrid synapse ([12]–[15], REFERENCES.md; FeRAM/RRAM in [13][14])
+non-destructive reads). A hybrid synapse ([12]–[15], docs/references.md; FeRAM/RRAM in [13, 14])
 splits the roles:
 
 * **Inference memory:** each weight is a differential RRAM pair on multi-level conductances,
@@ -172,6 +172,7 @@ class HybridStats:
 
     @property
     def energy_total_pj(self) -> float:
+        """Sum of ``energy_pj`` over its components (pJ)."""
         return sum(self.energy_pj.values())
 
 

@@ -1,6 +1,6 @@
 """In-situ Bayesian learning: Metropolis–Hastings whose proposals are RRAM programming draws.
 
-Dalgaty et al. [7] (REFERENCES.md) train a Bayesian model inside an RRAM array. A RESET+SET
+Dalgaty et al. [7] (docs/references.md) train a Bayesian model inside an RRAM array. A RESET+SET
 of a filamentary device with the compliance current whose median is the device's present
 conductance g draws a fresh conductance g' ~ N(g, σ_c2c(g)²): the physics is the random walk of
 a Metropolis–Hastings sampler, no random-number generator needed. The likelihood is computed by
@@ -15,7 +15,7 @@ digitally between layers.
 
 Proposals (``proposal``):
 
-* ``"row"`` (the layout of [7] as REFERENCES.md describes it): the proposal is written to the
+* ``"row"`` (the layout of [7] as docs/references.md describes it): the proposal is written to the
   next row: every device of that row is RESET+SET with the current whose median is its
   counterpart's conductance in the current row. Accepted: the proposal row becomes the current
   row and the next proposal goes to a fresh row (new devices, new device-to-device factors).
@@ -85,7 +85,7 @@ class InSituMCMCConfig:
             the conductances). Off by default, the plain Metropolis ratio a controller
             computes: σ_c2c grows with the median and medians are clamped at g_min, so the
             term is large for the many devices near g_min and the exact chain accepts ~5 %
-            of proposals on breast cancer instead of ~26 % (README, "In-situ MCMC"); the
+            of proposals on breast cancer instead of ~26 % (docs/experiments/mcmc-cancer.md); the
             weights' posterior it then samples is compared against NUTS in ``mcmc-cancer``.
         device: the RRAM (its σ_c2c(median), write energy, endurance).
         dac_bits, adc_bits: converter resolutions (``None``: ideal).
@@ -168,6 +168,7 @@ class MCMCStats:
 
     @property
     def energy_total_pj(self) -> float:
+        """Sum of ``energy_pj`` over its components (pJ)."""
         return sum(self.energy_pj.values())
 
 

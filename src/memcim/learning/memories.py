@@ -1,6 +1,6 @@
 """Training memories of hybrid synapses: where weight updates accumulate between transfers.
 
-A hybrid synapse ([12]–[15], REFERENCES.md) keeps its inference weight in multi-level RRAM and
+A hybrid synapse ([12]–[15], docs/references.md) keeps its inference weight in multi-level RRAM and
 accumulates learning updates in a second memory that writes cheaply and often. Each memory
 here holds a signed value per synapse in *training units* (``1 / threshold`` of one RRAM level,
 see :class:`~memcim.learning.hybrid.HybridConfig`), counts its writes and never loses an update
@@ -105,7 +105,7 @@ class FeCapMemory(TrainingMemory):
     """Signed integer on a FeCAP's polarisation levels, value = level − (n_levels − 1) // 2.
 
     Args:
-        device: the FeCAP (default: 9 levels, values −4 … 4; 100 fJ per pulse [13][14]).
+        device: the FeCAP (default: 9 levels, values −4 … 4; 100 fJ per pulse [13, 14]).
     """
 
     device: FeCap = field(default_factory=lambda: FeCap(n_levels=9))

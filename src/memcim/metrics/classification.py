@@ -5,7 +5,7 @@ pass the Monte-Carlo mean ``decompose(p).mean``) and integer labels ``y`` [N] in
 The predicted class is ``argmax_c probs[n, c]`` (the first maximum on ties).
 
 Calibration follows Guo et al. 2017: the top-1 confidence ``max_c p̄_c`` is binned into
-``n_bins`` equal-width bins over [0, 1] (15 by default, ``REFERENCES.md`` "Bayesian CIM"), and
+``n_bins`` equal-width bins over [0, 1] (15 by default, ``docs/references.md`` "Bayesian CIM"), and
 the expected calibration error is the sample-weighted mean of ``|accuracy − confidence|`` over
 bins.
 """

@@ -16,7 +16,7 @@ def ood_auroc(score_in: Tensor, score_out: Tensor) -> float:
 
     The score is any uncertainty where *higher means more likely OOD* (e.g. the epistemic or
     total uncertainty of :func:`memcim.metrics.decompose`); OOD samples are the positive class
-    (``REFERENCES.md``, "Bayesian CIM"). The AUROC is the probability that a random OOD sample
+    (``docs/references.md``, "Bayesian CIM"). The AUROC is the probability that a random OOD sample
     scores higher than a random in-distribution one, ties counting one half: 1 is perfect
     separation, 0.5 chance, 0 a reversed score.
 

@@ -9,7 +9,7 @@ read or per array row), the predictive distribution is ``p̄ = mean_s p_s`` and
   the weights (disagreement between samples; >= 0 by concavity of the entropy).
 
 All in nats (natural logarithm). See Depeweg et al. 2018 and Bonnet et al. [8] in
-``REFERENCES.md`` ("Bayesian CIM").
+``docs/references.md`` ("Bayesian CIM").
 """
 
 from __future__ import annotations

@@ -158,6 +158,7 @@ class CIMLayer(nn.Module):
 
     # --- weights ------------------------------------------------------------------------------
     def flat_weight(self) -> Tensor:
+        """The weight as the 2-D matrix the tiles hold, [outputs, inputs]."""
         return self.weight.reshape(self.out_features_flat, self.in_flat)
 
     def weight_limit(self) -> Tensor | None:
@@ -232,6 +233,8 @@ class CIMLayer(nn.Module):
 
     # --- hardware-aware training --------------------------------------------------------------
     def noise_table(self) -> ConductanceNoiseTable:
+        """The device's conductance statistics at ``train_t_s``, which hardware-aware training
+        samples from (built once, rebuilt when the time changes)."""
         cfg = self.cim_config
         if self._noise_table is None or self._noise_table.t_s != cfg.train_t_s:
             self._noise_table = ConductanceNoiseTable(

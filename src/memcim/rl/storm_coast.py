@@ -7,7 +7,7 @@ wind pushes it by (−0.3, −0.15); the action a ∈ [−1, 1]² adds to that, 
 Otherwise the reward is 20 (1 − exp(−1/d)), d the distance of the new position to the
 harbour, so hugging the coast pays and risks crashing. Episodes last 100 steps.
 
-Reference points (REFERENCES, "Risk-sensitive RL world model"; 1000 episodes of the
+Reference points (references, "Risk-sensitive RL world model"; 1000 episodes of the
 hand-written policy "fly to x = 0, hold y = k", :func:`hold_altitude`): k = 5 returns ~319
 with ~25 % crashes, k = 7 ~259 with ~0.2 %.
 """

@@ -16,7 +16,7 @@ samples of (W, z) per step. The authors' code scales the latent KL by β_k as we
 leaves q(z_n) nearly free, and predictions drawn with z from the prior then overstate the
 gusts far from the coast (measured: aleatoric variance 2.6 at y = 8, where the true gust
 variance is 0.34). The full latent KL here keeps the latent's posteriors near its prior, as
-the evidence lower bound asks. Settings of [9] (REFERENCES, "Risk-sensitive RL world
+the evidence lower bound asks. Settings of [9] (references, "Risk-sensitive RL world
 model"): [4 + 1, 100, 100, 2], ReLU, latent prior N(0, 4) and weight prior N(0, 0.01) (read
 here as variances), output-noise log-variance starting at −3, Adam 1e-3, 3000 epochs,
 batch 200, 5 samples.
@@ -190,6 +190,8 @@ class WorldModel:
                                      for layer in self.net.layers]}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a state from :meth:`state_dict`, the layers' generators included (shapes
+        checked)."""
         require(tuple(state["z_mu"].shape) == tuple(self.z_mu.shape), "state['z_mu']",
                 tuple(state["z_mu"].shape),
                 f"one latent per transition, {len(self.z_mu)} (the same transitions)")  # fmt: skip

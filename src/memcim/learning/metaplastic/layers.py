@@ -68,7 +68,7 @@ class QuantisedLinear(nn.Module):
         in_features, out_features: sizes.
         levels: quantisation levels (2 = binarized).
         generator: initialisation, hidden weights U(−init, init).
-        init: half-width of the uniform initialisation (REFERENCES.md: U(−0.05, 0.05)).
+        init: half-width of the uniform initialisation (docs/references.md: U(−0.05, 0.05)).
     """
 
     def __init__(self, in_features: int, out_features: int, *, levels: int = 2,
