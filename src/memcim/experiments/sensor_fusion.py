@@ -4,11 +4,13 @@ fused by their uncertainty.
 Two sensors see the same MNIST digit:
 
 - **A**: an event sensor whose pixels flip with probability ``p`` (0 to 0.5; 0.5 leaves no
-  digit), rate-coded over ``steps`` steps and classified by a spiking network
-  (:class:`memcim.spiking.SpikingMLP` trained on clean digits) whose synapses are tiles of
-  ``device`` driven by the spikes. Its probabilities are the softmax of the output spike
-  counts, over ``draws`` draws of the spike train and the tiles' read noise; its uncertainty
-  is their spread (mutual information, nats).
+  digit), rate-coded over ``steps`` steps and classified by an ensemble of ``members``
+  spiking networks (:class:`memcim.spiking.SpikingMLP`, trained on clean digits from
+  different initialisations) whose synapses are tiles of ``device`` driven by the spikes.
+  Its probabilities are the softmax of the output spike counts, over the networks and
+  ``draws`` draws of the spike train (and the tiles' read noise) each; its uncertainty is
+  their spread (mutual information, nats). The networks' disagreement is what makes it
+  epistemic: the spread over spike trains alone barely grows on corrupted inputs.
 - **B**: a camera with Gaussian noise σ = ``b_sigma``, classified by a Bayesian MLP trained on
   such views whose weight samples are drawn by the devices (:func:`memcim.bayes.to_hardware`,
   differential scheme); its uncertainty is the epistemic part over ``samples`` samples.
@@ -61,6 +63,7 @@ from memcim.crossbar import ConverterConfig, TileConfig
 from memcim.data import gaussian_corruption, load_mnist, pixel_flip
 from memcim.devices import PCM, FilamentaryRRAM, IdealDevice
 from memcim.energy import EDGE_CPU, profile
+from memcim.energy.cim import combine
 from memcim.energy.system import SystemCost, build, pipeline_cost
 from memcim.experiments.registry import Result, register, stage_generator, stage_seed
 from memcim.experiments.runner import write_json_atomic
@@ -68,7 +71,7 @@ from memcim.experiments.system_chiplets import plot_energy_breakdown
 from memcim.learning.hybrid import HybridConfig, HybridTrainer
 from memcim.metrics import accuracy, decompose, ece, nll, ood_auroc
 from memcim.nn import CIMConfig
-from memcim.spiking import SPIKE_DRIVE, SpikingMLP, on_tiles, rate, spike_energy
+from memcim.spiking import SPIKE_DRIVE, SpikeEnergy, SpikingMLP, on_tiles, rate, spike_energy
 from memcim.spiking.fusion import (
     fit_uncertainty_weighting,
     mean_of_probabilities,
@@ -100,7 +103,8 @@ class SensorFusionConfig:
     hidden: hidden width of both networks (784-hidden-10).
     beta: membrane decay per step of the spiking neurons.
     snn_epochs, snn_lr: training of the spiking network (surrogate gradients).
-    draws: spike-train draws per A prediction.
+    members: spiking networks of A's ensemble, each trained from its own initialisation.
+    draws: spike-train draws per network and A prediction.
     b_sigma: Gaussian noise σ of B's view (pixels in [0, 1], clipped).
     epochs, lr: training of B's deterministic start and of the early-concatenation MLP.
     bnn_epochs, kl_weight, prior_sigma, sigma_init: B's variational training.
@@ -123,7 +127,8 @@ class SensorFusionConfig:
     beta: float = 0.9
     snn_epochs: int = 2
     snn_lr: float = 2e-3
-    draws: int = 8
+    members: int = 4
+    draws: int = 2
     b_sigma: float = 0.4
     epochs: int = 3
     lr: float = 1e-3
@@ -149,8 +154,8 @@ class SensorFusionConfig:
         require(isinstance(levels, tuple) and len(levels) >= 1 and 0.0 in levels
                 and all(is_real(p) and 0 <= p <= 0.5 for p in levels), f"{name}.noise_levels",
                 levels, "flip probabilities in [0, 0.5], 0 among them")  # fmt: skip
-        for f in ("steps", "hidden", "snn_epochs", "draws", "epochs", "bnn_epochs", "samples",
-                  "window", "batch_size", "energy_images"):  # fmt: skip
+        for f in ("steps", "hidden", "snn_epochs", "members", "draws", "epochs", "bnn_epochs",
+                  "samples", "window", "batch_size", "energy_images"):  # fmt: skip
             check_count(getattr(self, f), f"{name}.{f}", 1)
         check_count(self.validation, f"{name}.validation", 2)
         require(self.window <= self.validation // 2, f"{name}.window", self.window,
@@ -206,35 +211,63 @@ def _mlp(n_in: int, hidden: int, generator: torch.Generator) -> nn.Sequential:
 
 
 # --- the two modalities and the early-fusion baseline -----------------------------------------
-def _spiking_network(config: SensorFusionConfig, data: _Data, seed: int,
-                     progress: bool) -> tuple[SpikingMLP, dict[str, float]]:  # fmt: skip
-    """Modality A: train the spiking network, put it on ideal and on ``device`` tiles and
-    compare them with software on one spike train of the clean test digits; the network on
-    ``device`` tiles is returned."""
+def _spiking_member(config: SensorFusionConfig, data: _Data, seed: int, k: int,
+                    progress: bool) -> tuple[SpikingMLP, dict[str, float]]:  # fmt: skip
+    """One spiking network of A's ensemble: trained from its own initialisation, put on ideal
+    and on ``device`` tiles and compared with software on one spike train of the clean test
+    digits; returned on ``device`` tiles."""
     snn = SpikingMLP((data.x_train.shape[1], config.hidden, 10), beta=config.beta)
-    init_default_(snn, stage_generator(seed, "snn_init"))
+    init_default_(snn, stage_generator(seed, "snn_init", str(k)))
     train_spiking(snn, data.x_train, data.y_train, steps=config.steps, epochs=config.snn_epochs,
                   lr=config.snn_lr, batch_size=config.batch_size,
-                  generator=stage_generator(seed, "snn_train"), progress=progress)  # fmt: skip
+                  generator=stage_generator(seed, "snn_train", str(k)),
+                  progress=progress)  # fmt: skip
     snn.eval()
     ideal_tile = TileConfig(device=IdealDevice(), dac=SPIKE_DRIVE,
                             adc=ConverterConfig(bits=None))  # fmt: skip
     ideal = on_tiles(snn, CIMConfig(tile=ideal_tile, clip_sigma=None)).eval()
-    hw = on_tiles(snn, CIMConfig(tile=config.tile(SPIKE_DRIVE),
-                                 seed=stage_seed(seed, "snn_tiles") % 2**62)).eval()  # fmt: skip
+    tiles_seed = stage_seed(seed, "snn_tiles", str(k)) % 2**62
+    hw = on_tiles(snn, CIMConfig(tile=config.tile(SPIKE_DRIVE), seed=tiles_seed)).eval()
     with torch.no_grad():
-        gen = stage_generator(seed, "snn_calibration")
+        gen = stage_generator(seed, "snn_calibration", str(k))
         hw(rate(data.x_train[:_CALIBRATION_IMAGES], config.steps, generator=gen))
         spikes = rate(data.x_test, config.steps, generator=stage_generator(seed, "snn_check"))
         runs = {name: net(spikes) for name, net in (("sw", snn), ("ideal", ideal), ("hw", hw))}
     labels = {k: out_spikes.sum(0).argmax(-1) for k, (out_spikes, _) in runs.items()}
-    m = {f"snn_accuracy_{k}": float((p == data.y_test).float().mean()) for k, p in labels.items()}
+    m = {f"accuracy_{k}": float((p == data.y_test).float().mean()) for k, p in labels.items()}
     sw_spikes, ideal_spikes = runs["sw"][0], runs["ideal"][0]
-    m["snn_ideal_spikes_equal"] = float(torch.equal(ideal_spikes, sw_spikes))
-    m["snn_ideal_spikes_differing"] = float((ideal_spikes != sw_spikes).sum())
-    m["snn_ideal_predictions_differing"] = float((labels["ideal"] != labels["sw"]).sum())
-    m["snn_gap_points"] = 100 * abs(m["snn_accuracy_sw"] - m["snn_accuracy_hw"])
+    m["ideal_spikes_differing"] = float((ideal_spikes != sw_spikes).sum())
+    m["ideal_predictions_differing"] = float((labels["ideal"] != labels["sw"]).sum())
+    m["gap_points"] = 100 * abs(m["accuracy_sw"] - m["accuracy_hw"])
     return hw, m
+
+
+def _spiking_ensemble(config: SensorFusionConfig, data: _Data, seed: int,
+                      progress: bool) -> tuple[list[SpikingMLP], dict[str, float]]:  # fmt: skip
+    """Modality A: ``members`` spiking networks on ``device`` tiles. ``snn_<metric>_<k>`` per
+    network; ``snn_accuracy_*`` their mean, ``snn_gap_points`` the largest software-to-tiles
+    gap, ``snn_ideal_*_differing`` summed over the networks."""
+    nets, m = [], {}
+    for k in range(config.members):
+        hw, mk = _spiking_member(config, data, seed, k, progress)
+        nets.append(hw)
+        m.update({f"snn_{key}_{k}": v for key, v in mk.items()})
+    per = [{key.rsplit("_", 1)[0]: v for key, v in m.items() if key.endswith(f"_{k}")}
+           for k in range(config.members)]  # fmt: skip
+    for key in ("accuracy_sw", "accuracy_ideal", "accuracy_hw"):
+        m[f"snn_{key}"] = sum(p[f"snn_{key}"] for p in per) / len(per)
+    m["snn_gap_points"] = max(p["snn_gap_points"] for p in per)
+    for key in ("ideal_spikes_differing", "ideal_predictions_differing"):
+        m[f"snn_{key}"] = sum(p[f"snn_{key}"] for p in per)
+    m["snn_ideal_spikes_equal"] = float(m["snn_ideal_spikes_differing"] == 0)
+    return nets, m
+
+
+def _predict_a(nets: list[SpikingMLP], x: Tensor, config: SensorFusionConfig,
+               generator: torch.Generator) -> Tensor:  # fmt: skip
+    """A's probabilities [members · draws, N, C]: every network, ``draws`` spike trains each."""
+    return torch.cat([predict_spiking(net, x, steps=config.steps, draws=config.draws,
+                                      generator=generator) for net in nets])  # fmt: skip
 
 
 def _bayesian_network(config: SensorFusionConfig, data: _Data, seed: int,
@@ -299,8 +332,7 @@ def _fit_weightings(config: SensorFusionConfig, data: _Data, snn_hw, b_hw, seed:
     p = levels[torch.randint(len(levels), (windows,), generator=gen)]
     p = p.repeat_interleave(config.window)[: len(data.x_val)]
     x_a = pixel_flip(data.x_val, p, generator=gen)
-    a = decompose(predict_spiking(snn_hw, x_a, steps=config.steps, draws=config.draws,
-                                  generator=gen))  # fmt: skip
+    a = decompose(_predict_a(snn_hw, x_a, config, gen))
     x_b = gaussian_corruption(data.x_val, config.b_sigma, generator=gen)
     b = predict(b_hw, x_b, samples=config.samples)
     probs, u = [a.mean, b.mean], [a.epistemic, b.epistemic]
@@ -338,8 +370,7 @@ def _evaluate(config: SensorFusionConfig, data: _Data, models: dict, seed: int,
         label = _condition_label(condition)
         gen = stage_generator(seed, "test_a", label)
         x_a = _view_a(data.x_test, condition, gen)
-        a = decompose(predict_spiking(models["a"], x_a, steps=config.steps, draws=config.draws,
-                                      generator=gen))  # fmt: skip
+        a = decompose(_predict_a(models["a"], x_a, config, gen))
         probs, u = [a.mean, b.mean], [a.epistemic, b.epistemic]
         with torch.no_grad():
             early = torch.softmax(models["early"](_early_inputs(config, x_a, x_b, gen)), -1)
@@ -388,11 +419,15 @@ def _system(config: SensorFusionConfig, data: _Data, models: dict,
     gen = stage_generator(seed, "energy")
     x = data.x_test[: config.energy_images]
     spikes = rate(x, config.steps, generator=gen)
-    spiking = spike_energy(models["a"], spikes)
+    per_network = [spike_energy(net, spikes) for net in models["a"]]
+    spikes_in = sum(e.input_spikes for e in per_network)
+    cost = combine([e.cost for e in per_network], parallel=False)
+    spiking = SpikeEnergy(cost, spikes_in, config.steps, len(x))
     x_b = gaussian_corruption(x, config.b_sigma, generator=gen)
     report = profile(models["b"], x_b, samples=config.samples)
     fusion, fusion_digital = fusion_chiplet(report, EDGE_CPU, classes=10,
-                                            samples=(config.draws, config.samples))  # fmt: skip
+                                            samples=(config.members * config.draws,
+                                                     config.samples))  # fmt: skip
     learning, _ = learning_chiplet(*_learning_writes(config, models, data, seed), EDGE_CPU)
     stages = (event_sensor(spikes), spiking_chiplet(spiking, draws=config.draws, classes=10),
               fusion, learning)  # fmt: skip
@@ -477,7 +512,7 @@ def run(config: SensorFusionConfig, *, seed: int, out_dir: str | os.PathLike[str
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     data = load_data(config)
-    snn_hw, m = _spiking_network(config, data, seed, progress)
+    snn_hw, m = _spiking_ensemble(config, data, seed, progress)
     if progress:
         print(f"[{EXPERIMENT}] spiking network: software {m['snn_accuracy_sw']:.2%}, ideal tiles "
               f"{m['snn_accuracy_ideal']:.2%}, {config.device} {m['snn_accuracy_hw']:.2%} "
