@@ -143,10 +143,10 @@ def quantize(values: Tensor, full_scale: Tensor, max_code: int, *,
     """
     # At most one new buffer (none in place), rounded in place: large temporaries are costly.
     step = max_code / full_scale
-    if isinstance(step, Tensor) and not bool(torch.isfinite(step).all()):
+    if isinstance(step, Tensor):
         # A range of subnormal data (below float32's normal range) makes the step infinite and
         # 0 · inf NaN; such data lies below every code step, so it converts to code 0.
-        step = torch.where(torch.isfinite(step), step, torch.zeros_like(step))
+        step = step.nan_to_num_(nan=math.nan, posinf=0.0)
     codes = (values.mul_(step) if inplace else torch.mul(values, step)).round_()
     if codes.numel() == 0 or (codes.amin() >= -max_code and codes.amax() <= max_code):
         return codes, 0
