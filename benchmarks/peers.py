@@ -19,9 +19,12 @@ realisation per read time) and, for the linear rows, ``per_read`` (fresh noise e
 
 Rows: Linear 784 → 256 in eval at batch 1, 64 and 1024; Conv2d 16 → 32, 3 × 3, batch 64 of
 16 × 16, eval; one training step (forward + backward) of the Linear at batch 128 and 1024. Each
-at one and at two torch threads. Times are medians of interleaved rounds (``timing.compare``);
-the spread is the range of the round medians. Not yet here: a hardware-aware training epoch,
-a 10 000-image evaluation of an MLP, and peak memory.
+at one and at two torch threads. Times are medians of interleaved rounds; the spread is the
+range of the round medians. Then, for the MLP 784-256-128-10 on 60 000 MNIST-sized images
+(random pixels; only the time matters): one hardware-aware training epoch (Adam, batch 128)
+and an evaluation of 10 000 images (batch 1000), each timed once per framework, and the peak
+resident memory (``ru_maxrss``) of a fresh process per framework that builds the MLP and runs
+that evaluation (imports included, alike for all).
 
 Run: ``python benchmarks/peers.py [--repeats N]``.
 """
@@ -31,6 +34,10 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
+import subprocess
+import sys
+import textwrap
+import time
 
 import torch
 from torch import nn
@@ -126,6 +133,72 @@ def _row(label: str, times: dict[str, tuple[float, float, float]]) -> None:
     print(f"{label:<34} " + " | ".join(cells + ratios))
 
 
+def _mlp() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                         nn.Linear(128, 10))  # fmt: skip
+
+
+def _epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Seconds of one training epoch at batch 128 (Adam)."""
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    start = time.perf_counter()
+    for i in range(0, len(x), 128):
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x[i : i + 128]), y[i : i + 128]).backward()
+        opt.step()
+    return time.perf_counter() - start
+
+
+def _evaluation(model: nn.Module, x: torch.Tensor) -> float:
+    """Seconds to evaluate ``x`` at batch 1000."""
+    model.eval()
+    start = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, len(x), 1000):
+            model(x[i : i + 1000])
+    return time.perf_counter() - start
+
+
+_RSS_SCRIPT = textwrap.dedent("""
+    import resource, sys, torch
+    sys.path.insert(0, {here!r})
+    import peers
+    mlp = peers._mlp()
+    build = {{"torch": lambda m: m, "memcim": peers._memcim, "aihwkit": peers._aihwkit,
+              "lightning": peers._lightning}}[{name!r}]
+    model = build(mlp)
+    x = torch.rand(10_000, 784, generator=torch.Generator().manual_seed(0))
+    peers._evaluation(model, x)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+""")
+
+
+def _peak_rss_mb(name: str) -> float:
+    """Peak resident memory (MB) of a fresh process that evaluates the MLP with ``name``."""
+    here = str(__import__("pathlib").Path(__file__).resolve().parent)
+    script = _RSS_SCRIPT.format(here=here, name=name)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split()  # fmt: skip
+    return float(out[-1])
+
+
+def _mlp_rows(gen: torch.Generator) -> None:
+    x = torch.rand(60_000, 784, generator=gen)
+    y = torch.randint(0, 10, (60_000,), generator=gen)
+    models = _models(_mlp(), False)
+    epochs = {name: _epoch(m, x, y) for name, m in models.items()}
+    evals = {name: _evaluation(m, x[:10_000]) for name, m in models.items()}
+    for label, times in (("MLP HWA epoch (60k, batch 128)", epochs),
+                         ("MLP evaluation (10k, batch 1000)", evals)):  # fmt: skip
+        base = times["torch"]
+        cells = [f"{n} {t:.2f} s {t / base:5.1f}x" for n, t in times.items()]
+        ratios = [f"memcim/{p} {times['memcim'] / times[p]:.2f}"
+                  for p in ("aihwkit", "lightning") if p in times]  # fmt: skip
+        print(f"{label:<34} " + " | ".join(cells + ratios))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=50)
@@ -152,6 +225,11 @@ def main() -> None:
             x = torch.rand(batch, 784, generator=gen)
             runs = {n: _train_step(m, x) for n, m in _models(dense, False).items()}
             _row(f"Linear train step, batch {batch}", _time(runs, args.repeats))
+        _mlp_rows(gen)
+    names = list(_models(_mlp(), False))
+    rss = {name: _peak_rss_mb(name) for name in names}
+    print("\npeak RSS of a process evaluating the MLP on 10k images: "
+          + ", ".join(f"{n} {mb:.0f} MB" for n, mb in rss.items()))  # fmt: skip
 
 
 if __name__ == "__main__":
