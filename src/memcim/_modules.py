@@ -1,11 +1,14 @@
-"""Choosing and swapping the layers of a PyTorch model (shared by memcim.nn and memcim.bayes)."""
+"""Choosing and swapping the layers of a PyTorch model, and describing their configs (shared by
+memcim.nn and memcim.bayes)."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from collections.abc import Iterable
 from typing import Literal
 
-from torch import nn
+from torch import Tensor, nn
 
 from memcim._errors import ConfigError
 
@@ -57,3 +60,27 @@ def replace_modules(model: nn.Module, new: dict[str, nn.Module]) -> nn.Module:
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, module)
     return model
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, Tensor):
+        return value.tolist()
+    return value
+
+
+def flat_config(config: object, prefix: str = "") -> dict[str, object]:
+    """A (nested) config dataclass as JSON-ready ``{"tile.device.g_max_us": 25.0, ...}``; a
+    nested dataclass also records its class (``"tile.device": "PCM"``)."""
+    out: dict[str, object] = {}
+    for field in dataclasses.fields(config):
+        value, key = getattr(config, field.name), prefix + field.name
+        if dataclasses.is_dataclass(value):
+            out[key] = type(value).__name__
+            out.update(flat_config(value, key + "."))
+        else:
+            out[key] = _json_value(value)
+    return out

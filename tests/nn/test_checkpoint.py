@@ -73,7 +73,65 @@ def test_a_different_architecture_or_a_missing_file_is_an_error(tmp_path):
     path, _ = save_checkpoint(model, tmp_path / "chip.safetensors")
     other = convert(nn.Sequential(nn.Linear(40, 10)),
                     CIMConfig(tile=TileConfig(adc=ConverterConfig(bits=8))))  # fmt: skip
-    with pytest.raises(ConfigError, match="crossbar layers"):
+    with pytest.raises(ConfigError, match="layers on tiles"):
         load_checkpoint(other, path)
     with pytest.raises(ConfigError, match="path"):
         load_checkpoint(build(), tmp_path / "missing.safetensors")
+
+
+HW_BUILD = textwrap.dedent("""
+    import torch
+    from torch import nn
+    from memcim.bayes import (BayesConfig, HardwareSampling, SamplingScheme, to_bayesian,
+                              to_hardware)
+    from memcim.devices import FilamentaryRRAM
+
+    def build_hw(scheme, program_seed):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+        bnn = to_bayesian(net, config=BayesConfig(sigma_init=0.05, seed=1)).eval()
+        sampling = HardwareSampling(scheme=SamplingScheme(scheme), device=FilamentaryRRAM())
+        hw, _ = to_hardware(bnn, sampling, samples=4,
+                            generator=torch.Generator().manual_seed(program_seed))
+        return hw
+""")
+exec(HW_BUILD, namespace)
+build_hw = namespace["build_hw"]
+
+
+@pytest.mark.parametrize("scheme", ["differential", "separate_mu_sigma", "device_population"])
+def test_hardware_bayesian_model_round_trips_into_a_fresh_process(tmp_path, scheme):
+    """Device-drawn weight samples on RRAM tiles: the fresh process programs its own (other)
+    samples with to_hardware, then loads the saved ones over them; the Monte-Carlo predictions
+    (read noise and, for separate μ/σ, the stochastic bits included) are bit-identical."""
+    from memcim.bayes import predict
+
+    x = torch.rand(16, 12, generator=torch.Generator().manual_seed(0))
+    hw = build_hw(scheme, program_seed=5)
+    predict(hw, x, samples=4)  # the first read sets the ADC ranges
+    path, meta = save_checkpoint(hw, tmp_path / "bnn.safetensors")
+    expected = predict(hw, x, samples=4)
+    torch.save(x, tmp_path / "x.pt")
+    script = HW_BUILD + textwrap.dedent(f"""
+        from memcim.bayes import predict
+        from memcim.nn import load_checkpoint
+        hw = load_checkpoint(build_hw({scheme!r}, program_seed=6), {str(path)!r})
+        x = torch.load({str(tmp_path / "x.pt")!r}, weights_only=True)
+        p = predict(hw, x, samples=4)
+        torch.save(torch.stack([p.mean, p.epistemic[:, None].expand_as(p.mean)]),
+                   {str(tmp_path / "y.pt")!r})
+    """)
+    subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    got = torch.load(tmp_path / "y.pt", weights_only=True)
+    assert torch.equal(got[0], expected.mean)
+    assert torch.equal(got[1][:, 0], expected.epistemic)
+    assert json.loads(meta.read_text())["layers"]["0"]["sampling.scheme"] == scheme
+    other = build_hw(scheme, program_seed=6)
+    assert not torch.equal(predict(other, x, samples=4).mean, expected.mean)  # not trivial
+
+
+def test_a_hardware_model_with_other_samples_is_an_error(tmp_path):
+    hw = build_hw("differential", program_seed=5)
+    path, _ = save_checkpoint(hw, tmp_path / "bnn.safetensors")
+    with pytest.raises(ConfigError, match=r"sampling\.scheme: .*'differential'"):
+        load_checkpoint(build_hw("device_population", program_seed=5), path)

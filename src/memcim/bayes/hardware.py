@@ -28,10 +28,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, require
-from memcim._modules import replace_modules
+from memcim._modules import flat_config, replace_modules
 from memcim.bayes.layers import BayesianConv2d, BayesianLayer, BayesianLinear
 from memcim.bayes.sampled import SampledMatrix
-from memcim.bayes.schemes import HardwareSampling
+from memcim.bayes.schemes import HardwareSampling, SchemeTargets
 from memcim.crossbar import TileConfig
 from memcim.devices.base import check_time
 
@@ -116,6 +116,52 @@ class _OnTiles:
     def realised_bias(self) -> Tensor | None:
         """One read of every copy's biases, [K, out] (``None`` without bias)."""
         return self.weight_samples()[1]
+
+    # --- checkpoints (memcim.nn.save_checkpoint) -----------------------------------------------
+    def checkpoint_config(self) -> dict[str, object]:
+        """Class, sampling scheme, tile periphery, tile size and copies, flattened."""
+        s = self.sampled
+        return {"class": type(self).__name__, "copies": s.copies, "max_rows": s.max_rows,
+                "max_cols": s.max_cols,
+                **{f"sampling.{k}": v for k, v in flat_config(s.sampling).items()},
+                **{f"tile.{k}": v for k, v in flat_config(s.tile_config).items()}}  # fmt: skip
+
+    def checkpoint_tensors(self) -> dict[str, Tensor]:
+        """The generator's state, the sampled tiles' programmed state and cached reads, and
+        the scheme's targets."""
+        s, t = self.sampled, self.sampled.targets
+        out = {"generator": self.generator.get_state()}
+        for name, matrix in (("matrix", s.matrix), ("sigma_matrix", s.sigma_matrix)):
+            if matrix is not None:
+                out.update({f"{name}.state.{k}": v for k, v in matrix.state_tensors().items()})
+                out.update({f"{name}.read_cache.{k}": v
+                            for k, v in matrix.read_cache_tensors().items()})  # fmt: skip
+        out.update({"targets.planes": t.planes, "targets.realised_sigma": t.realised_sigma,
+                    "targets.feasible": t.feasible, "targets.clipped": torch.tensor(t.clipped),
+                    "targets.k_us": torch.tensor(t.k_us, dtype=torch.float64)})  # fmt: skip
+        if t.sigma_planes is not None:
+            out["targets.sigma_planes"] = t.sigma_planes
+            out["targets.sigma_k_us"] = torch.tensor(t.sigma_k_us, dtype=torch.float64)
+        return out
+
+    def load_checkpoint_tensors(self, tensors: dict[str, Tensor]) -> None:
+        """Restore what :meth:`checkpoint_tensors` saved, replacing the tiles' programming."""
+        s = self.sampled
+        self.generator.set_state(tensors["generator"])
+
+        def part(prefix: str) -> dict[str, Tensor]:
+            return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+
+        for name, matrix in (("matrix", s.matrix), ("sigma_matrix", s.sigma_matrix)):
+            if matrix is not None:
+                matrix.load_state_tensors(part(f"{name}.state."))
+                matrix.load_read_caches(part(f"{name}.read_cache."))
+        t = part("targets.")
+        s.targets = SchemeTargets(
+            planes=t["planes"], k_us=float(t["k_us"]), realised_sigma=t["realised_sigma"],
+            feasible=t["feasible"], clipped=int(t["clipped"]), sigma_planes=t.get("sigma_planes"),
+            sigma_k_us=float(t["sigma_k_us"]) if "sigma_k_us" in t else None,
+        )  # fmt: skip
 
     def train(self, mode: bool = True):
         if mode:

@@ -189,6 +189,24 @@ class TiledMatrix:
             for key, value in tile.state_tensors().items()
         }
 
+    def read_cache_tensors(self) -> dict[str, Tensor]:
+        """Every tile's cached read (:meth:`Tile.read_cache_tensors`), keys prefixed ``"r.c."``."""
+        return {
+            f"{r}.{c}.{key}": value
+            for r, row in enumerate(self.tiles)
+            for c, tile in enumerate(row)
+            for key, value in tile.read_cache_tensors().items()
+        }
+
+    def load_read_caches(self, tensors: dict[str, Tensor]) -> None:
+        """Restore the reads saved by :meth:`read_cache_tensors` (a tile with none: none)."""
+        for r, row in enumerate(self.tiles):
+            for c, tile in enumerate(row):
+                prefix = f"{r}.{c}."
+                tile.load_read_cache(
+                    {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+                )
+
     def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
         """Restore a state saved by :meth:`state_tensors`."""
         for r, row in enumerate(self.tiles):

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, is_int, require
+from memcim._modules import flat_config
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
 from memcim.crossbar.converters import quantize
 from memcim.crossbar.tile import Counters
@@ -364,6 +365,26 @@ class CIMLayer(nn.Module):
             return self._hwa_matmul(x2d)
         with torch.no_grad():
             return self._analog_matmul(x2d)
+
+    # --- checkpoints (memcim.nn.save_checkpoint): what state_dict does not carry ---------------
+    def checkpoint_config(self) -> dict[str, object]:
+        """This layer's class and flattened :class:`CIMConfig`, as a checkpoint records it."""
+        return {"class": type(self).__name__, **flat_config(self.cim_config)}
+
+    def checkpoint_tensors(self) -> dict[str, Tensor]:
+        """The generator's state and the tiles' cached read at the current time."""
+        out = {"generator": self.generator.get_state()}
+        if self.tiles_current():
+            out.update({f"read_cache.{k}": v for k, v in self._matrix.read_cache_tensors().items()})
+        return out
+
+    def load_checkpoint_tensors(self, tensors: dict[str, Tensor]) -> None:
+        """Restore what :meth:`checkpoint_tensors` saved (after ``load_state_dict``)."""
+        self.generator.set_state(tensors["generator"])
+        if self.tiles_current():
+            prefix = "read_cache."
+            self._matrix.load_read_caches({k.removeprefix(prefix): v for k, v in tensors.items()
+                                           if k.startswith(prefix)})  # fmt: skip
 
     # --- state_dict: the programmed devices travel with the weights ---------------------------
     def get_extra_state(self) -> dict:
