@@ -174,6 +174,11 @@ def test_counters_cost_with_ideal_converters_and_a_custom_model():
     assert c.energy_pj["dac"] == 0.0 and c.energy_pj["adc"] == 0.0
     # Buffer: 3 × (4 + 2) × 16 bit = 288 bit × 5/32 pJ = 45 pJ
     assert c.energy_pj["buffer"] == pytest.approx(45.0)
+    # 1-bit inputs (spikes): 3 × (4 × 1 + 2 × 16) bit = 108 bit × 5/32 pJ = 16.875 pJ
+    spikes = CIMEnergyModel(activation_bits=16, input_bits=1, feature_nm=100.0)
+    assert counters_cost(TileCounters(mvms=3), geometry, spikes).energy_pj["buffer"] == (
+        pytest.approx(16.875)
+    )
     # Unlisted device: 25 F²; 16 cells × 25 × (0.1 µm)² = 4 µm²; no ADC area (ideal);
     # DACs 4 × 50 = 200; accumulators 2 × 100 = 200
     assert c.area_um2 == pytest.approx(404.0)

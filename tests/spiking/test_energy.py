@@ -58,7 +58,8 @@ def test_array_energy_is_v2_t_times_the_conductance_of_every_spiking_word_line(n
     steps = 12 * 5
     outputs = steps * (8 + 4)
     assert energy.cost.energy_pj["accumulate"] == pytest.approx(outputs * model.ops.int32_add_pj)
-    buffer_bits = steps * ((16 + 8) + (8 + 4)) * model.activation_bits
+    # Inputs are spikes, 1 bit each; outputs the ADC's codes, activation_bits each.
+    buffer_bits = steps * ((16 + 8) + (8 + 4) * model.activation_bits)
     assert energy.cost.energy_pj["buffer"] == pytest.approx(buffer_bits * model.ops.sram_bit_pj)
     assert energy.cost.energy_pj["dac"] == 0 and energy.cost.energy_pj["write"] == 0
     assert energy.per_step_pj == pytest.approx(energy.energy_pj / steps)

@@ -59,6 +59,8 @@ class CIMEnergyModel:
         dac_fom_fj_per_step: word-line DAC/driver energy per conversion step (fJ/step); 1 is an
             unverified assumption (a DAC drives a capacitance, far cheaper than an ADC decides).
         activation_bits: width of an activation in the SRAM buffer (bits).
+        input_bits: width of a tile's input in the buffer (bits); ``None``: ``activation_bits``.
+            1 for arrays driven by spikes (:func:`memcim.spiking.spike_energy` sets it).
         feature_nm: feature size F for the cell area (nm); 22 nm as in NeuroSim's RRAM macro.
         cell_area_f2: cell area in F²; ``None``: :data:`~memcim.energy.tables.CELL_AREA_F2` of
             the tile's device class (25 F² when the class is not listed).
@@ -72,6 +74,7 @@ class CIMEnergyModel:
     adc_fom_fj_per_step: float = 10.0
     dac_fom_fj_per_step: float = 1.0
     activation_bits: int = 8
+    input_bits: int | None = None
     feature_nm: float = 22.0
     cell_area_f2: float | None = None
     adc_area_per_step_um2: float = 8.0
@@ -85,6 +88,9 @@ class CIMEnergyModel:
         require(isinstance(self.activation_bits, int) and self.activation_bits >= 1,
                 "CIMEnergyModel.activation_bits", self.activation_bits,
                 "must be an int >= 1")  # fmt: skip
+        bits = self.input_bits
+        require(bits is None or (isinstance(bits, int) and bits >= 1), "CIMEnergyModel.input_bits",
+                bits, "must be None or an int >= 1")  # fmt: skip
         require(self.feature_nm > 0, "CIMEnergyModel.feature_nm", self.feature_nm, "must be > 0")
 
     def adc_pj(self, bits: int | None) -> float:
@@ -254,7 +260,8 @@ def counters_cost(
     model = model if model is not None else CIMEnergyModel()
     vectors = counters.mvms
     outputs = vectors * geometry.sensed_columns
-    buffer_bits = vectors * (geometry.rows + geometry.cols) * model.activation_bits
+    in_bits = model.activation_bits if model.input_bits is None else model.input_bits
+    buffer_bits = vectors * (geometry.rows * in_bits + geometry.cols * model.activation_bits)
     physical_columns = geometry.cells / geometry.rows
     array = (
         counters.array_energy_pj

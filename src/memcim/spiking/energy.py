@@ -4,13 +4,14 @@ A spike switches its word line to the read voltage for one read; a silent line s
 and dissipates nothing. So the array energy Σ V² G t that every tile counts is spike-driven:
 v_read² · t_read · Σ over spikes of the conductance on the spiking word line. The periphery
 (ADC, accumulation, buffer) runs at every time step whatever the spikes: it is charged per
-step by :func:`memcim.energy.cim.counters_cost`. The buffer is priced at
-``CIMEnergyModel.activation_bits`` per value (default 8; a spike needs 1, a membrane more).
+step by :func:`memcim.energy.cim.counters_cost`. The buffer holds each input spike as 1 bit
+(``CIMEnergyModel.input_bits``, unless the given model sets it) and each output at
+``activation_bits`` (default 8: the ADC's code of the bit-line current for the membrane).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -53,6 +54,9 @@ def spike_energy(model, spikes: Tensor, *, cim: CIMEnergyModel | None = None) ->
     """Run ``model`` (a :class:`~memcim.spiking.SpikingMLP` on tiles,
     :func:`~memcim.spiking.on_tiles`) on ``spikes`` [T, N, inputs] and price what its tiles
     counted in that pass."""
+    cim = cim if cim is not None else CIMEnergyModel()
+    if cim.input_bits is None:
+        cim = replace(cim, input_bits=1)  # a spike is one bit in the buffer
     layers = list(model.synapses)
     on_tiles = all(isinstance(layer, CIMLayer) for layer in layers)
     require(on_tiles, "model", type(model).__name__, "a spiking network on tiles (on_tiles)")
