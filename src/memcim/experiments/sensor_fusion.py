@@ -74,6 +74,7 @@ from memcim.nn import CIMConfig
 from memcim.spiking import SPIKE_DRIVE, SpikeEnergy, SpikingMLP, on_tiles, rate, spike_energy
 from memcim.spiking.fusion import (
     fit_uncertainty_weighting,
+    log_linear_pool,
     mean_of_probabilities,
     product_of_experts,
 )
@@ -372,17 +373,17 @@ def _evaluate(config: SensorFusionConfig, data: _Data, models: dict, seed: int,
         x_a = _view_a(data.x_test, condition, gen)
         a = decompose(_predict_a(models["a"], x_a, config, gen))
         probs, u = [a.mean, b.mean], [a.epistemic, b.epistemic]
+        weights = models["uw"].weights(u)
         with torch.no_grad():
             early = torch.softmax(models["early"](_early_inputs(config, x_a, x_b, gen)), -1)
         fused = {"a": a.mean, "b": b.mean, "mean": mean_of_probabilities(probs),
-                 "poe": product_of_experts(probs), "uw": models["uw"].pool(probs, u),
+                 "poe": product_of_experts(probs), "uw": log_linear_pool(probs, list(weights)),
                  "uw_input": models["uw_input"].pool(probs, u), "early": early}  # fmt: skip
         best = max(("a", "b"), key=lambda k: accuracy(fused[k], y))
         fused["best_single"] = fused[best]
         m.update(_score(fused, y, label))
         m[f"best_single_is_a_{label}"] = float(best == "a")
-        m[f"weight_a_{label}"] = float(models["uw"].weights(u)[0].mean())
-        m[f"weight_b_{label}"] = float(models["uw"].weights(u)[1].mean())
+        m[f"weight_a_{label}"], m[f"weight_b_{label}"] = (float(w.mean()) for w in weights)
         if condition == 0.0:
             a_clean = a.epistemic
         else:

@@ -7,11 +7,13 @@ Monte-Carlo samples) and an uncertainty u_m [N] (its epistemic part, nats). The 
   given the class and the class prior is uniform; a confidently wrong modality can veto.
 - :func:`mean_of_probabilities`: p = mean_m p_m, a mixture; never sharper than its parts.
 - :func:`log_linear_pool`: p ∝ Π_m p_m^{w_m} with per-input weights w_m >= 0 (1: the product).
-- :class:`UncertaintyWeighting`: log-linear pooling with w_m = softplus(a_m − b_m log ū_m),
-  b_m >= 0, so a modality is trusted less the more uncertain it is. ū_m is the modality's
-  uncertainty averaged over a window of its last inputs (:func:`stream_uncertainty`): a sensor
-  that is corrupted stays corrupted for a while, and one input's spread says little. a, b are
-  fitted on validation data (:func:`fit_uncertainty_weighting`) by the pooled likelihood.
+- :class:`UncertaintyWeighting`: log-linear pooling with w_m = scale_m · softmax over the
+  modalities of (a_m − b_m log ū_m), b_m >= 0, so a modality is trusted less the more
+  uncertain it is relative to the others, and each keeps its own sharpness (scale_m). ū_m is
+  the modality's uncertainty averaged (geometrically) over a window of its last inputs
+  (:func:`stream_uncertainty`): a sensor that is corrupted stays corrupted for a while, and
+  one input's spread says little. a, b and the scales are fitted on validation data
+  (:func:`fit_uncertainty_weighting`) by the pooled likelihood.
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ def mean_of_probabilities(probs: Sequence[Tensor]) -> Tensor:
 
 
 def stream_uncertainty(uncertainty: Tensor, window: int) -> Tensor:
-    """Each input's uncertainty replaced by the mean over its window: consecutive blocks of
-    ``window`` inputs of the stream (the last block may be shorter). ``window=1``: unchanged."""
+    """Each input's uncertainty replaced by the geometric mean over its window: consecutive
+    blocks of ``window`` inputs of the stream (the last block may be shorter), values below
+    :data:`UNCERTAINTY_FLOOR` counted as the floor. ``window=1``: unchanged above the floor."""
     require(isinstance(uncertainty, Tensor) and uncertainty.dim() == 1, "uncertainty",
             tuple(getattr(uncertainty, "shape", ())), "a tensor [N]")  # fmt: skip
     check_count(window, "window", 1)
@@ -74,6 +77,12 @@ def stream_uncertainty(uncertainty: Tensor, window: int) -> Tensor:
     return (sums / torch.bincount(block)).exp()[block]
 
 
+def _log_stream(uncertainties: Sequence[Tensor], window: int) -> Tensor:
+    """log ū [M, N]: the logarithm of every modality's windowed uncertainty."""
+    stream = torch.stack([stream_uncertainty(u.float(), window) for u in uncertainties])
+    return stream.clamp_min(UNCERTAINTY_FLOOR).log()
+
+
 def _weights(offset: Tensor, slope: Tensor, scale: Tensor, log_u: Tensor) -> Tensor:
     return scale[:, None] * F.softmax(offset[:, None] - slope[:, None] * log_u, dim=0)
 
@@ -81,11 +90,11 @@ def _weights(offset: Tensor, slope: Tensor, scale: Tensor, log_u: Tensor) -> Ten
 @dataclass(frozen=True)
 class UncertaintyWeighting:
     """Log-linear pooling weighted by each modality's windowed uncertainty ū_m:
-    w_m = softplus(offset_m − slope_m · log ū_m), slope_m >= 0.
+    w_m = scale_m · softmax_m(offset_m − slope_m · log ū_m), slope_m >= 0.
 
     Attributes:
         window: inputs per window of :func:`stream_uncertainty`.
-        offset, slope: [M] tensors, one entry per modality, in the order of the inputs.
+        offset, slope, scale: [M] tensors, one entry per modality, in the order of the inputs.
     """
 
     window: int
@@ -97,8 +106,7 @@ class UncertaintyWeighting:
         """The weights [M, N] of each modality at each input."""
         require(len(uncertainties) == len(self.offset), "uncertainties", len(uncertainties),
                 f"one per modality ({len(self.offset)})")  # fmt: skip
-        log_u = torch.stack([stream_uncertainty(u.float(), self.window) for u in uncertainties])
-        log_u = log_u.clamp_min(UNCERTAINTY_FLOOR).log()
+        log_u = _log_stream(uncertainties, self.window)
         return _weights(self.offset, self.slope, self.scale, log_u)
 
     def pool(self, probs: Sequence[Tensor], uncertainties: Sequence[Tensor]) -> Tensor:
@@ -114,10 +122,11 @@ def fit_uncertainty_weighting(
     window: int = 32,
     iterations: int = 200,
 ) -> UncertaintyWeighting:
-    """Fit offset and slope of every modality (L-BFGS) to the mean negative log-likelihood
-    of the pooled prediction on validation data: ``probs`` [N, C] and ``uncertainties`` [N]
-    per modality, ``labels`` [N]. The validation stream should hold windows of every
-    condition the weighting will meet (e.g. clean and corrupted sensors)."""
+    """Fit offset, slope and scale of every modality (L-BFGS) to the mean negative
+    log-likelihood of the pooled prediction on validation data: ``probs`` [N, C] and
+    ``uncertainties`` [N] (nats) per modality, ``labels`` [N]. The validation stream should
+    hold windows of every condition the weighting will meet (e.g. clean and corrupted
+    sensors)."""
     stacked = _check_probs(probs)
     check_count(window, "window", 1)
     check_count(iterations, "iterations", 1)
@@ -130,8 +139,7 @@ def fit_uncertainty_weighting(
     optimiser = torch.optim.LBFGS([offset, raw_slope, log_scale], max_iter=iterations,
                                   line_search_fn="strong_wolfe")  # fmt: skip
     log_p = stacked.clamp_min(_LOG_FLOOR).log()
-    log_u = torch.stack([stream_uncertainty(u.float(), window) for u in uncertainties])
-    log_u = log_u.clamp_min(UNCERTAINTY_FLOOR).log()
+    log_u = _log_stream(uncertainties, window)
 
     def objective() -> Tensor:
         optimiser.zero_grad()
