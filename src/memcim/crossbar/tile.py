@@ -39,7 +39,7 @@ programmed weights (or ``samples=S``) are Monte-Carlo dimensions: conductances b
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Literal
 
 import torch
@@ -274,6 +274,10 @@ class _ReadCache:
     var_slices: Tensor | None  # [..., slices, rows, cols] read-noise variance (µS²) or None
     compensation: Tensor  # [..., 1, 1] drift-compensation factor
     row_g_us: Tensor  # [..., rows, 1] physical conductance on each word line (µS), for energy
+
+
+#: The tensor fields of a cached read (all but its time), as a checkpoint saves them.
+_CACHED_TENSORS = tuple(f.name for f in fields(_ReadCache) if f.name != "t_s")
 
 
 def _distinct(x: Tensor) -> Tensor:
@@ -664,7 +668,7 @@ class Tile:
         if cache is None:
             return {}
         out = {"t_s": torch.tensor(cache.t_s, dtype=torch.float64)}
-        for name in ("g_slices", "var_slices", "compensation", "row_g_us"):
+        for name in _CACHED_TENSORS:
             if getattr(cache, name) is not None:
                 out[name] = getattr(cache, name).detach().clone()
         return out
@@ -674,8 +678,8 @@ class Tile:
         if not tensors:
             self._cache = None
             return
-        fields = ("g_slices", "var_slices", "compensation", "row_g_us")
-        self._cache = _ReadCache(t_s=float(tensors["t_s"]), **{f: tensors.get(f) for f in fields})
+        cached = {name: tensors.get(name) for name in _CACHED_TENSORS}
+        self._cache = _ReadCache(t_s=float(tensors["t_s"]), **cached)
 
     def state_tensors(self) -> dict[str, Tensor]:
         """Everything the programmed array holds, as a flat dict of tensors (for state_dict).

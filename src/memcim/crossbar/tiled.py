@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -180,41 +181,39 @@ class TiledMatrix:
             for tile in self.tiles[r]:
                 tile.calibrate(chunk, t_s=t_s, generator=generator)
 
-    def state_tensors(self) -> dict[str, Tensor]:
-        """The programmed state of every tile, keys prefixed ``"r.c."`` by grid position."""
+    def _gather(self, tensors_of: Callable[[Tile], dict[str, Tensor]]) -> dict[str, Tensor]:
+        """``tensors_of(tile)`` of every tile, keys prefixed ``"r.c."`` by grid position."""
         return {
             f"{r}.{c}.{key}": value
             for r, row in enumerate(self.tiles)
             for c, tile in enumerate(row)
-            for key, value in tile.state_tensors().items()
+            for key, value in tensors_of(tile).items()
         }
 
-    def read_cache_tensors(self) -> dict[str, Tensor]:
-        """Every tile's cached read (:meth:`Tile.read_cache_tensors`), keys prefixed ``"r.c."``."""
-        return {
-            f"{r}.{c}.{key}": value
-            for r, row in enumerate(self.tiles)
-            for c, tile in enumerate(row)
-            for key, value in tile.read_cache_tensors().items()
-        }
-
-    def load_read_caches(self, tensors: dict[str, Tensor]) -> None:
-        """Restore the reads saved by :meth:`read_cache_tensors` (a tile with none: none)."""
+    def _scatter(self, tensors: dict[str, Tensor],
+                 load: Callable[[Tile, dict[str, Tensor]], None]) -> None:  # fmt: skip
+        """``load(tile, its entries)`` for every tile, the inverse of :meth:`_gather`."""
         for r, row in enumerate(self.tiles):
             for c, tile in enumerate(row):
                 prefix = f"{r}.{c}."
-                tile.load_read_cache(
-                    {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-                )
+                own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+                load(tile, own)
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        """The programmed state of every tile, keys prefixed ``"r.c."`` by grid position."""
+        return self._gather(Tile.state_tensors)
 
     def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
         """Restore a state saved by :meth:`state_tensors`."""
-        for r, row in enumerate(self.tiles):
-            for c, tile in enumerate(row):
-                prefix = f"{r}.{c}."
-                tile.load_state_tensors(
-                    {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-                )
+        self._scatter(tensors, Tile.load_state_tensors)
+
+    def read_cache_tensors(self) -> dict[str, Tensor]:
+        """Every tile's cached read (:meth:`Tile.read_cache_tensors`), keys prefixed ``"r.c."``."""
+        return self._gather(Tile.read_cache_tensors)
+
+    def load_read_caches(self, tensors: dict[str, Tensor]) -> None:
+        """Restore the reads saved by :meth:`read_cache_tensors` (a tile with none: none)."""
+        self._scatter(tensors, Tile.load_read_cache)
 
     def reset_read_cache(self) -> None:
         """See :meth:`Tile.reset_read_cache`."""
