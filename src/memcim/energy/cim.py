@@ -32,7 +32,7 @@ assumptions (unverified) to override with a real floor plan.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from memcim._errors import require
 from memcim.crossbar import Tile, TileCounters, TiledMatrix
@@ -322,6 +322,18 @@ def counters_difference(after: TileCounters, before: TileCounters) -> TileCounte
     """Operations between two snapshots of one tile's counters."""
     a, b = after.as_dict(), before.as_dict()
     return TileCounters(**{k: a[k] - b[k] for k in a})
+
+
+def cost_since(matrix: TiledMatrix, before: list[TileCounters], model: CIMEnergyModel | None = None,
+               *, with_programming: bool = False) -> CIMCost:  # fmt: skip
+    """Cost of what ``matrix`` did since the snapshot ``before`` (:func:`tile_counters`), e.g.
+    around one forward pass; ``with_programming``: charge every write that programmed its
+    tiles as well (``"write"``), not only the writes since the snapshot."""
+    now = tile_counters(matrix)
+    diffs = [counters_difference(a, b) for a, b in zip(now, before, strict=True)]
+    if with_programming:
+        diffs = [replace(d, cell_writes=a.cell_writes) for d, a in zip(diffs, now, strict=True)]
+    return matrix_cost(matrix, model, diffs)
 
 
 @dataclass(frozen=True, kw_only=True)

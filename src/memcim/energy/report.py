@@ -28,7 +28,7 @@ that processor instead (the digital baseline of the same model). Energies are pe
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -48,9 +48,8 @@ from memcim.energy.cim import (
     CIMCost,
     CIMEnergyModel,
     combine,
-    counters_difference,
+    cost_since,
     estimate_cost,
-    matrix_cost,
     tile_counters,
 )
 from memcim.energy.digital import DigitalCost, DigitalProcessor
@@ -203,14 +202,6 @@ def _matrix_layers(model: nn.Module) -> dict[str, nn.Module]:
 
 
 _TILED = (HardwareBayesianLinear, HardwareBayesianConv2d)
-
-
-def _pass_cost(matrix, before: list, cim: CIMEnergyModel | None) -> CIMCost:
-    """Cost of the reads a tiled matrix made since the snapshot ``before``, plus every write
-    that programmed its tiles."""
-    diffs = [replace(counters_difference(a, b), cell_writes=a.cell_writes)
-             for a, b in zip(tile_counters(matrix), before, strict=True)]  # fmt: skip
-    return matrix_cost(matrix, cim, diffs)
 
 
 def _check_hardware(layers: dict[str, nn.Module], samples: int) -> bool:
@@ -390,7 +381,9 @@ def profile(
             kind = "digital"
         elif isinstance(module, CIMLayer):
             # The reads of this pass, and every write that programmed the tiles (once).
-            cost = _per_inference(_pass_cost(module.matrix, s.before, cim), n)
+            cost = _per_inference(
+                cost_since(module.matrix, s.before, cim, with_programming=True), n
+            )
             kind = "cim"
         elif bayes:
             cost = bayes_cim_cost(rows=s.rows, cols=s.cols, vectors=vectors,
@@ -411,8 +404,8 @@ def _sampler_cost(module: nn.Module, s: _Seen, n: int, shared: int, samples: int
                   cim: CIMEnergyModel | None) -> CIMCost:  # fmt: skip
     """A hardware Bayesian layer's cost per inference from its counters (see :func:`profile`)."""
     sampled = module.sampled
-    costs = [_pass_cost(m, before, cim) for m, before in zip(sampled.matrices, s.before,
-                                                               strict=True)]  # fmt: skip
+    costs = [cost_since(m, before, cim, with_programming=True)
+             for m, before in zip(sampled.matrices, s.before, strict=True)]  # fmt: skip
     measured = combine(costs, parallel=True)  # the μ and σ² arrays are read side by side
     write_pj, program_s = measured.energy_pj["write"], measured.program_latency_s
     cost = measured.scaled(1 / n)

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from memcim._errors import require
-from memcim.energy import CIMCost, CIMEnergyModel, matrix_cost
-from memcim.energy.cim import combine, counters_difference, tile_counters
+from memcim.energy import CIMCost, CIMEnergyModel
+from memcim.energy.cim import combine, cost_since, tile_counters
 from memcim.nn import CIMLayer
 
 
@@ -72,9 +72,6 @@ def spike_energy(model, spikes: Tensor, *, cim: CIMEnergyModel | None = None) ->
     finally:
         for handle in handles:
             handle.remove()
-    costs = []
-    for layer, snapshot in zip(layers, before, strict=True):
-        diffs = [counters_difference(a, b) for a, b in zip(tile_counters(layer.matrix), snapshot,
-                                                             strict=True)]  # fmt: skip
-        costs.append(matrix_cost(layer.matrix, cim, diffs))
+    costs = [cost_since(layer.matrix, snapshot, cim)
+             for layer, snapshot in zip(layers, before, strict=True)]  # fmt: skip
     return SpikeEnergy(combine(costs, parallel=False), seen[0], spikes.shape[0], spikes.shape[1])
