@@ -65,6 +65,7 @@ from memcim.devices import PCM, FilamentaryRRAM, IdealDevice
 from memcim.energy import EDGE_CPU, profile
 from memcim.energy.cim import combine
 from memcim.energy.system import SystemCost, build, pipeline_cost
+from memcim.experiments.bayes_ood import build_mlp
 from memcim.experiments.registry import Result, register, stage_generator, stage_seed
 from memcim.experiments.runner import write_json_atomic
 from memcim.experiments.system_chiplets import plot_energy_breakdown
@@ -206,11 +207,6 @@ def load_data(config: SensorFusionConfig) -> _Data:
     return _Data(x, y, x_val, y_val, x_test, d.y_test[: config.test_subset])
 
 
-def _mlp(n_in: int, hidden: int, generator: torch.Generator) -> nn.Sequential:
-    model = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, 10))
-    return init_default_(model, generator)
-
-
 # --- the two modalities and the early-fusion baseline -----------------------------------------
 def _spiking_member(config: SensorFusionConfig, data: _Data, seed: int, k: int,
                     progress: bool) -> tuple[SpikingMLP, dict[str, float]]:  # fmt: skip
@@ -248,20 +244,16 @@ def _spiking_ensemble(config: SensorFusionConfig, data: _Data, seed: int,
     """Modality A: ``members`` spiking networks on ``device`` tiles. ``snn_<metric>_<k>`` per
     network; ``snn_accuracy_*`` their mean, ``snn_gap_points`` the largest software-to-tiles
     gap, ``snn_ideal_*_differing`` summed over the networks."""
-    nets, m = [], {}
-    for k in range(config.members):
-        hw, mk = _spiking_member(config, data, seed, k, progress)
-        nets.append(hw)
-        m.update({f"snn_{key}_{k}": v for key, v in mk.items()})
-    per = [{key.rsplit("_", 1)[0]: v for key, v in m.items() if key.endswith(f"_{k}")}
-           for k in range(config.members)]  # fmt: skip
+    nets, per = zip(*(_spiking_member(config, data, seed, k, progress)
+                      for k in range(config.members)), strict=True)  # fmt: skip
+    m = {f"snn_{key}_{k}": v for k, mk in enumerate(per) for key, v in mk.items()}
     for key in ("accuracy_sw", "accuracy_ideal", "accuracy_hw"):
-        m[f"snn_{key}"] = sum(p[f"snn_{key}"] for p in per) / len(per)
-    m["snn_gap_points"] = max(p["snn_gap_points"] for p in per)
+        m[f"snn_{key}"] = sum(p[key] for p in per) / len(per)
+    m["snn_gap_points"] = max(p["gap_points"] for p in per)
     for key in ("ideal_spikes_differing", "ideal_predictions_differing"):
-        m[f"snn_{key}"] = sum(p[f"snn_{key}"] for p in per)
+        m[f"snn_{key}"] = sum(p[key] for p in per)
     m["snn_ideal_spikes_equal"] = float(m["snn_ideal_spikes_differing"] == 0)
-    return nets, m
+    return list(nets), m
 
 
 def _predict_a(nets: list[SpikingMLP], x: Tensor, config: SensorFusionConfig,
@@ -275,7 +267,7 @@ def _bayesian_network(config: SensorFusionConfig, data: _Data, seed: int,
                       progress: bool) -> nn.Module:  # fmt: skip
     """Modality B: train the Bayesian MLP on B's noisy views; its samples on ``device``."""
     x = gaussian_corruption(data.x_train, config.b_sigma, generator=stage_generator(seed, "b_view"))
-    det = _mlp(x.shape[1], config.hidden, stage_generator(seed, "b_init"))
+    det = build_mlp(x.shape[1], (config.hidden,), 10, stage_generator(seed, "b_init"))
     train(det, x, data.y_train, epochs=config.epochs, lr=config.lr,
           batch_size=config.batch_size, generator=stage_generator(seed, "b_det_train"),
           desc="B (deterministic start)", progress=progress)  # fmt: skip
@@ -309,7 +301,7 @@ def _early_fusion(config: SensorFusionConfig, data: _Data, seed: int,
     x_a = pixel_flip(data.x_train, p, generator=gen)
     x_b = gaussian_corruption(data.x_train, config.b_sigma, generator=gen)
     x = _early_inputs(config, x_a, x_b, gen)
-    model = _mlp(x.shape[1], config.hidden, stage_generator(seed, "early_init"))
+    model = build_mlp(x.shape[1], (config.hidden,), 10, stage_generator(seed, "early_init"))
     train(model, x, data.y_train, epochs=config.epochs, lr=config.lr,
           batch_size=config.batch_size, generator=stage_generator(seed, "early_train"),
           desc="early concatenation", progress=progress)  # fmt: skip
@@ -437,9 +429,8 @@ def _system(config: SensorFusionConfig, data: _Data, models: dict,
     m["chiplet_fusion_tiles_pj"] = report.energy_pj
     m["chiplet_fusion_digital_pj"] = fusion_digital.total_pj
     m["spiking_array_per_spike_pj"] = spiking.array_per_spike_pj
-    per_inference = config.draws / spiking.samples
-    m.update({f"chiplet_spiking_{k}_pj": v * per_inference
-              for k, v in spiking.cost.energy_pj.items() if k != "write"})  # fmt: skip
+    per_inference = spiking.cost.scaled(config.draws / spiking.samples).energy_pj
+    m.update({f"chiplet_spiking_{k}_pj": v for k, v in per_inference.items() if k != "write"})
     costs = {integ: pipeline_cost(build(stages, integ)) for integ in INTEGRATIONS}
     for integ, cost in costs.items():
         key = integ.replace(".", "_")
