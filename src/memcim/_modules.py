@@ -1,5 +1,5 @@
-"""Choosing and swapping the layers of a PyTorch model, and describing their configs (shared by
-memcim.nn and memcim.bayes)."""
+"""Choosing and swapping the layers of a PyTorch model, describing their configs, and the flat
+key-prefixed state dicts they save (shared by memcim.crossbar, memcim.nn and memcim.bayes)."""
 
 from __future__ import annotations
 
@@ -84,3 +84,8 @@ def flat_config(config: object, prefix: str = "") -> dict[str, object]:
         else:
             out[key] = _json_value(value)
     return out
+
+
+def under(entries: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The entries whose key starts with ``prefix``, the prefix removed."""
+    return {k.removeprefix(prefix): v for k, v in entries.items() if k.startswith(prefix)}

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, require
-from memcim._modules import flat_config, replace_modules
+from memcim._modules import flat_config, replace_modules, under
 from memcim.bayes.layers import BayesianConv2d, BayesianLayer, BayesianLinear
 from memcim.bayes.sampled import SampledMatrix
 from memcim.bayes.schemes import HardwareSampling, SchemeTargets
@@ -149,14 +149,11 @@ class _OnTiles:
         s = self.sampled
         self.generator.set_state(tensors["generator"])
 
-        def part(prefix: str) -> dict[str, Tensor]:
-            return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
-
         for name, matrix in (("matrix", s.matrix), ("sigma_matrix", s.sigma_matrix)):
             if matrix is not None:
-                matrix.load_state_tensors(part(f"{name}.state."))
-                matrix.load_read_caches(part(f"{name}.read_cache."))
-        t = part("targets.")
+                matrix.load_state_tensors(under(tensors, f"{name}.state."))
+                matrix.load_read_caches(under(tensors, f"{name}.read_cache."))
+        t = under(tensors, "targets.")
         s.targets = SchemeTargets(
             planes=t["planes"], k_us=float(t["k_us"]), realised_sigma=t["realised_sigma"],
             feasible=t["feasible"], clipped=int(t["clipped"]), sigma_planes=t.get("sigma_planes"),

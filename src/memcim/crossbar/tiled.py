@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from memcim._errors import ConfigError, require
+from memcim._modules import under
 from memcim.crossbar.tile import Tile, TileConfig, TileCounters
 
 
@@ -195,9 +196,7 @@ class TiledMatrix:
         """``load(tile, its entries)`` for every tile, the inverse of :meth:`_gather`."""
         for r, row in enumerate(self.tiles):
             for c, tile in enumerate(row):
-                prefix = f"{r}.{c}."
-                own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-                load(tile, own)
+                load(tile, under(tensors, f"{r}.{c}."))
 
     def state_tensors(self) -> dict[str, Tensor]:
         """The programmed state of every tile, keys prefixed ``"r.c."`` by grid position."""

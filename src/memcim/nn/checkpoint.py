@@ -35,9 +35,9 @@ import torch
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, require
-from memcim._modules import flat_config
+from memcim._modules import under
 
-__all__ = ["flat_config", "load_checkpoint", "save_checkpoint"]
+__all__ = ["load_checkpoint", "save_checkpoint"]
 
 _EXTRA = "_extra_state"
 _RUNTIME = "__checkpoint__"
@@ -63,9 +63,7 @@ def _flatten_state(state: dict) -> dict[str, Tensor]:
 def _unflatten_state(tensors: dict[str, Tensor], extra_keys: list[str]) -> dict:
     state = {k: v for k, v in tensors.items() if _EXTRA not in k and _RUNTIME not in k}
     for key in extra_keys:
-        tiles = {k.removeprefix(f"{key}.tiles."): v for k, v in tensors.items()
-                 if k.startswith(f"{key}.tiles.")}  # fmt: skip
-        state[key] = {"t_s": float(tensors[f"{key}.t_s"]), "tiles": tiles}
+        state[key] = {"t_s": float(tensors[f"{key}.t_s"]), "tiles": under(tensors, f"{key}.tiles.")}
     return state
 
 
@@ -123,7 +121,5 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module
     extra_keys = [k for k in model.state_dict() if k.endswith(_EXTRA)]
     model.load_state_dict(_unflatten_state(tensors, extra_keys))
     for name, layer in layers.items():
-        prefix = f"{name}.{_RUNTIME}."
-        layer.load_checkpoint_tensors({k.removeprefix(prefix): v for k, v in tensors.items()
-                                       if k.startswith(prefix)})  # fmt: skip
+        layer.load_checkpoint_tensors(under(tensors, f"{name}.{_RUNTIME}."))
     return model

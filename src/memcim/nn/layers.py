@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, is_int, require
-from memcim._modules import flat_config
+from memcim._modules import flat_config, under
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
 from memcim.crossbar.converters import quantize
 from memcim.crossbar.tile import Counters
@@ -382,9 +382,7 @@ class CIMLayer(nn.Module):
         """Restore what :meth:`checkpoint_tensors` saved (after ``load_state_dict``)."""
         self.generator.set_state(tensors["generator"])
         if self.tiles_current():
-            prefix = "read_cache."
-            self._matrix.load_read_caches({k.removeprefix(prefix): v for k, v in tensors.items()
-                                           if k.startswith(prefix)})  # fmt: skip
+            self._matrix.load_read_caches(under(tensors, "read_cache."))
 
     # --- state_dict: the programmed devices travel with the weights ---------------------------
     def get_extra_state(self) -> dict:
