@@ -35,18 +35,19 @@ Two deterministic baselines, timed interleaved in the same process:
   network per sample costs without any sampling).
 
 Every ratio is taken against the faster of the two (the fastest honest baseline; the output
-names it). Target: tile-based predict <= 1.5x. **Result** (idle 2-core machine, 10 measurements):
+names it). Target: tile-based predict <= 1.5x. **Result** (idle 2-core machine, two torch
+threads, five runs of ``--repeats 5`` / ``--repeats 10``):
 
-* ``per_read``, the faithful default, does **not** meet it: 3.1-3.35x. Its array products
+* ``per_read``, the faithful default, does **not** meet it: 3.08-3.28x. Its array products
   alone cost as much as the baseline (1x), the read-noise variance product x² @ σ² another 1x,
   the Gaussian draw per output and sample (one ``normal_``, serial for a seeded generator)
-  ~0.6x; the converters, the array-energy count and the softmax the rest.
-* ``per_time`` sits at the target, without a reliable margin: median 1.47x, 1.44-1.54x over
-  the runs. It differs from ``per_read`` on MNIST by no more than the Monte-Carlo noise floor
-  (same accuracy and labels; mean |Δp̄| ~1e-4, the size of two ``per_read`` runs with different
-  seeds). Its largest overhead is the array-energy count (a batched matrix-vector product
-  x² @ ΣG per read, ~0.15x), kept bit for bit as it is; summed from the column sums of x²
-  instead, it took per_time to 1.33x in a trial, at the cost of that counter's last float digits.
+  ~0.6x; the converters and the softmax the rest. Two matrix products of the baseline's size
+  are the floor of an exact per-read draw, so this is the faithful model's price.
+* ``per_time`` meets it: 1.27-1.42x (median 1.38x). It differs from ``per_read`` on MNIST by
+  no more than the Monte-Carlo noise floor (same accuracy and labels; mean |Δp̄| ~1e-4, the
+  size of two ``per_read`` runs with different seeds). The array-energy count sums each word
+  line's V² over the batch before weighting it by the line's conductance (it was a batched
+  matrix-vector product per read, ~0.1x): the same Σ V² G t, in another order.
 
 The memory the realised samples take on the tiles is printed (cell state by field, the read
 cache of the read time, everything else the model holds), with a check that no tensor other

@@ -1152,10 +1152,15 @@ class Tile:
         one = _distinct(x) if cache.g_slices.dim() > 3 else x
         codes, in_scale, volts_per_code = self._dac(one, x.numel() // max(1, one.numel()))
         codes_sq = codes.square()  # for the array energy Σ V² G t and the read-noise variance
+        # Array energy: each word line's Σ over vectors of V², times its Σ_j G_ij. The same
+        # sum as vector by vector, in another order (last float digits), at a fraction of the
+        # cost; a shared batch is summed once and broadcast over the copies' conductances.
+        per_copy = torch.matmul(codes_sq.sum(-2, keepdim=True), cache.row_g_us)
+        reads = math.prod(torch.broadcast_shapes(x.shape[:-2], cache.row_g_us.shape[:-2]))
+        power_uw = per_copy.sum() * (reads // math.prod(per_copy.shape[:-2])) * volts_per_code**2
+        self.counters.array_energy_pj += float(power_uw) * self.config.t_read_s * 1e6
         if one is not x:
             codes, codes_sq = codes.expand(x.shape), codes_sq.expand(x.shape)
-        power_uw = torch.matmul(codes_sq, cache.row_g_us).sum() * volts_per_code**2
-        self.counters.array_energy_pj += float(power_uw) * self.config.t_read_s * 1e6
         currents = self._currents(codes, codes_sq, volts_per_code, cache, t_s, generator)
         currents = self._adc(currents)
         dev, mp = self.device, self.mapping
