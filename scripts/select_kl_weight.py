@@ -1,4 +1,5 @@
-"""Select the ``kl_weight`` of the ``bayes-ood`` experiment on a validation split.
+"""Select the ``kl_weight`` (and, with ``--bnn-epochs``, the ELBO epochs) of ``bayes-ood`` on a
+validation split.
 
 The test sets are never touched. For ``mnist``: train on 50 000 MNIST training images, score on
 the other 10 000 (in distribution) and on the first 10 000 Fashion-MNIST *training* images (out
@@ -7,10 +8,11 @@ of distribution). For ``digits``: 5 random splits of the scikit-learn digits tra
 
 Rule: among the candidates whose validation ECE is at most the deterministic network's, the
 one with the highest epistemic OOD AUROC (calibration first, then uncertainty quality).
-Everything else (architecture, epochs, learning rates, prior) is the experiment's config.
+Everything else (architecture, deterministic epochs, learning rates, prior) is the experiment's
+config; ``--bnn-epochs 5 10 20`` crosses the KL weights with those ELBO epochs.
 
-Run: ``python scripts/select_kl_weight.py --dataset mnist`` (about 3 min on 2 cores) or
-``--dataset digits`` (seconds).
+Run: ``python scripts/select_kl_weight.py --dataset mnist --bnn-epochs 5 10 20`` (about 25 min
+on 2 cores; about 10 min for the config's epochs alone) or ``--dataset digits`` (seconds).
 """
 
 from __future__ import annotations
@@ -58,8 +60,17 @@ def _splits(dataset: str):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=tuple(CANDIDATES), default="mnist")
+    parser.add_argument(
+        "--bnn-epochs",
+        type=int,
+        nargs="+",
+        default=None,
+        help="ELBO epochs to select from as well (default: the config's)",
+    )
     args = parser.parse_args()
     config = BayesOodConfig() if args.dataset == "mnist" else BayesOodConfig.quick()
+    epochs = tuple(args.bnn_epochs or (config.bnn_epochs,))
+    candidates = [(e, kl) for e in epochs for kl in CANDIDATES[args.dataset]]
     scores: dict[object, list[tuple[float, ...]]] = {}
     for i, (x, y, xv, yv, xo) in enumerate(_splits(args.dataset)):
         det = build_mlp(x.shape[1], config.hidden, 10, _gen("det_init", i))
@@ -68,37 +79,38 @@ def main() -> None:
         with torch.no_grad():
             p = torch.softmax(det.eval()(xv), -1)
         scores.setdefault("deterministic", []).append((accuracy(p, yv), ece(p, yv), float("nan")))
-        for kl in CANDIDATES[args.dataset]:
+        for n_epochs, kl in candidates:
             bnn = to_bayesian(copy.deepcopy(det), config=BayesConfig(
                 prior_sigma=config.prior_sigma, sigma_init=config.sigma_init, seed=1))  # fmt: skip
-            train_elbo(bnn, x, y, epochs=config.bnn_epochs, lr=config.bnn_lr,
+            train_elbo(bnn, x, y, epochs=n_epochs, lr=config.bnn_lr,
                        batch_size=config.batch_size, generator=_gen("bnn_train", i),
                        kl_weight=kl, progress=False)  # fmt: skip
             gen = _gen("eval", i)
             kw = {"samples": config.samples, "generator": gen, "batch_size": 1000}
             pin, pout = predict(bnn, xv, **kw), predict(bnn, xo, **kw)
-            scores.setdefault(kl, []).append(
+            scores.setdefault((n_epochs, kl), []).append(
                 (
                     accuracy(pin.mean, yv),
                     ece(pin.mean, yv),
                     ood_auroc(pin.epistemic, pout.epistemic),
                 )
             )
-            print(f"split {i} kl_weight {kl:g}: {scores[kl][-1]}", flush=True)
+            print(f"split {i} bnn_epochs {n_epochs} kl_weight {kl:g}: "
+                  f"{scores[n_epochs, kl][-1]}", flush=True)  # fmt: skip
     mean = {k: [statistics.fmean(col) for col in zip(*v, strict=True)] for k, v in scores.items()}
-    print(
-        f"\n{'kl_weight':>14}  {'val accuracy':>12}  {'val ECE':>8}  {'val AUROC (epistemic)':>22}"
-    )
+    head = ("(epochs, kl_weight)", "val accuracy", "val ECE", "val AUROC (epistemic)")
+    print("\n" + "  ".join(f"{h:>{w}}" for h, w in zip(head, (20, 12, 8, 22), strict=True)))
     for k, (acc, cal, auroc) in mean.items():
-        print(f"{k!s:>14}  {100 * acc:11.2f}%  {cal:8.4f}  {auroc:22.3f}")
+        print(f"{k!s:>20}  {100 * acc:11.2f}%  {cal:8.4f}  {auroc:22.3f}")
     det_ece = mean["deterministic"][1]
-    ok = [k for k in CANDIDATES[args.dataset] if mean[k][1] <= det_ece]
+    ok = [k for k in candidates if mean[k][1] <= det_ece]
     if not ok:
         print("\nno candidate is as well calibrated as the deterministic network")
         return
     best = max(ok, key=lambda k: mean[k][2])
-    print(f"\nselected kl_weight = {best:g} (validation ECE {mean[best][1]:.4f} <= "
-          f"{det_ece:.4f} deterministic, AUROC {mean[best][2]:.3f})")  # fmt: skip
+    acc, cal, auroc = mean[best]
+    print(f"\nselected bnn_epochs = {best[0]}, kl_weight = {best[1]:g} (validation ECE "
+          f"{cal:.4f} <= {det_ece:.4f} deterministic, AUROC {auroc:.3f})")  # fmt: skip
 
 
 if __name__ == "__main__":
