@@ -83,3 +83,18 @@ def test_subnormal_inputs_convert_to_zero_not_nan():
     tile.program(torch.tensor([[0.5, -0.25]]), generator=torch.Generator().manual_seed(0))
     y = tile.mvm(torch.tensor([[1e-40, 0.0]]), generator=torch.Generator().manual_seed(1))
     assert torch.equal(y, torch.zeros(1, 1))
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8, 12])
+def test_a_max_abs_range_of_the_values_themselves_never_saturates(bits, gen):
+    """The DAC skips its saturation check for per-vector max-abs ranges: x · L/|x|max must
+    round to at most L in float32, whatever the magnitudes (here 1e-30 to 1e30)."""
+    dac = ConverterConfig(bits=bits, mode="max_abs")
+    x = torch.randn(512, 97, generator=gen) * torch.logspace(-30, 30, 512).unsqueeze(1)
+    x[::7] = x[::7].sign() * x[::7].abs().amax(-1, keepdim=True)  # ties at the range
+    scale = dac.calibrate(x, dim=-1)
+    checked, clipped = quantize(x, scale, dac.max_code)
+    skipped, _ = quantize(x, scale, dac.max_code, within_range=True)
+    assert clipped == 0
+    assert torch.equal(checked, skipped)
+    assert checked.abs().amax() == dac.max_code

@@ -1006,7 +1006,8 @@ class Tile:
         if dac.ideal:
             return x, torch.ones(()), self.config.v_read_v
         scale = dac.calibrate(x, dim=-1)
-        codes, clipped = quantize(x, scale, dac.max_code)
+        # A max-abs range of each vector itself cannot saturate: no clipping check.
+        codes, clipped = quantize(x, scale, dac.max_code, within_range=dac.mode == "max_abs")
         self.counters.dac_clipped += clipped * copies
         self.counters.dac_conversions += x.numel() * copies
         return codes, scale, self.config.v_read_v / dac.max_code
@@ -1156,12 +1157,13 @@ class Tile:
         # sum as vector by vector, in another order (last float digits), at a fraction of the
         # cost; a shared batch is summed once and broadcast over the copies' conductances.
         per_copy = torch.matmul(codes_sq.sum(-2, keepdim=True), cache.row_g_us)
-        reads = math.prod(torch.broadcast_shapes(x.shape[:-2], cache.row_g_us.shape[:-2]))
-        power_uw = per_copy.sum() * (reads // math.prod(per_copy.shape[:-2])) * volts_per_code**2
-        self.counters.array_energy_pj += float(power_uw) * self.config.t_read_s * 1e6
         if one is not x:
             codes, codes_sq = codes.expand(x.shape), codes_sq.expand(x.shape)
         currents = self._currents(codes, codes_sq, volts_per_code, cache, t_s, generator)
+        # Each batch of x read against the copies' conductances: [..., slices, B, cols].
+        batches = currents[..., 0, :, :].numel() // max(1, x.shape[-2] * self.cols)
+        power_uw = per_copy.sum() * (batches // per_copy.numel()) * volts_per_code**2
+        self.counters.array_energy_pj += float(power_uw) * self.config.t_read_s * 1e6
         currents = self._adc(currents)
         dev, mp = self.device, self.mapping
         k = mp.slice_weights().view(-1, 1, 1)
