@@ -23,7 +23,7 @@ at one and at two torch threads. Times are medians of interleaved rounds; the sp
 range of the round medians. Then, for the MLP 784-256-128-10 on 60 000 MNIST-sized images
 (random pixels; only the time matters): one hardware-aware training epoch (Adam, batch 128)
 and an evaluation of 10 000 images (batch 1000), each timed once per framework, and the peak
-resident memory (``ru_maxrss``) of a fresh process per framework that builds the MLP and runs
+resident memory (``VmHWM``) of a fresh process per framework that builds the MLP and runs
 that evaluation (imports included, alike for all).
 
 Run: ``python benchmarks/peers.py [--repeats N]``.
@@ -162,7 +162,7 @@ def _evaluation(model: nn.Module, x: torch.Tensor) -> float:
 
 
 _RSS_SCRIPT = textwrap.dedent("""
-    import resource, sys, torch
+    import sys, torch
     sys.path.insert(0, {here!r})
     import peers
     mlp = peers._mlp()
@@ -171,8 +171,24 @@ _RSS_SCRIPT = textwrap.dedent("""
     model = build(mlp)
     x = torch.rand(10_000, 784, generator=torch.Generator().manual_seed(0))
     peers._evaluation(model, x)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(peers._own_peak_mb())
 """)
+
+
+def _own_peak_mb() -> float:
+    """This process's peak resident memory (MB). Linux: ``VmHWM`` of /proc/self/status, the
+    high-water mark of this program's own memory map; ``ru_maxrss`` would also count the
+    parent's resident memory, which a child started by vfork/exec inherits as its maximum."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _peak_rss_mb(name: str) -> float:
