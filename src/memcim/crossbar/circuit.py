@@ -42,16 +42,19 @@ Jacobian (same sparsity pattern) at each iteration.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import torch
-from scipy.sparse.csgraph import connected_components
 from torch import Tensor
 
 from memcim._errors import ConfigError, is_int, is_real, require
+
+# SciPy is imported where a circuit is built or solved: importing it with memcim.crossbar
+# would add about 30 MB to the resident memory of every process that never solves one.
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
 
 CellType = Literal["1T1R", "0T1R"]
 SenseMode = Literal["virtual_ground", "load"]
@@ -231,6 +234,8 @@ class _Pattern:
         self.size = size
 
     def matrix(self, values: np.ndarray) -> sp.csc_matrix:
+        import scipy.sparse as sp
+
         data = np.bincount(self.slot, weights=values, minlength=self.indices.size)
         return sp.csc_matrix((data, self.indices, self.indptr), shape=(self.size, self.size))
 
@@ -376,6 +381,9 @@ class _Network:
         fixed = np.concatenate([src, sense])
         ea = np.concatenate([a_raw, nl_a, fixed[:-1]])
         eb = np.concatenate([b_raw, nl_b, fixed[1:]])
+        import scipy.sparse as sp
+        from scipy.sparse.csgraph import connected_components
+
         graph = sp.coo_matrix((np.ones(ea.size), (ea, eb)), shape=(raw_size, raw_size))
         _, comp = connected_components(graph, directed=False)
         touched = np.zeros(raw_size, dtype=bool)
@@ -449,6 +457,8 @@ def _back_solve(lu: spla.SuperLU, rhs: np.ndarray, trans: str = "N") -> np.ndarr
 
 
 def _factorize(matrix: sp.csc_matrix, geometric: bool) -> spla.SuperLU:
+    import scipy.sparse.linalg as spla
+
     # SPD: diagonal pivots are stable, so SuperLU keeps the nested-dissection order as given.
     return spla.splu(
         matrix,
