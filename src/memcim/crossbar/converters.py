@@ -126,23 +126,15 @@ class ConverterConfig:
         return torch.where(r > 0, r, torch.ones_like(r))
 
 
-def quantize(values: Tensor, full_scale: Tensor, max_code: int, *, inplace: bool = False,
-             within_range: bool = False) -> tuple[Tensor, int]:  # fmt: skip
-    """Signed uniform quantisation to integer codes.
+def rounded_codes(values: Tensor, full_scale: Tensor, max_code: int, *,
+                  inplace: bool = False) -> Tensor:  # fmt: skip
+    """``round(values · max_code / full_scale)``: the codes before saturation, which
+    :func:`quantize` counts and clamps. Use it alone only where no code can exceed
+    ``max_code`` (``full_scale`` the max-abs of these very values: x · L/|x|max rounds to at
+    most L in float32) or where the caller counts saturation itself.
 
-    Args:
-        values: data to convert, any shape.
-        full_scale: range mapped to code ±max_code; broadcastable to ``values``.
-        max_code: L, the largest code magnitude.
-        inplace: write the codes into ``values`` (a dense tensor the caller owns, of the
-            broadcast shape) instead of a new buffer; the same numbers.
-        within_range: the caller guarantees |values| <= full_scale (e.g. ``full_scale`` is
-            the max-abs range of these very values), so no code can saturate and the check is
-            skipped (x · L/|x|max rounds to at most L in float32).
-
-    Returns:
-        ``(codes, n_clipped)``: codes as floats in −L…L (same shape as ``values``) and the number
-        of conversions that saturated.
+    ``inplace``: write the codes into ``values`` (a dense tensor the caller owns, of the
+    broadcast shape) instead of a new buffer; the same numbers.
     """
     # At most one new buffer (none in place), rounded in place: large temporaries are costly.
     # max_code / full_scale as Tensor.__rdiv__ computes it, without its Python wrapper.
@@ -155,12 +147,26 @@ def quantize(values: Tensor, full_scale: Tensor, max_code: int, *, inplace: bool
         # A range of subnormal data (below float32's normal range) makes the step infinite and
         # 0 · inf NaN; such data lies below every code step, so it converts to code 0.
         step = step.nan_to_num_(nan=math.nan, posinf=0.0)
-    codes = (values.mul_(step) if inplace else torch.mul(values, step)).round_()
-    if (
-        within_range
-        or codes.numel() == 0
-        or (codes.amin() >= -max_code and codes.amax() <= max_code)
-    ):
+    return (values.mul_(step) if inplace else torch.mul(values, step)).round_()
+
+
+def quantize(values: Tensor, full_scale: Tensor, max_code: int, *,
+             inplace: bool = False) -> tuple[Tensor, int]:  # fmt: skip
+    """Signed uniform quantisation to integer codes.
+
+    Args:
+        values: data to convert, any shape.
+        full_scale: range mapped to code ±max_code; broadcastable to ``values``.
+        max_code: L, the largest code magnitude.
+        inplace: write the codes into ``values`` (a dense tensor the caller owns, of the
+            broadcast shape) instead of a new buffer; the same numbers.
+
+    Returns:
+        ``(codes, n_clipped)``: codes as floats in −L…L (same shape as ``values``) and the number
+        of conversions that saturated.
+    """
+    codes = rounded_codes(values, full_scale, max_code, inplace=inplace)
+    if codes.numel() == 0 or (codes.amin() >= -max_code and codes.amax() <= max_code):
         return codes, 0
     clipped = int(torch.count_nonzero(codes.abs() > max_code))
     return codes.clamp_(-max_code, max_code), clipped

@@ -47,7 +47,7 @@ from torch import Tensor
 
 from memcim._errors import ConfigError, is_real, require
 from memcim.crossbar.circuit import CrossbarCircuit, CrossbarSolver, first_order_transfer
-from memcim.crossbar.converters import ConverterConfig, quantize
+from memcim.crossbar.converters import ConverterConfig, quantize, rounded_codes
 from memcim.crossbar.mapping import MappingConfig
 from memcim.devices import PCM, Device, DeviceState
 from memcim.devices.base import all_finite, check_time
@@ -1006,8 +1006,10 @@ class Tile:
         if dac.ideal:
             return x, torch.ones(()), self.config.v_read_v
         scale = dac.calibrate(x, dim=-1)
-        # A max-abs range of each vector itself cannot saturate: no clipping check.
-        codes, clipped = quantize(x, scale, dac.max_code, within_range=dac.mode == "max_abs")
+        if dac.mode == "max_abs":  # each vector's own max-abs range: no code can saturate
+            codes, clipped = rounded_codes(x, scale, dac.max_code), 0
+        else:
+            codes, clipped = quantize(x, scale, dac.max_code)
         self.counters.dac_clipped += clipped * copies
         self.counters.dac_conversions += x.numel() * copies
         return codes, scale, self.config.v_read_v / dac.max_code

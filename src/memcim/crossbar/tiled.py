@@ -10,7 +10,9 @@ from torch import Tensor
 
 from memcim._errors import ConfigError, require
 from memcim._modules import under
+from memcim.crossbar._stacked import StackedColumn, read_column
 from memcim.crossbar.tile import Tile, TileConfig, TileCounters
+from memcim.devices.base import all_finite, check_time
 
 
 class TiledMatrix:
@@ -20,6 +22,12 @@ class TiledMatrix:
     Inputs are split along the rows (word lines) of a column of tiles; each tile's outputs go
     through its own ADC and the partial sums are added digitally. Every tile calibrates its own
     weight scale and ADC range.
+
+    The tiles of a column block are read together, as stacked tensors, where the read allows
+    it (a batch [B, in], per-time or no read noise, max-abs DACs, calibrated ADCs: see
+    ``memcim.crossbar._stacked``): the same per-tile converters, scaling and counters in fewer,
+    larger tensor operations, equal to the tile-by-tile read to float tolerance. Set
+    ``stacked_reads = False`` to read tile by tile.
 
     Args:
         out_features, in_features: the matrix shape, PyTorch [out, in] layout.
@@ -52,6 +60,8 @@ class TiledMatrix:
         self.tiles = [
             [Tile(rows, cols, self.config) for cols in self.col_splits] for rows in self.row_splits
         ]
+        self.stacked_reads = True
+        self._stacked: dict[int, StackedColumn] = {}  # column block -> its stacked state
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -152,11 +162,32 @@ class TiledMatrix:
         chunks = torch.split(x, self.row_splits, dim=-1)
         outputs = []
         for c in range(len(self.col_splits)):
+            total = self._stacked_read(c, chunks, t_s, generator)
+            if total is not None:
+                outputs.append(total)
+                continue
             total = self.tiles[0][c].mvm(chunks[0], t_s=t_s, generator=generator)
             for r in range(1, len(chunks)):  # digital accumulation of the partial sums
                 total += self.tiles[r][c].mvm(chunks[r], t_s=t_s, generator=generator)
             outputs.append(total)
         return torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
+
+    def _stacked_read(
+        self, c: int, chunks: tuple[Tensor, ...], t_s: float, generator: torch.Generator | None
+    ) -> Tensor | None:
+        """Column block ``c`` read as stacked tensors, or ``None`` for the tile-by-tile path
+        (which also reports bad inputs)."""
+        x = chunks[0]
+        if not self.stacked_reads or x.dim() != 2 or x.shape[0] == 0 or not x.is_floating_point():
+            return None
+        if not all(all_finite(chunk) for chunk in chunks):
+            return None
+        column = [row[c] for row in self.tiles]
+        out = read_column(column, list(chunks), check_time(t_s), generator, self._stacked.get(c))
+        if out is None:
+            return None
+        y, self._stacked[c] = out
+        return y
 
     def read_weights(
         self, t_s: float = 0.0, *, generator: torch.Generator | None = None,

@@ -1,0 +1,172 @@
+"""One read of a column of tiles as stacked tensors: the small-batch fast path of TiledMatrix.
+
+A layer wider than one tile reads its row blocks on separate tiles, each with its own DAC,
+array, ADC and counters, and adds the partial sums digitally. Read tile by tile, every step is
+a separate tensor operation per tile, and at batch 1 those per-operation costs dominate the
+products. Here the tiles of one column block are read together: their inputs, codes and
+currents are stacked along a leading tile dimension, so each step is one operation for all of
+them. Every tile keeps its own converter ranges, scaling and counters, and the arithmetic of
+each tile is the same as :meth:`Tile._read`'s (the batched product may sum in another order:
+equal to float tolerance).
+
+Only the common case takes this path (anything else is read tile by tile): inputs [B, in]
+without Monte-Carlo dimensions, one conductance slice per tile, read noise sampled per read
+time or off (nothing drawn per vector), ideal or per-vector max-abs DACs, ADCs whose ranges
+are already set, and devices whose reads leave the cells unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from memcim.crossbar.converters import rounded_codes
+from memcim.crossbar.tile import Tile, _ReadCache
+
+#: Largest batch read stacked: beyond it the per-operation costs no longer matter and the
+#: stacked copy of the inputs would cost more than it saves.
+MAX_BATCH = 128
+
+
+def _stackable(tiles: list[Tile], caches: list[_ReadCache]) -> bool:
+    first = tiles[0].config
+    return all(
+        t.config is first
+        and c.g_slices.dim() == 3
+        and c.g_slices.shape[0] == 1
+        and c.var_slices is None
+        and not t.device.reads_change_state
+        and (t.adc_range is not None or t.config.adc.ideal)
+        and t.w_max.numel() == 1
+        and c.compensation.numel() == 1
+        for t, c in zip(tiles, caches, strict=True)
+    ) and (first.dac.ideal or first.dac.mode == "max_abs")
+
+
+def _stack_rows(parts: list[Tensor], rows: int, dim: int) -> Tensor:
+    """Stack blocks along a new leading dim, zero-padding ``dim`` to ``rows`` (zero inputs on
+    zero conductances add nothing to a product, a max-abs range or an energy)."""
+    padded = []
+    for p in parts:
+        missing = rows - p.shape[dim]
+        if missing:
+            shape = list(p.shape)
+            shape[dim] = missing
+            p = torch.cat([p, p.new_zeros(shape)], dim=dim)
+        padded.append(p)
+    return torch.stack(padded)
+
+
+@dataclass
+class StackedColumn:
+    """What every stacked read of a column of tiles shares until a tile's read cache or ADC
+    range changes: stacked conductances, word-line conductances, ADC ranges, output scales."""
+
+    caches: list[_ReadCache]
+    ranges: list[Tensor | None]
+    g: Tensor  # [R, rows, cols] effective conductance (µS), rows zero-padded
+    row_g: Tensor  # [R, rows, 1] word-line conductance (µS), for the array energy
+    adc_ranges: Tensor | None  # [R, 1, 1] (µA), None for ideal ADCs
+    scale: Tensor  # [R, 1, 1] weight units per rescaled µA
+
+    def holds(self, caches: list[_ReadCache], tiles: list[Tile]) -> bool:
+        return all(a is b for a, b in zip(self.caches, caches, strict=True)) and all(
+            a is t.adc_range for a, t in zip(self.ranges, tiles, strict=True)
+        )
+
+
+def _stack_column(tiles: list[Tile], caches: list[_ReadCache]) -> StackedColumn:
+    rows = max(t.rows for t in tiles)
+    ranges = None
+    if not tiles[0].config.adc.ideal:
+        ranges = torch.stack([t.adc_range.reshape(()) for t in tiles]).view(-1, 1, 1)
+    scales = [_output_scale(t, c) for t, c in zip(tiles, caches, strict=True)]
+    return StackedColumn(
+        caches=caches,
+        ranges=[t.adc_range for t in tiles],
+        g=_stack_rows([c.g_slices[0] for c in caches], rows, dim=0),
+        row_g=_stack_rows([c.row_g_us for c in caches], rows, dim=0),
+        adc_ranges=ranges,
+        scale=torch.stack(scales).view(-1, 1, 1),
+    )
+
+
+def read_column(
+    tiles: list[Tile], chunks: list[Tensor], t_s: float, generator: torch.Generator | None,
+    stacked: StackedColumn | None,
+) -> tuple[Tensor, StackedColumn] | None:  # fmt: skip
+    """``Σ_r tiles[r].mvm(chunks[r])`` ([B, cols]) read as one stacked read, with the stacked
+    column for the next read (``stacked``, reused while it holds), or ``None`` when these
+    tiles or inputs need the tile-by-tile path."""
+    if chunks[0].dim() != 2 or len(tiles) < 2 or chunks[0].shape[0] > MAX_BATCH:
+        return None
+    # The caches first, in tile order as the tile-by-tile path takes them (drift calibration
+    # reads and per-time noise draw from the generator; the reads below draw nothing).
+    caches = [t._read_cache(t_s, generator) for t in tiles]
+    if stacked is None or not stacked.holds(caches, tiles):
+        if not _stackable(tiles, caches):
+            return None
+        stacked = _stack_column(tiles, caches)
+    config = tiles[0].config
+    batch = chunks[0].shape[0]
+    x = _stack_rows([c.float() for c in chunks], stacked.g.shape[1], dim=1)  # [R, B, rows]
+    codes, in_scale, volts_per_code = _dac(tiles, x)
+    # Array energy per tile, as Tile._read counts it: Σ over vectors of V² per word line,
+    # times that line's conductance.
+    power = torch.matmul(codes.square().sum(-2, keepdim=True), stacked.row_g).flatten()
+    currents = torch.matmul(codes, stacked.g).mul_(volts_per_code)  # [R, B, cols]
+    top = None if config.adc.ideal else config.adc.max_code
+    currents, adc_clipped = _adc(stacked.adc_ranges, top, currents, len(tiles))
+    y = currents.mul_(stacked.scale)
+    if in_scale.dim():
+        y.mul_(in_scale)
+    energies = [p * config.t_read_s * 1e6 for p in power.mul(volts_per_code**2).tolist()]
+    for r, tile in enumerate(tiles):
+        counters = tile.counters
+        counters.array_energy_pj += energies[r]
+        counters.mvms += batch
+        counters.cell_reads += batch * tile.cells
+        counters.adc_clipped += adc_clipped[r]
+        if not config.adc.ideal:
+            counters.adc_conversions += batch * tile.cols
+        if not config.dac.ideal:
+            counters.dac_conversions += batch * tile.rows
+    total = y[0]
+    for r in range(1, len(tiles)):  # the digital accumulation, in the tiles' order
+        total = total + y[r]
+    return total, stacked
+
+
+def _dac(tiles: list[Tile], x: Tensor) -> tuple[Tensor, Tensor, float]:
+    """Codes [R, B, rows], per-vector scales [R, B, 1] and volts per code, as Tile._dac."""
+    config = tiles[0].config
+    dac = config.dac
+    if dac.ideal:
+        return x, torch.ones(()), config.v_read_v
+    scale = dac.calibrate(x, dim=-1)
+    codes = rounded_codes(x, scale, dac.max_code)  # each vector's own max-abs: no saturation
+    return codes, scale, config.v_read_v / dac.max_code
+
+
+def _adc(
+    ranges: Tensor | None, top: int | None, currents: Tensor, n: int
+) -> tuple[Tensor, list[int]]:
+    """Currents converted in place with each tile's range ([R, 1, 1]) and largest code
+    (``None`` for both: ideal ADCs), and each tile's saturations."""
+    if ranges is None or top is None:
+        return currents, [0] * n
+    codes = rounded_codes(currents, ranges, top, inplace=True)
+    clipped = [0] * n
+    if codes.amin() < -top or codes.amax() > top:  # counted per tile, then clamped
+        clipped = (codes.abs() > top).sum((1, 2)).tolist()
+        codes.clamp_(-top, top)
+    return codes.mul_(ranges / top), clipped
+
+
+def _output_scale(tile: Tile, cache: _ReadCache) -> Tensor:
+    """Weight units per ADC-rescaled µA of one tile, as Tile._read scales its sum."""
+    mp, dev = tile.mapping, tile.device
+    unit = mp.unit_us(dev.g_min_us, dev.g_max_us) * mp.devices_per_weight
+    return (tile.w_max * (cache.compensation / (unit * tile.config.v_read_v))).reshape(())
