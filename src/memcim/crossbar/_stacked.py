@@ -82,7 +82,7 @@ def _stack_column(tiles: list[Tile], caches: list[_ReadCache]) -> StackedColumn:
     ranges = None
     if not tiles[0].config.adc.ideal:
         ranges = torch.stack([t.adc_range.reshape(()) for t in tiles]).view(-1, 1, 1)
-    scales = [_output_scale(t, c) for t, c in zip(tiles, caches, strict=True)]
+    scales = [t._output_scale(c).reshape(()) for t, c in zip(tiles, caches, strict=True)]
     return StackedColumn(
         caches=caches,
         ranges=[t.adc_range for t in tiles],
@@ -163,10 +163,3 @@ def _adc(
         clipped = (codes.abs() > top).sum((1, 2)).tolist()
         codes.clamp_(-top, top)
     return codes.mul_(ranges / top), clipped
-
-
-def _output_scale(tile: Tile, cache: _ReadCache) -> Tensor:
-    """Weight units per ADC-rescaled µA of one tile, as Tile._read scales its sum."""
-    mp, dev = tile.mapping, tile.device
-    unit = mp.unit_us(dev.g_min_us, dev.g_max_us) * mp.devices_per_weight
-    return (tile.w_max * (cache.compensation / (unit * tile.config.v_read_v))).reshape(())

@@ -1170,9 +1170,7 @@ class Tile:
         dev, mp = self.device, self.mapping
         k = mp.slice_weights().view(-1, 1, 1)
         summed = currents[..., 0, :, :] if k.numel() == 1 else (currents * k).sum(-3)
-        unit = mp.unit_us(dev.g_min_us, dev.g_max_us) * mp.devices_per_weight
-        scale = self.w_max * (cache.compensation / (unit * self.config.v_read_v))
-        y = summed.mul_(scale)
+        y = summed.mul_(self._output_scale(cache))
         if in_scale.dim():
             y.mul_(in_scale)
         vectors = y.numel() // self.cols
@@ -1182,6 +1180,12 @@ class Tile:
             drive = codes.abs().contiguous()  # a dense buffer even for a shared batch
             self._apply_reads(drive.mul_(volts_per_code / self.config.v_read_v), generator)
         return y
+
+    def _output_scale(self, cache: _ReadCache) -> Tensor:
+        """Weight units per µA of the slice-weighted, ADC-rescaled bit-line sum."""
+        dev, mp = self.device, self.mapping
+        unit = mp.unit_us(dev.g_min_us, dev.g_max_us) * mp.devices_per_weight
+        return self.w_max * (cache.compensation / (unit * self.config.v_read_v))
 
     def _apply_reads(self, drive: Tensor, generator: torch.Generator | None) -> None:
         """Read disturb / destructive-read write-backs of one batch ([..., B, rows] drive)."""
