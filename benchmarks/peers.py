@@ -15,7 +15,8 @@ importable:
 
 memcim runs its default ``CIMConfig`` with PCM devices read at t = 1 h (8-bit DAC and ADC,
 differential pairs, drift compensation), with ``per_time`` read noise (the default: one noise
-realisation per read time) and, for the linear rows, ``per_read`` (fresh noise every read).
+realisation per read time) and, for the linear rows, ``per_read`` (fresh noise every read) and
+``convert(model)`` with nothing set ("memcim default": read at t = 0).
 
 Rows: Linear 784 → 256 in eval at batch 1, 64 and 1024; Conv2d 16 → 32, 3 × 3, batch 64 of
 16 × 16, eval; one training step (forward + backward) of the Linear at batch 128 and 1024. Each
@@ -85,6 +86,7 @@ def _models(module: nn.Module, with_per_read: bool) -> dict[str, nn.Module]:
     models = {"torch": module, "memcim": _memcim(module)}
     if with_per_read:
         models["memcim per_read"] = _memcim(module, "per_read")
+        models["memcim default"] = convert(copy.deepcopy(module))  # convert's own defaults
     for name, build in (("aihwkit", _aihwkit), ("lightning", _lightning)):
         peer = build(module)
         if peer is not None:
