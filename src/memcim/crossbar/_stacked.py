@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from memcim.crossbar.converters import rounded_codes
-from memcim.crossbar.tile import Tile, _ReadCache
+from memcim.crossbar.tile import Tile, _ReadCache, row_drive
 
 #: Largest batch read stacked: beyond it the per-operation costs no longer matter and the
 #: stacked copy of the inputs would cost more than it saves.
@@ -97,10 +97,11 @@ def read_column(
     tiles: list[Tile], chunks: list[Tensor], t_s: float, generator: torch.Generator | None,
     stacked: StackedColumn | None,
 ) -> tuple[Tensor, StackedColumn] | None:  # fmt: skip
-    """``Σ_r tiles[r].mvm(chunks[r])`` ([B, cols]) read as one stacked read, with the stacked
+    """``Σ_r tiles[r].mvm(chunks[r])`` ([B, cols]; finite float chunks [B, rows_r] with
+    1 <= B <= MAX_BATCH, which the caller checks) read as one stacked read, with the stacked
     column for the next read (``stacked``, reused while it holds), or ``None`` when these
-    tiles or inputs need the tile-by-tile path."""
-    if chunks[0].dim() != 2 or len(tiles) < 2 or chunks[0].shape[0] > MAX_BATCH:
+    tiles need the tile-by-tile path."""
+    if len(tiles) < 2:
         return None
     # The caches first, in tile order as the tile-by-tile path takes them (drift calibration
     # reads and per-time noise draw from the generator; the reads below draw nothing).
@@ -112,7 +113,7 @@ def read_column(
     config = tiles[0].config
     batch = chunks[0].shape[0]
     x = _stack_rows([c.float() for c in chunks], stacked.g.shape[1], dim=1)  # [R, B, rows]
-    codes, in_scale, volts_per_code = _dac(tiles, x)
+    codes, in_scale, volts_per_code, _ = row_drive(config, x)  # max-abs or ideal: no saturation
     # Array energy per tile, as Tile._read counts it: Σ over vectors of V² per word line,
     # times that line's conductance.
     power = torch.matmul(codes.square().sum(-2, keepdim=True), stacked.row_g).flatten()
@@ -137,17 +138,6 @@ def read_column(
     for r in range(1, len(tiles)):  # the digital accumulation, in the tiles' order
         total = total + y[r]
     return total, stacked
-
-
-def _dac(tiles: list[Tile], x: Tensor) -> tuple[Tensor, Tensor, float]:
-    """Codes [R, B, rows], per-vector scales [R, B, 1] and volts per code, as Tile._dac."""
-    config = tiles[0].config
-    dac = config.dac
-    if dac.ideal:
-        return x, torch.ones(()), config.v_read_v
-    scale = dac.calibrate(x, dim=-1)
-    codes = rounded_codes(x, scale, dac.max_code)  # each vector's own max-abs: no saturation
-    return codes, scale, config.v_read_v / dac.max_code
 
 
 def _adc(

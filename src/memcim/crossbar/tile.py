@@ -280,6 +280,21 @@ class _ReadCache:
 _CACHED_TENSORS = tuple(f.name for f in fields(_ReadCache) if f.name != "t_s")
 
 
+def row_drive(config: TileConfig, x: Tensor) -> tuple[Tensor, Tensor, float, int]:
+    """Inputs ``x`` [..., B, rows] through ``config``'s DAC, uncounted: (codes, per-vector
+    input scale [..., B, 1], volts per code, saturated conversions). An ideal DAC passes ``x``
+    through at full read voltage."""
+    dac = config.dac
+    if dac.ideal:
+        return x, torch.ones(()), config.v_read_v, 0
+    scale = dac.calibrate(x, dim=-1)
+    if dac.mode == "max_abs":  # each vector's own max-abs range: no code can saturate
+        codes, clipped = rounded_codes(x, scale, dac.max_code), 0
+    else:
+        codes, clipped = quantize(x, scale, dac.max_code)
+    return codes, scale, config.v_read_v / dac.max_code, clipped
+
+
 def _distinct(x: Tensor) -> Tensor:
     """``x`` [..., B, rows] with every leading dim that repeats one tensor (stride 0, as after
     ``expand``) narrowed to size 1: the distinct vectors, ``x`` itself when there is none."""
@@ -1002,17 +1017,11 @@ class Tile:
         ``copies``: how many times each vector of ``x`` is read (conversions and saturations
         are counted that many times).
         """
-        dac = self.config.dac
-        if dac.ideal:
-            return x, torch.ones(()), self.config.v_read_v
-        scale = dac.calibrate(x, dim=-1)
-        if dac.mode == "max_abs":  # each vector's own max-abs range: no code can saturate
-            codes, clipped = rounded_codes(x, scale, dac.max_code), 0
-        else:
-            codes, clipped = quantize(x, scale, dac.max_code)
-        self.counters.dac_clipped += clipped * copies
-        self.counters.dac_conversions += x.numel() * copies
-        return codes, scale, self.config.v_read_v / dac.max_code
+        codes, scale, volts_per_code, clipped = row_drive(self.config, x)
+        if not self.config.dac.ideal:
+            self.counters.dac_clipped += clipped * copies
+            self.counters.dac_conversions += x.numel() * copies
+        return codes, scale, volts_per_code
 
     def _currents(
         self,

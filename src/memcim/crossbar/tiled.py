@@ -10,7 +10,7 @@ from torch import Tensor
 
 from memcim._errors import ConfigError, require
 from memcim._modules import under
-from memcim.crossbar._stacked import StackedColumn, read_column
+from memcim.crossbar._stacked import MAX_BATCH, StackedColumn, read_column
 from memcim.crossbar.tile import Tile, TileConfig, TileCounters
 from memcim.devices.base import all_finite, check_time
 
@@ -160,9 +160,10 @@ class TiledMatrix:
                 f"x has shape {shape}; its last dimension must be in_features={self.in_features}"
             )
         chunks = torch.split(x, self.row_splits, dim=-1)
+        stackable = self._stackable_input(x)
         outputs = []
         for c in range(len(self.col_splits)):
-            total = self._stacked_read(c, chunks, t_s, generator)
+            total = self._stacked_read(c, chunks, t_s, generator) if stackable else None
             if total is not None:
                 outputs.append(total)
                 continue
@@ -172,16 +173,21 @@ class TiledMatrix:
             outputs.append(total)
         return torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
 
+    def _stackable_input(self, x: Tensor) -> bool:
+        """Whether ``x`` may be read stacked: finite floats [B, in], 1 <= B <= MAX_BATCH.
+        Anything else goes tile by tile, which also reports bad inputs."""
+        return (
+            self.stacked_reads
+            and x.dim() == 2
+            and 0 < x.shape[0] <= MAX_BATCH
+            and x.is_floating_point()
+            and all_finite(x)
+        )
+
     def _stacked_read(
         self, c: int, chunks: tuple[Tensor, ...], t_s: float, generator: torch.Generator | None
     ) -> Tensor | None:
-        """Column block ``c`` read as stacked tensors, or ``None`` for the tile-by-tile path
-        (which also reports bad inputs)."""
-        x = chunks[0]
-        if not self.stacked_reads or x.dim() != 2 or x.shape[0] == 0 or not x.is_floating_point():
-            return None
-        if not all(all_finite(chunk) for chunk in chunks):
-            return None
+        """Column block ``c`` read as stacked tensors, or ``None`` for the tile-by-tile path."""
         column = [row[c] for row in self.tiles]
         out = read_column(column, list(chunks), check_time(t_s), generator, self._stacked.get(c))
         if out is None:
