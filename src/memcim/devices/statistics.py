@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from memcim._errors import ConfigError, require
-from memcim.devices.base import Device
+from memcim.devices.base import Device, any_nan
 
 
 def interpolate(pos: Tensor, *tables: Tensor, name: str = "g_target_us") -> list[Tensor]:
@@ -33,18 +33,19 @@ def interpolate(pos: Tensor, *tables: Tensor, name: str = "g_target_us") -> list
         ConfigError: ``pos`` holds NaN (from NaN values of the argument ``name``), which has no
             grid position.
     """
-    if bool(pos.isnan().any()):
+    if any_nan(pos):
         raise ConfigError(f"{name} contains NaN values: the noise tables need finite values")
     last = len(tables[0]) - 1
+    # This runs for every weight at every hardware-aware training step, so it avoids passes:
+    # the fraction is taken against the float floor (pos − an int64 tensor converts all of
+    # pos), and t[lo + 1] is gathered as t[1:][lo]. index_select on the flat indices gathers
+    # the same values as t[lo], ~2.5x faster on CPU. Same values as the plain formulas.
     pos = pos.clamp(0, last)
-    lo = pos.floor().clamp_max(last - 1).long()
-    frac = pos - lo
-    # index_select on the flat indices gathers the same values as t[lo], ~2.5x faster on CPU:
-    # this runs for every weight at every hardware-aware training step.
-    flat = lo.reshape(-1)
-    above = flat + 1
-    return [torch.lerp(t.index_select(0, flat).view_as(frac),
-                       t.index_select(0, above).view_as(frac), frac) for t in tables]  # fmt: skip
+    lo_float = pos.floor().clamp_max_(last - 1)
+    lo = lo_float.long().reshape(-1)
+    frac = pos.sub_(lo_float)
+    return [torch.lerp(t[:-1].index_select(0, lo).view_as(frac),
+                       t[1:].index_select(0, lo).view_as(frac), frac) for t in tables]  # fmt: skip
 
 
 #: Programmings of each cell of a ``reprogrammed`` table (its cells: draws / this).

@@ -195,8 +195,13 @@ class CIMLayer(nn.Module):
         limit = self.weight_limit()
         if limit is None:
             return w, 0
-        clipped = int(torch.count_nonzero(w.detach().abs() > limit))
         bound = float(limit)  # a scalar bound clamps ~6x faster than a 0-d tensor, same values
+        values = w.detach()
+        if bool(values.amax() <= bound) and bool(values.amin() >= -bound):
+            # Nothing to clip (the common case): clamping would change neither the values nor
+            # the gradient, so skip it and the count.
+            return w, 0
+        clipped = int(torch.count_nonzero(values.abs() > bound))
         return w.clamp(-bound, bound), clipped
 
     # --- inference ----------------------------------------------------------------------------
@@ -269,7 +274,10 @@ class CIMLayer(nn.Module):
         """A tile's weight scale w_max (0-d), as :meth:`Tile.program` takes it."""
         mapping = self.cim_config.tile.mapping
         with torch.no_grad():
-            w_max = torch.tensor(mapping.w_max) if mapping.w_max else w.abs().amax()
+            # max |w| without materialising |w|
+            w_max = (
+                torch.tensor(mapping.w_max) if mapping.w_max else torch.maximum(w.amax(), -w.amin())
+            )
             return torch.where(w_max > 0, w_max, torch.ones_like(w_max))
 
     def _noisy_block(self, w: Tensor, w_max: Tensor) -> Tensor:
@@ -279,10 +287,11 @@ class CIMLayer(nn.Module):
         with torch.no_grad():
             fast = self._weight_noise_table()
             if fast is not None:
-                noisy = fast.sample(w, w_max, generator=self.generator)
                 if not cfg.drift_compensation or self.noise_table().drift_free:
-                    return noisy
-                mean0, mean_t = fast.drift_means(w, w_max)
+                    return fast.sample(w, w_max, generator=self.generator)
+                noisy, mean0, mean_t = fast.sample_and_drift_means(
+                    w, w_max, generator=self.generator
+                )
             else:
                 planes, ref = mapping.targets(w.T / w_max, dev.g_min_us, dev.g_max_us)
                 table = self.noise_table()
