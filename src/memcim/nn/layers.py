@@ -119,8 +119,9 @@ def _fake_quant(x: Tensor, full_scale: Tensor, converter: ConverterConfig) -> tu
     if converter.ideal:
         return x, 0
     codes, clipped = quantize(x.detach(), full_scale, converter.max_code)
-    q = codes.mul_(full_scale / converter.max_code)
-    return x + (q - x).detach(), clipped
+    # Straight through: x plus the constant offset q − x (computed in place in the codes).
+    offset = codes.mul_(full_scale / converter.max_code).sub_(x.detach())
+    return x + offset, clipped
 
 
 def adc_full_scale(tile: TileConfig, w_max: Tensor) -> Tensor | None:
@@ -347,7 +348,9 @@ class CIMLayer(nn.Module):
         # The weight scale is needed only by the noise and by a fixed ADC full scale.
         w_max = self._block_scale(w) if self.cim_config.train_noise or fixed_adc else None
         if self.cim_config.train_noise:
-            w = w + (self._noisy_block(w, w_max) - w).detach()
+            with torch.no_grad():  # straight through: the noise is a constant offset
+                offset = self._noisy_block(w, w_max).sub_(w)
+            w = w + offset
         scale = torch.ones(()) if dac.ideal else dac.calibrate(x.detach(), dim=-1)
         x_q, clipped = _fake_quant(x / scale, torch.ones(()), dac)
         if not dac.ideal:

@@ -59,8 +59,15 @@ class WeightNoiseTable:
     def sample(self, w: Tensor, w_max: Tensor, *, generator: torch.Generator | None) -> Tensor:
         """Noisy copy of weights ``w`` (any shape) mapped with full scale ``w_max``."""
         mean, std = interpolate(self._pos(w, w_max), self.mean_shift, self.std, name="w")
+        return self._noisy(w, w_max, mean, std, generator)
+
+    @staticmethod
+    def _noisy(w: Tensor, w_max: Tensor, mean: Tensor, std: Tensor,
+               generator: torch.Generator | None) -> Tensor:  # fmt: skip
+        """w + w_max (mean + std ε), in place in ``std`` (fewer large allocations; the same
+        operations, so the same values)."""
         noise = torch.randn(w.shape, generator=generator, dtype=w.dtype)
-        return w + w_max * (mean + std * noise)
+        return std.mul_(noise).add_(mean).mul_(w_max).add_(w)
 
     def drift_means(self, w: Tensor, w_max: Tensor) -> tuple[Tensor, Tensor]:
         """Noise-free mean weights at t = 0 and at the table's ``t_s``."""
@@ -74,5 +81,5 @@ class WeightNoiseTable:
         (the same values and random numbers as calling both)."""
         tables = (self.mean_shift, self.std, self.drift_shift0, self.drift_shift)
         mean, std, at0, at_t = interpolate(self._pos(w, w_max), *tables, name="w")
-        noise = torch.randn(w.shape, generator=generator, dtype=w.dtype)
-        return w + w_max * (mean + std * noise), w + w_max * at0, w + w_max * at_t
+        noisy = self._noisy(w, w_max, mean, std, generator)
+        return noisy, at0.mul_(w_max).add_(w), at_t.mul_(w_max).add_(w)
