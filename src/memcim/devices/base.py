@@ -483,14 +483,14 @@ def all_finite(t: Tensor) -> bool:
     """True when ``t`` holds no NaN or infinity (one reduction in the common, finite case)."""
     # A finite sum proves every element finite; an infinite sum may be overflow, so recheck.
     # math.isfinite(float(·)) of the 0-d sum: ~3x cheaper than torch.isfinite on it.
-    return math.isfinite(float(t.sum())) or bool(torch.isfinite(t).all())
+    return math.isfinite(float(t.detach().sum())) or bool(torch.isfinite(t).all())
 
 
 def any_nan(t: Tensor) -> bool:
     """True when ``t`` holds a NaN (one reduction in the common case, ~20x faster on CPU than
     ``isnan().any()``)."""
     # A sum without NaN proves there is none; a NaN sum may come from +inf + -inf: recheck.
-    return math.isnan(float(t.sum())) and bool(torch.isnan(t).any())
+    return math.isnan(float(t.detach().sum())) and bool(torch.isnan(t).any())
 
 
 def check_time(t_s: float, name: str = "t_s") -> float:
