@@ -876,27 +876,26 @@ class Tile:
         t_s = check_time(t_s)
         if self._cache is not None and self._cache.t_s == t_s:
             return self._cache
-        cache, mean_slices = self._array_read(t_s, generator)
+        cache = self._array_read(t_s, generator)
         cfg = self.config
         if cfg.drift_compensation:
             if cfg.drift_compensation_mode == "oracle":
-                cache.compensation = self._oracle_compensation(mean_slices)
+                cache.compensation = self._oracle_compensation(self._slices_at(t_s))
             elif t_s > 0 and self.device.drifts:
                 cache.compensation = self._read_compensation(cache, t_s, generator)
         self._cache = cache
         return cache
 
-    def _array_read(
-        self, t_s: float, generator: torch.Generator | None
-    ) -> tuple[_ReadCache, Tensor]:
-        """What every read at ``t_s`` shares (compensation 1), and the drifted mean slices."""
+    def _array_read(self, t_s: float, generator: torch.Generator | None) -> _ReadCache:
+        """What every read at ``t_s`` shares (compensation 1)."""
         state = self._require_programmed()
         dev, mode = self.device, self.read_noise_mode
-        mean_slices = self._slices_at(t_s)
-        g_slices, var = mean_slices, None
-        if mode == "per_time":
+        var = None
+        if mode == "per_time":  # one noisy read; the drifted means are not needed
             g_slices = self._slices_at(t_s, generator, noisy=True)
-        elif mode == "per_read" and (dev.gaussian_read_noise or self._moment_matched):
+        else:
+            g_slices = self._slices_at(t_s)
+        if mode == "per_read" and (dev.gaussian_read_noise or self._moment_matched):
             plane_var = dev.read_noise_std(state, t_s=t_s).square()
             ref_var = (
                 None
@@ -907,7 +906,7 @@ class Tile:
             if not bool((var > 0).any()):
                 var = None  # a noiseless device: skip the variance product entirely
         row_g = self._row_conductance(t_s)
-        return _ReadCache(t_s, g_slices.contiguous(), var, torch.ones(()), row_g), mean_slices
+        return _ReadCache(t_s, g_slices.contiguous(), var, torch.ones(()), row_g)
 
     def _oracle_compensation(self, mean_slices: Tensor) -> Tensor:
         """Σ|W(0)| / Σ|W(t)| of the drifted mean conductances (``"oracle"``), [..., 1, 1]."""
@@ -928,7 +927,7 @@ class Tile:
     def _calibration_reference(self, generator: torch.Generator | None) -> Tensor:
         """The calibration read at t = 0, taken once per programming (on first use)."""
         if self._cal_reference is None:
-            cache0, _ = self._array_read(0.0, generator)
+            cache0 = self._array_read(0.0, generator)
             self._cal_reference = self._calibration_read(cache0, 0.0, generator)
         return self._cal_reference
 
