@@ -66,7 +66,15 @@ def ppo_policy(world_model, *, risk: RiskMaps | None = None, timesteps: int = 50
             "dependency-light memcim.rl.policy.cem)"
         ) from error
     env = WorldModelEnv(world_model, risk=risk)
-    agent = PPO("MlpPolicy", env, gamma=gamma, seed=seed, verbose=0, device="cpu")
+    # The authors' PPO1 (stable-baselines 2.10) as they set it: 512 steps per update, clip 0.2,
+    # entropy bonus 0.03; and PPO1's defaults for the rest: 4 epochs over minibatches of 64,
+    # Adam at 1e-3, learning rate and clip range annealed linearly to 0, the value loss
+    # weighted 1. (stable-baselines3 keeps its gradient-norm clip, 0.5; PPO1 has none.)
+    n_steps = min(512, timesteps)
+    agent = PPO("MlpPolicy", env, gamma=gamma, seed=seed, verbose=0, device="cpu",
+                n_steps=n_steps, batch_size=min(64, n_steps), n_epochs=4, ent_coef=0.03,
+                learning_rate=lambda remaining: 1e-3 * remaining,
+                clip_range=lambda remaining: 0.2 * remaining, vf_coef=1.0)  # fmt: skip
     agent.learn(total_timesteps=timesteps)
 
     def policy(observation: np.ndarray) -> np.ndarray:
