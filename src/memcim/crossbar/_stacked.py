@@ -113,7 +113,8 @@ def read_column(
     config = tiles[0].config
     batch = chunks[0].shape[0]
     x = _stack_rows([c.float() for c in chunks], stacked.g.shape[1], dim=1)  # [R, B, rows]
-    codes, in_scale, volts_per_code, _ = row_drive(config, x)  # max-abs or ideal: no saturation
+    # max-abs or ideal: no saturation; x is the stacked copy, so it may be rounded in place
+    codes, in_scale, volts_per_code, _ = row_drive(config, x, owned=True)
     # Array energy per tile, as Tile._read counts it: Σ over vectors of V² per word line,
     # times that line's conductance.
     power = torch.matmul(codes.square().sum(-2, keepdim=True), stacked.row_g).flatten()

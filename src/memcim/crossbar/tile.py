@@ -280,16 +280,18 @@ class _ReadCache:
 _CACHED_TENSORS = tuple(f.name for f in fields(_ReadCache) if f.name != "t_s")
 
 
-def row_drive(config: TileConfig, x: Tensor) -> tuple[Tensor, Tensor, float, int]:
+def row_drive(config: TileConfig, x: Tensor, *,
+              owned: bool = False) -> tuple[Tensor, Tensor, float, int]:  # fmt: skip
     """Inputs ``x`` [..., B, rows] through ``config``'s DAC, uncounted: (codes, per-vector
     input scale [..., B, 1], volts per code, saturated conversions). An ideal DAC passes ``x``
-    through at full read voltage."""
+    through at full read voltage. ``owned``: ``x`` is a buffer the caller gives up, which a
+    max-abs DAC rounds in place (the same codes, one large allocation fewer)."""
     dac = config.dac
     if dac.ideal:
         return x, torch.ones(()), config.v_read_v, 0
     scale = dac.calibrate(x, dim=-1)
     if dac.mode == "max_abs":  # each vector's own max-abs range: no code can saturate
-        codes, clipped = rounded_codes(x, scale, dac.max_code), 0
+        codes, clipped = rounded_codes(x, scale, dac.max_code, inplace=owned), 0
     else:
         codes, clipped = quantize(x, scale, dac.max_code)
     return codes, scale, config.v_read_v / dac.max_code, clipped
