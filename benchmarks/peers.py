@@ -23,7 +23,8 @@ Rows: Linear 784 → 256 in eval at batch 1, 64 and 1024; Conv2d 16 → 32, 3 ×
 at one and at two torch threads. Times are medians of interleaved rounds; the spread is the
 range of the round medians. Then, for the MLP 784-256-128-10 on 60 000 MNIST-sized images
 (random pixels; only the time matters): one hardware-aware training epoch (Adam, batch 128)
-and an evaluation of 10 000 images (batch 1000), each timed once per framework, and the peak
+and an evaluation of 10 000 images (batch 1000), each run once per framework in interleaved
+parts (a tenth of the epoch, one evaluation batch), and the peak
 resident memory (``VmHWM``) of a fresh process per framework that builds the MLP and runs
 that evaluation (imports included, alike for all).
 
@@ -141,16 +142,49 @@ def _mlp() -> nn.Sequential:
                          nn.Linear(128, 10))  # fmt: skip
 
 
-def _epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Seconds of one training epoch at batch 128 (Adam)."""
+def _epoch_parts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: int) -> list:
+    """One training epoch at batch 128 (Adam) as ``parts`` callables, each training on its
+    consecutive share of the batches (run in order, they are the epoch)."""
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    start = time.perf_counter()
-    for i in range(0, len(x), 128):
-        opt.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x[i : i + 128]), y[i : i + 128]).backward()
-        opt.step()
-    return time.perf_counter() - start
+    starts = torch.arange(0, len(x), 128).tensor_split(parts)
+
+    def part(share: torch.Tensor):
+        def run() -> None:
+            for i in share.tolist():
+                opt.zero_grad(set_to_none=True)
+                nn.functional.cross_entropy(model(x[i : i + 128]), y[i : i + 128]).backward()
+                opt.step()
+
+        return run
+
+    return [part(share) for share in starts]
+
+
+def _evaluation_parts(model: nn.Module, x: torch.Tensor) -> list:
+    """The evaluation of ``x`` at batch 1000 as one callable per batch."""
+
+    def batch(i: int):
+        def run() -> None:
+            model.eval()
+            with torch.no_grad():
+                model(x[i : i + 1000])
+
+        return run
+
+    return [batch(i) for i in range(0, len(x), 1000)]
+
+
+def _interleaved_seconds(parts: dict[str, list]) -> dict[str, float]:
+    """Each framework's total time over its parts, run in rounds (part k of every framework
+    before part k + 1), so that a slow spell of the machine falls on all of them alike."""
+    totals = dict.fromkeys(parts, 0.0)
+    for k in range(len(next(iter(parts.values())))):
+        for name, runs in parts.items():
+            start = time.perf_counter()
+            runs[k]()
+            totals[name] += time.perf_counter() - start
+    return totals
 
 
 def _evaluation(model: nn.Module, x: torch.Tensor) -> float:
@@ -206,8 +240,9 @@ def _mlp_rows(gen: torch.Generator) -> None:
     x = torch.rand(60_000, 784, generator=gen)
     y = torch.randint(0, 10, (60_000,), generator=gen)
     models = _models(_mlp(), False)
-    epochs = {name: _epoch(m, x, y) for name, m in models.items()}
-    evals = {name: _evaluation(m, x[:10_000]) for name, m in models.items()}
+    epochs = _interleaved_seconds({name: _epoch_parts(m, x, y, 10) for name, m in models.items()})
+    evals = _interleaved_seconds({name: _evaluation_parts(m, x[:10_000])
+                                  for name, m in models.items()})  # fmt: skip
     for label, times in (("MLP HWA epoch (60k, batch 128)", epochs),
                          ("MLP evaluation (10k, batch 1000)", evals)):  # fmt: skip
         base = times["torch"]
