@@ -69,16 +69,12 @@ class WeightNoiseTable:
         noise = torch.randn(w.shape, generator=generator, dtype=w.dtype)
         return std.mul_(noise).add_(mean).mul_(w_max).add_(w)
 
-    def drift_means(self, w: Tensor, w_max: Tensor) -> tuple[Tensor, Tensor]:
-        """Noise-free mean weights at t = 0 and at the table's ``t_s``."""
-        at0, at_t = interpolate(self._pos(w, w_max), self.drift_shift0, self.drift_shift, name="w")
-        return w + w_max * at0, w + w_max * at_t
-
     def sample_and_drift_means(self, w: Tensor, w_max: Tensor, *,
                                generator: torch.Generator | None,
                                ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-        """:meth:`sample` and :meth:`drift_means` from one interpolation of all four tables
-        (the same values and random numbers as calling both)."""
+        """:meth:`sample` (the same values and random numbers) and the noise-free mean weights
+        at t = 0 and at the table's ``t_s``, all from one interpolation of the four tables;
+        each the shape of ``w``, in its units."""
         tables = (self.mean_shift, self.std, self.drift_shift0, self.drift_shift)
         mean, std, at0, at_t = interpolate(self._pos(w, w_max), *tables, name="w")
         noisy = self._noisy(w, w_max, mean, std, generator)
