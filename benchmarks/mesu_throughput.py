@@ -6,7 +6,9 @@ The pMNIST network of Bonnet et al. [23] (784-50-10, ReLU, no bias, 10 Monte-Car
 over the 10 samples (one forward/backward per sample, gradients accumulated), which is how a
 per-sample implementation runs. A third row uses MESU's optional local draws (pre-activations
 instead of whole weights: an unbiased estimator of the same gradient at batch 1, S·out instead
-of S·out·in random numbers). All use the same MESU optimiser and one thread.
+of S·out·in random numbers). All use the same MESU optimiser and one thread. The last rows
+run that local-draw step without autograd (:class:`memcim.learning.mesu.fused.FusedMESULearner`),
+eagerly and through ``torch.compile`` (skipped with a message where it cannot compile).
 
 Run: ``python benchmarks/mesu_throughput.py [--steps N]``.
 """
@@ -21,6 +23,7 @@ from torch import nn
 
 from memcim.bayes import BayesConfig, BayesianLinear
 from memcim.learning.mesu import MESU, mesu_step
+from memcim.learning.mesu.fused import FusedMESULearner
 from timing import compare
 
 SAMPLES = 10
@@ -59,7 +62,25 @@ def main() -> None:
                 (F.cross_entropy(out, y[i : i + 1], reduction="sum") / SAMPLES).backward()
             opt_l.step()
 
-    runs = {"batched": run_batched, "looped": run_looped, "local": run_local}
+    def fused_run(compile: bool):
+        model = _model()
+        learner = FusedMESULearner(model, MESU.from_model(model), compile=compile,
+                                   generator=torch.Generator().manual_seed(0))  # fmt: skip
+
+        def run() -> None:
+            for i in range(args.steps):
+                learner.step(x[i : i + 1], y[i : i + 1])
+
+        return run
+
+    runs = {"batched": run_batched, "looped": run_looped, "local": run_local,
+            "fused": fused_run(False)}  # fmt: skip
+    try:
+        compiled = fused_run(True)
+        compiled()  # compiles
+        runs["compiled"] = compiled
+    except Exception as error:  # any compiler failure: report it and go on
+        print(f"compiled fused step skipped: {type(error).__name__}: {error}"[:300])
     ms = compare(runs, repeats=5, warmup=1, rounds=5)
     for name, value in ms.items():
         print(
@@ -67,7 +88,9 @@ def main() -> None:
             "per batch-1 step)"
         )
     print(f"batched / looped speed-up: {ms['looped'] / ms['batched']:.2f}x")
-    print(f"local / looped speed-up: {ms['looped'] / ms['local']:.2f}x")
+    for name in ("local", "fused", "compiled"):
+        if name in ms:
+            print(f"{name} / looped speed-up: {ms['looped'] / ms[name]:.2f}x")
 
 
 if __name__ == "__main__":
