@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
+from memcim.experiments.mesu import epistemic_bits, paper_auroc
 from memcim.experiments.runner import run_experiment
+from memcim.metrics import decompose, ood_auroc
 
 TINY_PMNIST = {"tasks": "3", "train_images": "300", "test_images": "200", "ood_images": "200",
                "fisher_samples": "100", "jobs": "1"}  # fmt: skip
@@ -58,6 +61,7 @@ def test_small_ood_run_measures_every_memory(tmp_path, shared_data):
     m = results["metrics"]
     for label in ("3", "inf"):
         assert 0 <= m[f"auroc_epistemic_N{label}"] <= 1
+        assert 0 <= m[f"auroc_epistemic_paper_N{label}"] <= 1
         assert len(results["curves"][label]) == 2  # every 3 epochs
     # The prior (σ_p = 0.06) pulls σ toward it only with a finite memory, and that forgetting
     # is what keeps the predictive entropy telling permuted images apart (seeds 0 and 1:
@@ -65,6 +69,38 @@ def test_small_ood_run_measures_every_memory(tmp_path, shared_data):
     assert m["sigma_median_N3"] < m["sigma_median_Ninf"]
     assert m["auroc_total_N3"] > m["auroc_total_Ninf"] + 0.05
     assert (tmp_path / "mesu-ood_auroc.png").is_file()
+
+
+def test_the_papers_auroc_matches_the_exact_one_on_positive_scores():
+    """Two-class probabilities whose samples disagree more out of distribution: every score
+    is positive, and 1000 thresholds resolve the curve to within 0.01 of the exact AUROC."""
+    g = torch.Generator().manual_seed(0)
+    spread_in, spread_out = (
+        0.05 * torch.rand(2000, generator=g),
+        0.15 * torch.rand(2000, generator=g),
+    )
+
+    def two_samples(spread):
+        first = torch.stack([0.5 + spread, 0.5 - spread], -1)
+        return torch.stack([first, first.flip(-1)])  # [S=2, N, C=2]
+
+    p_in, p_out = two_samples(spread_in), two_samples(spread_out)
+    bits_in, bits_out = epistemic_bits(p_in), epistemic_bits(p_out)
+    nats = decompose(p_in).epistemic
+    torch.testing.assert_close(bits_in, nats / torch.log(torch.tensor(2.0)), rtol=1e-4, atol=1e-6)
+    exact = ood_auroc(decompose(p_in).epistemic, decompose(p_out).epistemic)
+    assert paper_auroc(bits_in, bits_out) == pytest.approx(exact, abs=0.01)
+
+
+def test_the_papers_auroc_loses_the_area_of_negative_scores():
+    """In-distribution scores that rounding put just below 0, and a third of the others too:
+    the exact AUROC counts the out-of-distribution scores above them (2/3, plus half the
+    ties), the paper's curve starts at (1/3, 1) and misses the area before it (and ends at
+    299/300: the largest score is never below a threshold)."""
+    scores_in = torch.full((300,), -1e-7)
+    scores_out = torch.cat([torch.full((100,), -1e-7), torch.linspace(0.1, 1.0, 200)])
+    assert ood_auroc(scores_in, scores_out) == pytest.approx(2 / 3 + 0.5 / 3)
+    assert paper_auroc(scores_in, scores_out) == pytest.approx(299 / 300 - 1 / 3, abs=1e-6)
 
 
 @pytest.mark.slow
