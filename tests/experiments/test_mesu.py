@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from memcim import ConfigError
 from memcim.experiments.mesu import epistemic_bits, paper_auroc
 from memcim.experiments.runner import run_experiment
 from memcim.metrics import decompose, ood_auroc
@@ -101,6 +102,18 @@ def test_the_papers_auroc_loses_the_area_of_negative_scores():
     scores_out = torch.cat([torch.full((100,), -1e-7), torch.linspace(0.1, 1.0, 200)])
     assert ood_auroc(scores_in, scores_out) == pytest.approx(2 / 3 + 0.5 / 3)
     assert paper_auroc(scores_in, scores_out) == pytest.approx(299 / 300 - 1 / 3, abs=1e-6)
+
+
+def test_ood_refuses_a_checkpoint_of_other_settings(tmp_path, shared_data):
+    data_dir = str(shared_data("mnist.npz"))
+    small = {**TINY_OOD, "data_dir": data_dir, "memories": "inf", "epochs": "2"}
+    run_experiment("mesu-ood", tmp_path, assignments=small, seed=0, progress=False)
+    with pytest.raises(ConfigError, match="train_images"):
+        run_experiment("mesu-ood", tmp_path, assignments={**small, "train_images": "200"},
+                       seed=0, progress=False)  # fmt: skip
+    with pytest.raises(ConfigError, match="epochs trained"):
+        run_experiment("mesu-ood", tmp_path, assignments={**small, "epochs": "1"}, seed=0,
+                       progress=False)  # fmt: skip
 
 
 @pytest.mark.slow
