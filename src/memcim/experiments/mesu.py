@@ -549,12 +549,17 @@ def plot_ood(runs: dict[float, dict], path: Path) -> None:
                      label="N → ∞")  # fmt: skip
     if finite:  # a run of N = ∞ alone has no N axis to scale
         left.set_xscale("log")
+        left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        left.set_xticks(finite, [f"{m:g}" for m in finite])
     left.set_xlabel("memory window N (epochs of samples)")
     left.set_ylabel("epistemic AUROC, MNIST vs permuted")
     left.legend(fontsize=8)
     for m, run in runs.items():
         epochs, auroc = zip(*run["curve"], strict=True) if run["curve"] else ((), ())
         right.plot(epochs, auroc, marker=".", label=f"N = {_memory_label(m)} epochs")
+    epochs_seen = [e for run in runs.values() for e, _ in run["curve"]]
+    if epochs_seen and max(epochs_seen) >= 20 * min(epochs_seen):
+        right.set_xscale("log")  # long and short runs side by side
     right.set_xlabel("epochs")
     right.set_ylabel("epistemic AUROC")
     right.legend(fontsize=7)
