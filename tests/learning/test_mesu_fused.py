@@ -130,3 +130,18 @@ def test_what_the_fused_step_does_not_take_is_named():
         reckless.step(torch.ones(1, 4), torch.zeros(1, dtype=torch.long))
     with pytest.raises(ConfigError, match="draw"):
         MesuOodConfig(engine="fused", draw="weights")
+
+
+def test_a_failed_compile_names_the_compiler(monkeypatch):
+    def broken(fn):
+        def run(*args):
+            raise RuntimeError("no C++ compiler found")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    net = bayesian_mlp((4, 3, 2), generator=torch.Generator().manual_seed(0))
+    learner = FusedMESULearner(net, MESU.from_model(net), generator=torch.Generator(),
+                               compile=True)  # fmt: skip
+    with pytest.raises(ConfigError, match="C\\+\\+ compiler.*compile=False"):
+        learner.step(torch.ones(1, 4), torch.zeros(1, dtype=torch.long))
