@@ -455,12 +455,6 @@ def paper_auroc(scores_in: Tensor, scores_out: Tensor) -> float:
     return float(torch.trapezoid(below_in, below_out))
 
 
-def _sampled_probs(learner, x: Tensor, batch_size: int = 1000) -> Tensor:
-    """``learner.probs`` over ``x`` in batches, ``[S, N, C]``."""
-    return torch.cat([learner.probs(x[i : i + batch_size])
-                      for i in range(0, len(x), batch_size)], dim=1)  # fmt: skip
-
-
 def _mesu_learner(model, optimizer, config: MesuOodConfig, generator: torch.Generator):
     """The learner ``config.engine`` names."""
     from memcim.learning import mesu
@@ -523,10 +517,9 @@ def _ood_run(config: MesuOodConfig, memory: float, seed: int, out: Path,
     if state["epoch"] < config.epochs:
         mesu.train_epochs(learner, x, y, config.epochs, generator=order, start=state["epoch"],
                           progress=progress, on_epoch=on_epoch)  # fmt: skip
-    scores = mesu.ood_scores(learner, xt, x_ood)
-    scores["auroc_epistemic_paper"] = paper_auroc(
-        *(epistemic_bits(_sampled_probs(learner, x)) for x in (xt, x_ood))
-    )
+    probs = [mesu.sampled_probs(learner, x) for x in (xt, x_ood)]
+    scores = mesu.scores_from_probs(*probs)  # and the authors' AUROC from the same draws:
+    scores["auroc_epistemic_paper"] = paper_auroc(*(epistemic_bits(p) for p in probs))
     sigma = torch.cat(
         [m.weight_sigma.detach().flatten() for m in model if hasattr(m, "weight_sigma")]
     )

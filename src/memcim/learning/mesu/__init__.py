@@ -35,7 +35,9 @@ from memcim.learning.mesu.stream import (
     accuracy,
     ood_scores,
     run_stream,
+    sampled_probs,
     save_atomic,
+    scores_from_probs,
     train_epochs,
 )
 
@@ -61,6 +63,8 @@ __all__ = [
     "on_devices",
     "ood_scores",
     "run_stream",
+    "sampled_probs",
     "save_atomic",
+    "scores_from_probs",
     "train_epochs",
 ]

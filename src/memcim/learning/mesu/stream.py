@@ -255,6 +255,26 @@ def train_epochs(learner: Learner, x: Tensor, y: Tensor, epochs: int, *,
 
 
 @torch.no_grad()
+def sampled_probs(predictor: Predictor, x: Tensor, *, batch_size: int = 1000) -> Tensor:
+    """``predictor.probs`` over ``x`` [N, ...] in batches: class probabilities [S, N, C]."""
+    return torch.cat([predictor.probs(x[s : s + batch_size])
+                      for s in range(0, len(x), batch_size)], dim=1)  # fmt: skip
+
+
+def scores_from_probs(probs_in: Tensor, probs_out: Tensor) -> dict[str, float]:
+    """:func:`ood_scores` of probabilities already sampled ([S, N, C] each)."""
+    from memcim.metrics import decompose, ood_auroc
+
+    inside, outside = decompose(probs_in), decompose(probs_out)
+    scores = {}
+    for kind in ("total", "aleatoric", "epistemic"):
+        a, b = getattr(inside, kind), getattr(outside, kind)
+        scores[f"auroc_{kind}"] = ood_auroc(a, b)
+        scores[f"{kind}_in_nats"] = float(a.mean())
+        scores[f"{kind}_out_nats"] = float(b.mean())
+    return scores
+
+
 def ood_scores(predictor: Predictor, x_in: Tensor, x_out: Tensor, *,
                batch_size: int = 1000) -> dict[str, float]:  # fmt: skip
     """How well each uncertainty of ``predictor`` tells ``x_out`` (out of distribution) from
@@ -262,18 +282,5 @@ def ood_scores(predictor: Predictor, x_in: Tensor, x_out: Tensor, *,
     entropies (:func:`memcim.metrics.decompose`, nats; the authors' code uses bits, which
     changes the entropies by a factor 1/ln 2 and no AUROC), and their means on each set.
     A point-weight network (S = 1) has no epistemic part: its AUROC is 0.5."""
-    from memcim.metrics import decompose, ood_auroc
-
-    def entropies(x: Tensor) -> dict[str, Tensor]:
-        parts = [decompose(predictor.probs(x[s : s + batch_size]))
-                 for s in range(0, len(x), batch_size)]  # fmt: skip
-        return {k: torch.cat([getattr(p, k) for p in parts])
-                for k in ("total", "aleatoric", "epistemic")}  # fmt: skip
-
-    inside, outside = entropies(x_in), entropies(x_out)
-    scores = {}
-    for kind in inside:
-        scores[f"auroc_{kind}"] = ood_auroc(inside[kind], outside[kind])
-        scores[f"{kind}_in_nats"] = float(inside[kind].mean())
-        scores[f"{kind}_out_nats"] = float(outside[kind].mean())
-    return scores
+    return scores_from_probs(sampled_probs(predictor, x_in, batch_size=batch_size),
+                             sampled_probs(predictor, x_out, batch_size=batch_size))  # fmt: skip
