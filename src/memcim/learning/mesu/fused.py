@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, require
-from memcim.learning.mesu.optim import MESU
+from memcim.learning.mesu.optim import MESU, require_positive_sigma
 from memcim.learning.mesu.stream import MESULearner
 
 
@@ -212,10 +212,7 @@ class FusedMESULearner(MESULearner):
                            dtype=x.dtype) for layer in self._layers]  # fmt: skip
         cost, mus, sigmas, smallest = self._step(x[0], y[0], eps, self._mu, self._sigma,
                                                  self._settings)  # fmt: skip
-        if not float(smallest) > 0:
-            raise ConfigError(
-                "a MESU step would make some σ <= 0: lower lr_sigma (or the gradients)"
-            )
+        require_positive_sigma(float(smallest) > 0)
         self._mu, self._sigma = mus, sigmas
         self._synced = False
         if self.after_step is not None:

@@ -110,13 +110,16 @@ class MESU(torch.optim.Optimizer):
             d_mu = -var * g_mu + var * (group["prior_mu"] - mu) / (n * prior_var)
             d_sigma = 0.5 * (-var * g_sigma + sigma * (prior_var - var) / (n * prior_var))
             new_sigma = sigma + group["lr_sigma"] * d_sigma
-            if not bool((new_sigma > 0).all()):
-                raise ConfigError(
-                    "a MESU step would make some σ <= 0: lower lr_sigma (or the gradients)"
-                )
+            require_positive_sigma(bool((new_sigma > 0).all()))
             mu.add_(group["lr_mu"] * d_mu)
             s.copy_(_inverse_softplus(new_sigma) if group["softplus"] else new_sigma)
         return loss
+
+
+def require_positive_sigma(positive: bool) -> None:
+    """Refuse a MESU step whose new σ are not all positive (``positive`` False)."""
+    if not positive:
+        raise ConfigError("a MESU step would make some σ <= 0: lower lr_sigma (or the gradients)")
 
 
 def _inverse_softplus(sigma: Tensor) -> Tensor:
