@@ -56,3 +56,29 @@ def test_the_ppo_learner_runs_when_its_extra_is_installed(tmp_path):
                    "ppo_timesteps": "64"}, seed=0, progress=False)  # fmt: skip
     m = json.loads((tmp_path / "results.json").read_text())["metrics"]
     assert 0 <= m["crash_rate_neutral"] <= 1 and 0 <= m["model_crash_rate_neutral"] <= 1
+
+
+def test_the_default_weight_prior_fits_the_gusts_better_than_the_authors():
+    """The experiment's weight prior against the authors' variance of 0.01, both trained on
+    the same transitions: on fresh ones, the default predicts the next height better, most
+    of all near the coast, where the authors' prior flattens the gusts. Measured with 2000
+    transitions and 150 epochs: −2.44 against −2.84 nats per transition at y < 2, −1.06
+    against −1.13 overall; asserted: 0.1 nats better at the coast and better overall."""
+    import torch
+
+    from memcim.experiments.risk_rl import RiskRlConfig
+    from memcim.rl.storm_coast import random_transitions
+    from memcim.rl.world_model import WorldModel, WorldModelConfig, device_aware
+
+    s, a, s2 = (torch.tensor(v) for v in random_transitions(2000, seed=0))
+    fresh = [torch.tensor(v) for v in random_transitions(2000, seed=99)]
+    coast = fresh[0][:, 1] < 2
+    scores = {}
+    for variance in (0.01, RiskRlConfig().weight_prior_var):
+        config = WorldModelConfig(epochs=150, weight_prior_var=variance)
+        wm = WorldModel(s, a, s2, config, generator=torch.Generator().manual_seed(0))
+        wm.train(after_step=device_aware())
+        ll = wm.log_likelihood(*fresh, outputs=(1,), generator=torch.Generator().manual_seed(1))
+        scores[variance] = (float(ll.mean()), float(ll[coast].mean()))
+    (authors, authors_coast), (default, default_coast) = scores.values()
+    assert default_coast > authors_coast + 0.1 and default > authors, scores

@@ -112,3 +112,30 @@ def test_moment_matched_read_noise_maps_follow_exact_per_cell_draws():
         maps.append(uncertainty_maps(wm, xs, ys, latent=40, weights=40, net=net))
     for fast, exact in zip(*maps, strict=True):
         assert np.corrcoef(fast.flatten().numpy(), exact.flatten().numpy())[0, 1] >= 0.9
+
+
+def test_log_likelihood_without_any_spread_is_the_output_noise_density():
+    """With every weight σ ≈ 0 and the latent input cut off, the model predicts one point
+    per transition: its log-likelihood is then the output-noise Gaussian's log density at
+    the observed change, in the state's units (closed form), whatever the draws."""
+    s, a, s2 = (torch.tensor(v) for v in random_transitions(300, seed=5))
+    wm = WorldModel(s, a, s2, WorldModelConfig(hidden=(8,)),
+                    generator=torch.Generator().manual_seed(6))  # fmt: skip
+    with torch.no_grad():
+        for layer in wm.net.layers:
+            layer.weight_rho.fill_(-40.0)
+            if layer.bias_rho is not None:
+                layer.bias_rho.fill_(-40.0)
+        wm.net.layers[0].weight_mu[:, -1] = 0.0  # the latent's column
+        wm.net.log_noise.copy_(torch.tensor([-2.0, -1.0]))
+    point = wm.predict(s[:50], a[:50], latent=1, weights=1)[0, 0]
+    scale = (0.5 * wm.net.log_noise).exp().detach() * wm.y_std
+    change = (s2[:50] - s[:50]).float()
+    expected = torch.distributions.Normal(point, scale).log_prob(change)
+    g = torch.Generator().manual_seed(7)
+    both = wm.log_likelihood(s[:50], a[:50], s2[:50], generator=g, latent=3, weights=2, chunk=16)
+    torch.testing.assert_close(both, expected.sum(-1), rtol=1e-5, atol=1e-4)
+    height = wm.log_likelihood(s[:50], a[:50], s2[:50], generator=g, outputs=(1,))
+    torch.testing.assert_close(height, expected[:, 1], rtol=1e-5, atol=1e-4)
+    with pytest.raises(ConfigError, match="outputs"):
+        wm.log_likelihood(s[:5], a[:5], s2[:5], generator=g, outputs=(2,))

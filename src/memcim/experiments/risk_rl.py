@@ -42,6 +42,12 @@ class RiskRlConfig:
     """Attributes:
     transitions: random-action transitions the world model learns from.
     epochs: world-model training epochs (the authors: 3000).
+    weight_prior_var: variance of the world model's Gaussian weight prior. The authors'
+        0.01 flattens the gusts near the coast (aleatoric variance 2.5 at y = 0, where the
+        data show 4.9); 0.1 fits them (4.2) and predicts fresh transitions better
+        (``heldout_log_likelihood_y``, seed 0: −0.917 against −0.934 nats per transition,
+        −2.24 against −2.54 at y < 2), so it is the default: chosen by the model's fit to
+        data, not by the policies' returns.
     latent_draws, weight_draws: M × N draws of one uncertainty map.
     beta: weight of the epistemic map in the risk-sensitive reward (the authors: 40).
     gammas: weights of the aleatoric map, one risk-sensitive policy each (the authors: 0.95).
@@ -59,6 +65,7 @@ class RiskRlConfig:
 
     transitions: int = 4000
     epochs: int = 3000
+    weight_prior_var: float = 0.1
     latent_draws: int = 60
     weight_draws: int = 60
     beta: float = 40.0
@@ -84,6 +91,8 @@ class RiskRlConfig:
                 '"cem" or "ppo"')  # fmt: skip
         require(self.elites <= self.population, f"{name}.elites", self.elites,
                 f"<= population ({self.population})")  # fmt: skip
+        require(is_real(self.weight_prior_var) and self.weight_prior_var > 0,
+                f"{name}.weight_prior_var", self.weight_prior_var, "a variance > 0")  # fmt: skip
         require(is_real(self.beta) and self.beta >= 0, f"{name}.beta", self.beta, ">= 0")
         require(len(self.gammas) >= 1 and all(is_real(g) and g >= 0 for g in self.gammas),
                 f"{name}.gammas", self.gammas, "one or more numbers >= 0")  # fmt: skip
@@ -121,6 +130,22 @@ def _maps(config: RiskRlConfig, wm, seed: int) -> tuple[dict, dict[str, float], 
         m[f"map_{kind}_max_software"] = float(software[i].max())
         m[f"map_{kind}_max_tiles"] = float(hardware[i].max())
     return {"software": software, "tiles": hardware}, m, net
+
+
+def _heldout_fit(config: RiskRlConfig, wm, seed: int) -> dict[str, float]:
+    """How well the world model predicts the next height on ``config.transitions`` fresh
+    random-action transitions it never saw: mean log-likelihood in nats per transition, over
+    all of them and near the coast (y < 2), where the gusts are strongest."""
+    from memcim.rl.storm_coast import random_transitions
+
+    g = stage_generator(seed, "heldout")
+    fresh = random_transitions(
+        config.transitions, seed=int(torch.randint(0, 2**31, (), generator=g))
+    )
+    s, a, s2 = (torch.tensor(v) for v in fresh)
+    score = wm.log_likelihood(s, a, s2, outputs=(1,), generator=g)
+    return {"heldout_log_likelihood_y": float(score.mean()),
+            "heldout_log_likelihood_y_coast": float(score[s[:, 1] < 2].mean())}  # fmt: skip
 
 
 def _decomposition(config: RiskRlConfig, wm, net, seed: int) -> dict[str, float]:
@@ -234,13 +259,20 @@ def _world_model(config: RiskRlConfig, seed: int, saved: Path, progress: bool):
     from memcim.rl.world_model import WorldModel, WorldModelConfig, device_aware
 
     s, a, s2 = (torch.tensor(v) for v in random_transitions(config.transitions, seed=seed))
-    wm = WorldModel(s, a, s2, WorldModelConfig(epochs=config.epochs),
+    wm_config = WorldModelConfig(epochs=config.epochs, weight_prior_var=config.weight_prior_var)
+    wm = WorldModel(s, a, s2, wm_config,
                     generator=stage_generator(seed, "world_model"))  # fmt: skip
-    made_by = {"seed": seed, "transitions": config.transitions, "epochs": config.epochs}
+    made_by = {
+        "seed": seed,
+        "transitions": config.transitions,
+        "epochs": config.epochs,
+        "weight_prior_var": config.weight_prior_var,
+    }
     if saved.is_file():
         state = torch.load(saved, weights_only=True)
         for key, value in made_by.items():
-            require(state["made_by"][key] == value, f"{saved}: {key}", state["made_by"][key],
+            got = state["made_by"].get(key)
+            require(got == value, f"{saved}: {key}", got,
                     f"= {value} as this run (delete the file to train again)")  # fmt: skip
         wm.load_state_dict(state["model"])
     else:
@@ -259,6 +291,7 @@ def run(config: RiskRlConfig, *, seed: int, out_dir: str | os.PathLike[str],
     wm = _world_model(config, seed, out / "world_model.pt", progress)
     maps, m, net = _maps(config, wm, seed)
     m.update(_decomposition(config, wm, net, seed))
+    m.update(_heldout_fit(config, wm, seed))
     write_json_atomic(out / "partial_results.json", {"metrics": m})
     policies, gamma = _policies(config, wm, maps, seed, progress)
     for name, s_ in policies.items():
