@@ -50,7 +50,9 @@ class RiskRlConfig:
         data, not by the policies' returns.
     latent_draws, weight_draws: M × N draws of one uncertainty map.
     beta: weight of the epistemic map in the risk-sensitive reward (the authors: 40).
-    gammas: weights of the aleatoric map, one risk-sensitive policy each (the authors: 0.95).
+    gammas: weights of the aleatoric map, one risk-sensitive policy each (the authors: 0.95;
+        the grid reaches below it so that the least cautious policy within the crash budget
+        can be less cautious than theirs).
     map_smoothing: σ of the Gaussian filter over the maps in the reward, in grid cells (the
         authors: 2).
     crash_budget: the largest fraction of crashed model rollouts the risk-sensitive policy
@@ -69,7 +71,7 @@ class RiskRlConfig:
     latent_draws: int = 60
     weight_draws: int = 60
     beta: float = 40.0
-    gammas: tuple[float, ...] = (0.95, 1.25, 1.5, 1.75, 2.0, 3.0)
+    gammas: tuple[float, ...] = (0.5, 0.75, 0.95, 1.25, 1.5, 2.0)
     map_smoothing: float = 2.0
     crash_budget: float = 0.01
     learner: str = "cem"
