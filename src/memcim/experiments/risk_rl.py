@@ -256,7 +256,8 @@ def plot(maps: dict, policies: dict[str, dict[str, float]], path: Path, *,
 
 def _world_model(config: RiskRlConfig, seed: int, saved: Path, progress: bool):
     """The world model trained on the run's transitions, or loaded from ``saved`` if an
-    earlier run with the same seed, transitions and epochs left it there (saved otherwise)."""
+    earlier run with the same seed, transitions, epochs and weight prior left it there
+    (saved otherwise; a model made with other settings is refused, the setting named)."""
     from memcim.rl.storm_coast import random_transitions
     from memcim.rl.world_model import WorldModel, WorldModelConfig, device_aware
 
