@@ -8,10 +8,12 @@ importable:
   9-bit ADC, output noise).
 - ``aihwkit_lightning`` (``pip install aihwkit-lightning``; the torch variant on CPU): its
   ``AnalogLinear`` / ``AnalogConv2d`` with 8-bit input and output quantisation
-  (``inp_res = out_res = 254``, an input range per layer, output bound 10) and output noise
-  0.04. It injects noise for hardware-aware
-  training; it has no device model, drift or read noise at inference, so it does less physics
-  than memcim and aihwkit.
+  (``inp_res = out_res = 254``, an input range per layer, output bound 10), output noise
+  0.04 and, in training, fresh Gaussian weight noise at every forward (``ADD_NORMAL``,
+  std 0.05 of max |W|: the size of PCM's programming noise on a differential pair, which
+  memcim's training draws per weight from the device's noise table; 0.01-0.057 of w_max).
+  It has no device model, drift or read noise at inference and does not clip weights in the
+  forward pass (memcim clips at 2.5 std), so it does less physics than memcim and aihwkit.
 
 memcim runs its default ``CIMConfig`` with PCM devices read at t = 1 h (8-bit DAC and ADC,
 differential pairs, drift compensation), with ``per_time`` read noise (the default: one noise
@@ -60,10 +62,15 @@ def _memcim(module: nn.Module, read_noise: str = "per_time") -> nn.Module:
 def _lightning(module: nn.Module) -> nn.Module | None:
     try:
         from aihwkit_lightning.nn.conversion import convert_to_analog
-        from aihwkit_lightning.simulator.configs import TorchInferenceRPUConfig
+        from aihwkit_lightning.simulator.configs import (
+            TorchInferenceRPUConfig,
+            WeightNoiseInjectionType,
+        )
     except ImportError:
         return None
     config = TorchInferenceRPUConfig()
+    config.modifier.noise_type = WeightNoiseInjectionType.ADD_NORMAL  # training forwards only
+    config.modifier.std_dev = 0.05
     config.forward.inp_res = config.forward.out_res = 254
     config.forward.out_noise = 0.04
     config.forward.out_bound = 10.0  # ADC range (in units of the input range x |w|max)

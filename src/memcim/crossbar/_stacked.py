@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from memcim.crossbar.converters import rounded_codes
+from memcim.crossbar.converters import code_step, codes_at_step
 from memcim.crossbar.tile import Tile, _ReadCache, row_drive
 
 #: Largest batch read stacked: beyond it the per-operation costs no longer matter and the
@@ -62,13 +62,15 @@ def _stack_rows(parts: list[Tensor], rows: int, dim: int) -> Tensor:
 @dataclass
 class StackedColumn:
     """What every stacked read of a column of tiles shares until a tile's read cache or ADC
-    range changes: stacked conductances, word-line conductances, ADC ranges, output scales."""
+    range changes: stacked conductances, word-line conductances, the ADCs' code steps and
+    code sizes (from their ranges), output scales."""
 
     caches: list[_ReadCache]
     ranges: list[Tensor | None]
     g: Tensor  # [R, rows, cols] effective conductance (µS), rows zero-padded
     row_g: Tensor  # [R, rows, 1] word-line conductance (µS), for the array energy
-    adc_ranges: Tensor | None  # [R, 1, 1] (µA), None for ideal ADCs
+    adc_step: Tensor | None  # [R, 1, 1] codes per µA (code_step of the ranges), None if ideal
+    adc_lsb: Tensor | None  # [R, 1, 1] µA per code (range / largest code), None if ideal
     scale: Tensor  # [R, 1, 1] weight units per rescaled µA
 
     def holds(self, caches: list[_ReadCache], tiles: list[Tile]) -> bool:
@@ -79,16 +81,19 @@ class StackedColumn:
 
 def _stack_column(tiles: list[Tile], caches: list[_ReadCache]) -> StackedColumn:
     rows = max(t.rows for t in tiles)
-    ranges = None
-    if not tiles[0].config.adc.ideal:
+    step = lsb = None
+    adc = tiles[0].config.adc
+    if not adc.ideal:
         ranges = torch.stack([t.adc_range.reshape(()) for t in tiles]).view(-1, 1, 1)
+        step, lsb = code_step(ranges, adc.max_code), ranges / adc.max_code
     scales = [t._output_scale(c).reshape(()) for t, c in zip(tiles, caches, strict=True)]
     return StackedColumn(
         caches=caches,
         ranges=[t.adc_range for t in tiles],
         g=_stack_rows([c.g_slices[0] for c in caches], rows, dim=0),
         row_g=_stack_rows([c.row_g_us for c in caches], rows, dim=0),
-        adc_ranges=ranges,
+        adc_step=step,
+        adc_lsb=lsb,
         scale=torch.stack(scales).view(-1, 1, 1),
     )
 
@@ -120,11 +125,12 @@ def read_column(
     power = torch.matmul(codes.square().sum(-2, keepdim=True), stacked.row_g).flatten()
     currents = torch.matmul(codes, stacked.g).mul_(volts_per_code)  # [R, B, cols]
     top = None if config.adc.ideal else config.adc.max_code
-    currents, adc_clipped = _adc(stacked.adc_ranges, top, currents, len(tiles))
+    currents, adc_clipped = _adc(stacked, top, currents, len(tiles))
     y = currents.mul_(stacked.scale)
     if in_scale.dim():
         y.mul_(in_scale)
-    energies = [p * config.t_read_s * 1e6 for p in power.mul(volts_per_code**2).tolist()]
+    joules = volts_per_code**2 * config.t_read_s * 1e6  # pJ per unit of Σ code² · µS
+    energies = [p * joules for p in power.tolist()]
     for r, tile in enumerate(tiles):
         counters = tile.counters
         counters.array_energy_pj += energies[r]
@@ -135,22 +141,27 @@ def read_column(
             counters.adc_conversions += batch * tile.cols
         if not config.dac.ideal:
             counters.dac_conversions += batch * tile.rows
-    total = y[0]
-    for r in range(1, len(tiles)):  # the digital accumulation, in the tiles' order
-        total = total + y[r]
-    return total, stacked
+    return y.sum(0), stacked  # the digital accumulation of the partial sums
 
 
-def _adc(
-    ranges: Tensor | None, top: int | None, currents: Tensor, n: int
-) -> tuple[Tensor, list[int]]:
-    """Currents converted in place with each tile's range ([R, 1, 1]) and largest code
-    (``None`` for both: ideal ADCs), and each tile's saturations."""
-    if ranges is None or top is None:
+def _adc(stacked: StackedColumn, top: int | None, currents: Tensor,
+         n: int) -> tuple[Tensor, list[int]]:  # fmt: skip
+    """Currents converted in place with each tile's code step and size (``stacked``; none:
+    ideal ADCs) and largest code ``top``, and each tile's saturations."""
+    if stacked.adc_step is None:
         return currents, [0] * n
-    codes = rounded_codes(currents, ranges, top, inplace=True)
+    codes = codes_at_step(currents, stacked.adc_step, inplace=True)
     clipped = [0] * n
-    if codes.amin() < -top or codes.amax() > top:  # counted per tile, then clamped
+    if _saturates(codes, top):  # counted per tile, then clamped
         clipped = (codes.abs() > top).sum((1, 2)).tolist()
         codes.clamp_(-top, top)
-    return codes.mul_(ranges / top), clipped
+    return codes.mul_(stacked.adc_lsb), clipped
+
+
+def _saturates(codes: Tensor, top: int) -> bool:
+    """Whether any code lies beyond ±top: one aminmax for few codes (where per-call costs
+    rule), amin and amax for many (where aminmax is slower)."""
+    if codes.numel() <= 4096:
+        low, high = torch.aminmax(codes)
+        return float(low) < -top or float(high) > top
+    return bool(codes.amin() < -top) or bool(codes.amax() > top)

@@ -29,6 +29,11 @@ from memcim._errors import require
 RangeMode = Literal["fixed", "max_abs", "percentile"]
 
 
+#: Up to this many values a max-abs range is taken as ``|values|.amax()`` (two operations); above
+#: it as ``max(amax, −amin)``, which does not materialise ``|values|``.
+_SMALL = 1 << 16
+
+
 @dataclass(frozen=True, kw_only=True)
 class ConverterConfig:
     """One converter type (DAC or ADC).
@@ -110,8 +115,10 @@ class ConverterConfig:
             shape = () if dim is None else values.sum(dim, keepdim=True).shape
             return torch.ones(shape, dtype=values.dtype, device=values.device)
         if self.mode == "max_abs":
+            if values.numel() <= _SMALL:  # two operations instead of four: per-call costs rule
+                r = values.abs().amax() if dim is None else values.abs().amax(dim, keepdim=True)
             # max |value| without materialising |values| (aminmax along a dim is far slower).
-            if dim is None:
+            elif dim is None:
                 r = torch.maximum(values.amax(), -values.amin())
             else:
                 r = torch.maximum(values.amax(dim, keepdim=True), -values.amin(dim, keepdim=True))
@@ -136,17 +143,24 @@ def rounded_codes(values: Tensor, full_scale: Tensor, max_code: int, *,
     ``inplace``: write the codes into ``values`` (a dense tensor the caller owns, of the
     broadcast shape) instead of a new buffer; the same numbers.
     """
-    # At most one new buffer (none in place), rounded in place: large temporaries are costly.
+    return codes_at_step(values, code_step(full_scale, max_code), inplace=inplace)
+
+
+def code_step(full_scale: Tensor | float, max_code: int) -> Tensor | float:
+    """Codes per unit of value, ``max_code / full_scale``, as :func:`rounded_codes` applies it
+    (a caller converting many times with one range computes it once)."""
+    if not isinstance(full_scale, Tensor):
+        return max_code / full_scale
     # max_code / full_scale as Tensor.__rdiv__ computes it, without its Python wrapper.
-    step = (
-        torch.mul(full_scale.reciprocal(), max_code)
-        if isinstance(full_scale, Tensor)
-        else max_code / full_scale
-    )
-    if isinstance(step, Tensor):
-        # A range of subnormal data (below float32's normal range) makes the step infinite and
-        # 0 · inf NaN; such data lies below every code step, so it converts to code 0.
-        step = step.nan_to_num_(nan=math.nan, posinf=0.0)
+    step = torch.mul(full_scale.reciprocal(), max_code)
+    # A range of subnormal data (below float32's normal range) makes the step infinite and
+    # 0 · inf NaN; such data lies below every code step, so it converts to code 0.
+    return step.nan_to_num_(nan=math.nan, posinf=0.0)
+
+
+def codes_at_step(values: Tensor, step: Tensor | float, *, inplace: bool = False) -> Tensor:
+    """``round(values · step)`` with a step from :func:`code_step` (see :func:`rounded_codes`)."""
+    # At most one new buffer (none in place), rounded in place: large temporaries are costly.
     return (values.mul_(step) if inplace else torch.mul(values, step)).round_()
 
 

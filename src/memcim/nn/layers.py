@@ -22,6 +22,8 @@ Biases stay digital (added after the ADC in float).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
 from dataclasses import dataclass, field
 
@@ -103,12 +105,50 @@ class TrainingCounters(Counters):
 
 
 def _same_values(a: Tensor, b: Tensor) -> bool:
-    """``torch.equal(a, b)``, through NumPy for CPU tensors: about 5x faster there, and this
-    runs on every forward to notice weights changed in place."""
-    cpu = a.device.type == "cpu" and b.device.type == "cpu" and a.dtype == b.dtype
-    if cpu and a.shape == b.shape and a.dtype in (torch.float32, torch.float64):
+    """``torch.equal(a, b)``, faster on CPU, where this runs on every forward to notice
+    weights changed in place (through ``.data`` too, which no version counter sees).
+
+    Dense CPU tensors of one float dtype are compared as bytes (``memcmp``, ~6x faster than
+    ``torch.equal``): the same answer except that 0.0 against -0.0 counts as a change (the
+    tiles are then re-programmed with equal values) and NaN against the same NaN as none.
+    """
+    if (
+        a.dtype == b.dtype
+        and a.dtype in (torch.float32, torch.float64)
+        and a.shape == b.shape
+        and a.device.type == "cpu"
+        and b.device.type == "cpu"
+    ):
+        if _memcmp is not None and a.is_contiguous() and b.is_contiguous():
+            return _memcmp(a.data_ptr(), b.data_ptr(), a.numel() * a.element_size()) == 0
         return bool(np.array_equal(a.numpy(), b.numpy()))
     return torch.equal(a, b)
+
+
+def _libc_memcmp():
+    """The C library's ``memcmp`` through ctypes, or ``None`` where it cannot be loaded."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        fn = libc.memcmp
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+    return fn
+
+
+_memcmp = _libc_memcmp()
+
+
+def _std(w: Tensor) -> Tensor:
+    """``w.std()`` (0-d) in two passes, the mean and then one dot product of the deviations:
+    about 3x faster on CPU than ``Tensor.std`` (Welford), which the clipping limit computes at
+    every training forward; equal to it within float32 rounding (relative ~1e-6)."""
+    flat = w.reshape(-1)
+    if flat.numel() < 2:
+        return w.std()  # NaN for one weight, as Tensor.std
+    dev = flat - flat.mean()
+    return torch.dot(dev, dev).div_(flat.numel() - 1).sqrt_()
 
 
 def _fake_quant(x: Tensor, full_scale: Tensor, converter: ConverterConfig) -> tuple[Tensor, int]:
@@ -180,7 +220,7 @@ class CIMLayer(nn.Module):
             return torch.tensor(w_max)
         if self.cim_config.clip_sigma is None or self.weight.numel() < 2:  # std(one weight): NaN
             return None
-        return self.cim_config.clip_sigma * self.weight.detach().std()
+        return self.cim_config.clip_sigma * _std(self.weight.detach())
 
     def mapped_weight(self) -> Tensor:
         """The weights as the hardware holds them: clipped to the mappable range, [out, in]."""
