@@ -141,7 +141,10 @@ def read_column(
             counters.adc_conversions += batch * tile.cols
         if not config.dac.ideal:
             counters.dac_conversions += batch * tile.rows
-    return y.sum(0), stacked  # the digital accumulation of the partial sums
+    total = y[0]
+    for r in range(1, len(tiles)):  # the digital accumulation, in the tiles' order
+        total = total + y[r]
+    return total, stacked
 
 
 def _adc(stacked: StackedColumn, top: int | None, currents: Tensor,
