@@ -283,6 +283,12 @@ class Device(ABC):
         """
         return torch.zeros_like(state.g_us)
 
+    def read_noise_std_drifted(self, state: DeviceState, g_t: Tensor, *, t_s: float) -> Tensor:
+        """:meth:`read_noise_std` of cells ``state`` whose drifted conductance at ``t_s`` is
+        ``g_t`` (µS), which :meth:`read` has already computed; a device whose noise scales with
+        the drifted conductance overrides it to skip computing that twice."""
+        return self.read_noise_std(state, t_s=t_s)
+
     def read(
         self,
         g_us: DeviceState | Tensor,
@@ -293,7 +299,7 @@ class Device(ABC):
         """One read of every cell at ``t_s`` (µS): drifted conductance plus one noise draw."""
         state = self.as_state(g_us, generator=generator)
         g_t = self.drift(state, t_s)
-        std = self.read_noise_std(state, t_s=t_s)
+        std = self.read_noise_std_drifted(state, g_t, t_s=t_s)
         return g_t + std * torch.randn(g_t.shape, generator=generator, dtype=g_t.dtype)
 
     def program_where(

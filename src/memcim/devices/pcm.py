@@ -168,12 +168,17 @@ class PCM(Device):
 
     def drift(self, g_us, t_s, *, generator=None) -> Tensor:
         state = self.as_state(g_us, generator=generator)
+        if check_time(t_s) == 0:  # ((0 + t0) / t0)^(−ν) = 1^(−ν) = 1 exactly: skip the power
+            return state.g_us.clone()
         return state.g_us * self.drift_factor(state.params["nu"], t_s)
 
     def read_noise_std(self, state: DeviceState, *, t_s: float) -> Tensor:
+        return self.read_noise_std_drifted(state, self.drift(state, t_s), t_s=t_s)
+
+    def read_noise_std_drifted(self, state: DeviceState, g_t: Tensor, *, t_s: float) -> Tensor:
+        # σ_read = |g(t)| Q_s(g_prog) sqrt(log((t + t_read) / (2 t_read))), from g(t) given
         t = check_time(t_s) + self.t0_s
         scale = self.read_noise_scale * math.sqrt(
             math.log((t + self.t_read_s) / (2 * self.t_read_s))
         )
-        g_t = self.drift(state, t_s)
         return g_t.abs() * self.q_s(state.g_us) * scale
