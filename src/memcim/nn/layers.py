@@ -416,6 +416,8 @@ class CIMLayer(nn.Module):
     def _matmul(self, x2d: Tensor) -> Tensor:
         if self.training:
             return self._hwa_matmul(x2d)
+        if not torch.is_grad_enabled():  # already without autograd (the usual inference)
+            return self._analog_matmul(x2d)
         with torch.no_grad():
             return self._analog_matmul(x2d)
 
