@@ -115,22 +115,31 @@ class ConverterConfig:
             shape = () if dim is None else values.sum(dim, keepdim=True).shape
             return torch.ones(shape, dtype=values.dtype, device=values.device)
         if self.mode == "max_abs":
-            if values.numel() <= _SMALL:  # two operations instead of four: per-call costs rule
-                r = values.abs().amax() if dim is None else values.abs().amax(dim, keepdim=True)
-            # max |value| without materialising |values| (aminmax along a dim is far slower).
-            elif dim is None:
-                r = torch.maximum(values.amax(), -values.amin())
-            else:
-                r = torch.maximum(values.amax(dim, keepdim=True), -values.amin(dim, keepdim=True))
-        else:
-            mag = values.abs()
-            if dim is None:
-                mag, dim = mag.reshape(-1), 0
-            # kthvalue (a selection) has no input-size cap, unlike torch.quantile.
-            n = mag.shape[dim]
-            k = max(1, min(n, math.ceil(self.percentile / 100 * n)))
-            r = mag.kthvalue(k, dim=dim, keepdim=True).values
-        return torch.where(r > 0, r, torch.ones_like(r))
+            return max_abs_range(values, dim)
+        mag = values.abs()
+        if dim is None:
+            mag, dim = mag.reshape(-1), 0
+        # kthvalue (a selection) has no input-size cap, unlike torch.quantile.
+        n = mag.shape[dim]
+        k = max(1, min(n, math.ceil(self.percentile / 100 * n)))
+        return _nonzero(mag.kthvalue(k, dim=dim, keepdim=True).values)
+
+
+def max_abs_range(values: Tensor, dim: int | None = None) -> Tensor:
+    """max |values| over ``dim`` (kept) or over everything, with zero ranges set to 1: the
+    range of a max-abs converter, which no code of these values can exceed."""
+    if values.numel() <= _SMALL:  # two operations instead of four: per-call costs rule
+        r = values.abs().amax() if dim is None else values.abs().amax(dim, keepdim=True)
+    # max |value| without materialising |values| (aminmax along a dim is far slower).
+    elif dim is None:
+        r = torch.maximum(values.amax(), -values.amin())
+    else:
+        r = torch.maximum(values.amax(dim, keepdim=True), -values.amin(dim, keepdim=True))
+    return _nonzero(r)
+
+
+def _nonzero(r: Tensor) -> Tensor:
+    return torch.where(r > 0, r, torch.ones_like(r))
 
 
 def rounded_codes(values: Tensor, full_scale: Tensor, max_code: int, *,

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from memcim._errors import ConfigError, is_int, require
 from memcim._modules import flat_config, under
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
-from memcim.crossbar.converters import quantize
+from memcim.crossbar.converters import max_abs_range, quantize, rounded_codes
 from memcim.crossbar.tile import Counters
 from memcim.crossbar.tiled import split_sizes
 from memcim.devices.base import all_finite, check_time
@@ -151,14 +151,22 @@ def _std(w: Tensor) -> Tensor:
     return torch.dot(dev, dev).div_(flat.numel() - 1).sqrt_()
 
 
-def _fake_quant(x: Tensor, full_scale: Tensor, converter: ConverterConfig) -> tuple[Tensor, int]:
+def _fake_quant(x: Tensor, full_scale: Tensor | float, converter: ConverterConfig, *,
+                saturates: bool = True) -> tuple[Tensor, int]:  # fmt: skip
     """Quantise ``x`` to the converter's codes with a straight-through gradient.
+
+    ``saturates=False``: ``full_scale`` is the max-abs range of ``x`` itself (or ``x`` is
+    already divided by it), so no code can exceed the largest one and the saturation count
+    (two reductions) is skipped.
 
     Returns the quantised tensor and the number of values that saturated.
     """
     if converter.ideal:
         return x, 0
-    codes, clipped = quantize(x.detach(), full_scale, converter.max_code)
+    if saturates:
+        codes, clipped = quantize(x.detach(), full_scale, converter.max_code)
+    else:
+        codes, clipped = rounded_codes(x.detach(), full_scale, converter.max_code), 0
     # Straight through: x plus the constant offset q − x (computed in place in the codes).
     offset = codes.mul_(full_scale / converter.max_code).sub_(x.detach())
     return x + offset, clipped
@@ -315,10 +323,9 @@ class CIMLayer(nn.Module):
         """A tile's weight scale w_max (0-d), as :meth:`Tile.program` takes it."""
         mapping = self.cim_config.tile.mapping
         with torch.no_grad():
-            # max |w| without materialising |w|
-            w_max = (
-                torch.tensor(mapping.w_max) if mapping.w_max else torch.maximum(w.amax(), -w.amin())
-            )
+            if not mapping.w_max:
+                return max_abs_range(w)
+            w_max = torch.tensor(mapping.w_max)
             return torch.where(w_max > 0, w_max, torch.ones_like(w_max))
 
     def _noisy_block(self, w: Tensor, w_max: Tensor) -> Tensor:
@@ -391,18 +398,23 @@ class CIMLayer(nn.Module):
             with torch.no_grad():  # straight through: the noise is a constant offset
                 offset = self._noisy_block(w, w_max).sub_(w)
             w = w + offset
-        scale = torch.ones(()) if dac.ideal else dac.calibrate(x.detach(), dim=-1)
-        x_q, clipped = _fake_quant(x / scale, torch.ones(()), dac)
+        scale = None
         if not dac.ideal:
+            # x in units of the DAC's full scale: ±1 at full drive
+            scale = dac.calibrate(x.detach(), dim=-1)
+            x, clipped = _fake_quant(x / scale, 1.0, dac, saturates=dac.mode != "max_abs")
             counts.dac_conversions += x.numel()
             counts.dac_clipped += clipped
-        y = F.linear(x_q, w)
+        y = F.linear(x, w)
         if not adc.ideal:
             fixed = adc_full_scale(tile, w_max) if fixed_adc else None
-            y, clipped = _fake_quant(y, adc.calibrate(y.detach()) if fixed is None else fixed, adc)
+            full_scale = adc.calibrate(y.detach()) if fixed is None else fixed
+            y, clipped = _fake_quant(
+                y, full_scale, adc, saturates=fixed_adc or adc.mode != "max_abs"
+            )
             counts.adc_conversions += y.numel()
             counts.adc_clipped += clipped
-        return y * scale
+        return y if scale is None else y * scale
 
     def _check_input(self, x: Tensor) -> Tensor:
         """Inputs as the tiles take them in both modes: finite floats, computed in float32."""
