@@ -18,7 +18,9 @@ importable:
 memcim runs its default ``CIMConfig`` with PCM devices read at t = 1 h (8-bit DAC and ADC,
 differential pairs, drift compensation), with ``per_time`` read noise (the default: one noise
 realisation per read time) and, for the linear rows, ``per_read`` (fresh noise every read) and
-``convert(model)`` with nothing set ("memcim default": read at t = 0).
+``convert(model)`` with nothing set ("memcim default": read at t = 0). The training rows also
+time ``CIMConfig(compile=True)`` ("memcim compiled": the per-weight training noise through
+``torch.compile``) where a C++ compiler is found.
 
 Rows: Linear 784 → 256 in eval at batch 1, 64 and 1024; Conv2d 16 → 32, 3 × 3, batch 64 of
 16 × 16, eval; one training step (forward + backward) of the Linear at batch 128 and 1024. Each
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import shutil
 import statistics
 import subprocess
 import sys
@@ -56,9 +59,9 @@ from memcim.nn import CIMConfig, cim_layers, convert, drift_to, program
 from timing import median_ms
 
 
-def _memcim(module: nn.Module, read_noise: str = "per_time") -> nn.Module:
+def _memcim(module: nn.Module, read_noise: str = "per_time", compile: bool = False) -> nn.Module:
     tile = TileConfig(device=PCM(), read_noise=read_noise)
-    chip = convert(copy.deepcopy(module), CIMConfig(tile=tile, seed=0))
+    chip = convert(copy.deepcopy(module), CIMConfig(tile=tile, seed=0, compile=compile))
     drift_to(chip, 3600.0)
     return chip
 
@@ -94,16 +97,22 @@ def _aihwkit(module: nn.Module) -> nn.Module | None:
     return convert_to_analog(copy.deepcopy(module), config)
 
 
-def _models(module: nn.Module, with_per_read: bool) -> dict[str, nn.Module]:
+def _models(module: nn.Module, with_per_read: bool, training: bool = False) -> dict[str, nn.Module]:
     models = {"torch": module, "memcim": _memcim(module)}
     if with_per_read:
         models["memcim per_read"] = _memcim(module, "per_read")
         models["memcim default"] = convert(copy.deepcopy(module))  # convert's own defaults
+    if training and _has_compiler():
+        models["memcim compiled"] = _memcim(module, compile=True)  # CIMConfig(compile=True)
     for name, build in (("aihwkit", _aihwkit), ("lightning", _lightning)):
         peer = build(module)
         if peer is not None:
             models[name] = peer
     return models
+
+
+def _has_compiler() -> bool:
+    return bool(shutil.which("c++") or shutil.which("g++"))
 
 
 def _inference(model: nn.Module, x: torch.Tensor):
@@ -143,7 +152,8 @@ def _row(label: str, times: dict[str, tuple[float, float, float]]) -> None:
     cells = [f"{name} {t:.3f} ms [{lo:.3f}-{hi:.3f}] {t / base:5.1f}x"
              for name, (t, lo, hi) in times.items()]  # fmt: skip
     peers = [p for p in ("aihwkit", "lightning") if p in times]
-    ratios = [f"memcim/{p} {times['memcim'][0] / times[p][0]:.2f}" for p in peers]
+    ours = [m for m in ("memcim", "memcim compiled") if m in times]
+    ratios = [f"{m}/{p} {times[m][0] / times[p][0]:.2f}" for m in ours for p in peers]
     print(f"{label:<34} " + " | ".join(cells + ratios))
 
 
@@ -262,17 +272,19 @@ def _peak_rss_mb(name: str) -> float:
 def _mlp_rows(gen: torch.Generator) -> None:
     x = torch.rand(60_000, 784, generator=gen)
     y = torch.randint(0, 10, (60_000,), generator=gen)
-    models = _models(_mlp(), False)
+    models = _models(_mlp(), False, training=True)
     epochs = _interleaved_seconds({name: _epoch_parts(m, x, y, 10) for name, m in models.items()})
+    deployed = {name: _deploy(m) for name, m in models.items() if name.startswith("memcim")}
     print(f"{'MLP deployment (memcim only)':<34} program 470k PCM devices and calibrate at "
-          f"t = 1 h: {_deploy(models['memcim']):.3f} s")  # fmt: skip
+          f"t = 1 h: {deployed['memcim']:.3f} s")  # fmt: skip
     evals = _interleaved_seconds({name: _evaluation_parts(m, x[:10_000])
                                   for name, m in models.items()})  # fmt: skip
     for label, times in (("MLP HWA epoch (60k, batch 128)", epochs),
                          ("MLP evaluation (10k, batch 1000)", evals)):  # fmt: skip
         base = times["torch"]
         cells = [f"{n} {t:.2f} s {t / base:5.1f}x" for n, t in times.items()]
-        ratios = [f"memcim/{p} {times['memcim'] / times[p]:.2f}"
+        ratios = [f"{m}/{p} {times[m] / times[p]:.2f}"
+                  for m in ("memcim", "memcim compiled") if m in times
                   for p in ("aihwkit", "lightning") if p in times]  # fmt: skip
         print(f"{label:<34} " + " | ".join(cells + ratios))
 
@@ -301,7 +313,7 @@ def main() -> None:
         _row("Conv2d 16->32 3x3 eval, batch 64", _time(runs, args.repeats))
         for batch in (128, 1024):
             x = torch.rand(batch, 784, generator=gen)
-            runs = {n: _train_step(m, x) for n, m in _models(dense, False).items()}
+            runs = {n: _train_step(m, x) for n, m in _models(dense, False, training=True).items()}
             _row(f"Linear train step, batch {batch}", _time(runs, args.repeats))
         _mlp_rows(gen)
     names = list(_models(_mlp(), False))

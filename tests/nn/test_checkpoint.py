@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -135,3 +136,18 @@ def test_a_hardware_model_with_other_samples_is_an_error(tmp_path):
     path, _ = save_checkpoint(hw, tmp_path / "bnn.safetensors")
     with pytest.raises(ConfigError, match=r"sampling\.scheme: .*'differential'"):
         load_checkpoint(build_hw("device_population", program_seed=5), path)
+
+
+def test_compiling_the_training_noise_is_not_part_of_the_checkpoint(tmp_path):
+    """CIMConfig.compile says how training runs, not what the tiles hold: a checkpoint saved
+    without it loads into a model built with it (other fields still must match)."""
+    model = build()
+    model(torch.rand(4, 40))
+    path, meta = save_checkpoint(model, tmp_path / "chip.safetensors")
+    assert "compile" not in json.loads(meta.read_text())["layers"]["0"]
+    with_compile = build()
+    for layer in with_compile:
+        if hasattr(layer, "cim_config"):
+            layer.cim_config = dataclasses.replace(layer.cim_config, compile=True)
+    load_checkpoint(with_compile, path)
+    assert torch.equal(with_compile[0].weight, model[0].weight)

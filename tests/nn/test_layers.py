@@ -2,6 +2,7 @@
 noise against the published PCM formulas, programming once, drift and shape errors."""
 
 import math
+import shutil
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from torch import nn
 from memcim import ConfigError
 from memcim.crossbar import ConverterConfig, MappingConfig, TileConfig
 from memcim.devices import PCM, IdealDevice
-from memcim.nn import CIMConfig, CIMConv2d, CIMLinear, drift_to
+from memcim.nn import CIMConfig, CIMConv2d, CIMLinear, drift_to, noise
 
 IDEAL_IO = {"dac": ConverterConfig(bits=None), "adc": ConverterConfig(bits=None)}
 
@@ -129,6 +130,43 @@ def test_pcm_training_forward_is_fresh_noise_with_exact_straight_through_gradien
             (y - layer.bias).sum(1).detach(), x_q @ col_sums, rtol=1e-5, atol=1e-5
         )
     assert not torch.equal(outputs[0], outputs[1])  # fresh noise at every step
+
+
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")),
+                    reason="torch.compile on CPU needs a C++ compiler")  # fmt: skip
+def test_compiled_training_noise_gives_the_eager_forward_and_gradients(gen):
+    """CIMConfig(compile=True) on PCM with 8-bit converters, two tiles: from the same seed, the
+    training outputs and weight gradients of three steps equal the eager layer's within
+    float32 rounding (1e-5; the steps' fresh noise moves outputs by ~1e-2, so a different draw
+    would fail), and the eager path is the default."""
+    assert CIMConfig().compile is False
+    tile = TileConfig(device=PCM())
+    layers = [CIMLinear(20, 6, config=CIMConfig(tile=tile, max_rows=12, compile=c)).train()
+              for c in (False, True)]  # fmt: skip
+    layers[1].load_state_dict(layers[0].state_dict())
+    x = torch.randn(7, 20, generator=gen)
+    calls = _compiled_noise_calls()
+    outputs = []
+    for _ in range(3):
+        step = []
+        for layer in layers:
+            layer.zero_grad()
+            y = layer(x)
+            y.square().sum().backward()
+            step.append((y.detach(), layer.weight.grad.clone()))
+        (y0, g0), (y1, g1) = step
+        torch.testing.assert_close(y1, y0, rtol=0, atol=1e-5)
+        torch.testing.assert_close(g1, g0, rtol=1e-4, atol=1e-5)
+        outputs.append(y0)
+    assert not torch.equal(outputs[0], outputs[1])  # fresh noise at every step
+    assert _compiled_noise_calls() == calls + 6  # 3 steps x 2 tiles went the compiled way
+    with pytest.raises(ConfigError, match="CIMConfig.compile"):
+        CIMConfig(compile="yes")
+
+
+def _compiled_noise_calls() -> int:
+    info = noise._compiled_noisy_weights.cache_info()
+    return info.hits + info.misses
 
 
 @pytest.mark.parametrize(

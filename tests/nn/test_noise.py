@@ -8,6 +8,7 @@ alarm ~6e-7 per check; the seeds are fixed anyway) unless stated otherwise.
 """
 
 import math
+import shutil
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ import torch
 from memcim import ConfigError
 from memcim.crossbar import MappingConfig
 from memcim.devices import PCM, IdealDevice
-from memcim.nn import ConductanceNoiseTable
+from memcim.nn import ConductanceNoiseTable, noise
 from memcim.nn.noise import WeightNoiseTable
 
 DRAWS = 4096
@@ -235,3 +236,51 @@ def interp(x: torch.Tensor, grid: torch.Tensor, values: torch.Tensor) -> torch.T
 def test_weight_table_rejects_what_it_cannot_represent(table_t0, mapping, points, match):
     with pytest.raises(ConfigError, match=match):
         WeightNoiseTable(table_t0, mapping, points=points)
+
+
+# --- the compiled training noise (CIMConfig.compile) -------------------------------------------
+
+NEEDS_COMPILER = pytest.mark.skipif(
+    not (shutil.which("c++") or shutil.which("g++")),
+    reason="torch.compile on CPU needs a C++ compiler",
+)
+
+
+@NEEDS_COMPILER
+def test_the_compiled_noise_is_the_eager_noise(table_t0):
+    """The same generator state gives the same noisy weights through torch.compile as eagerly:
+    the random numbers are drawn eagerly either way, and the interpolation may differ in the
+    last float32 digits only (tolerance 1e-6 relative to w_max; the noise itself is ~1e-2 of
+    w_max, so a different draw or a skipped table would miss by 100x that)."""
+    wt = WeightNoiseTable(table_t0, MappingConfig())
+    w = torch.randn(24, 40, generator=torch.Generator().manual_seed(0)) * 0.1
+    w_max = w.abs().amax()
+    eager = wt.sample(w, w_max, generator=torch.Generator().manual_seed(5))
+    fast = wt.sample(w, w_max, generator=torch.Generator().manual_seed(5), compiled=True)
+    torch.testing.assert_close(fast, eager, rtol=0, atol=1e-6 * float(w_max))
+    assert not torch.equal(eager, w)  # there is noise to compare
+
+
+def test_a_failed_compile_names_the_compiler(table_t0, monkeypatch):
+    def broken(fn):
+        def run(*args):
+            raise RuntimeError("no C++ compiler found")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    noise._compiled_noisy_weights.cache_clear()  # build it with the broken compiler
+    try:
+        wt = WeightNoiseTable(table_t0, MappingConfig())
+        with pytest.raises(ConfigError, match=r"C\+\+ compiler.*CIMConfig.compile=False"):
+            wt.sample(torch.ones(3, 4) * 0.1, torch.tensor(0.1), generator=None, compiled=True)
+    finally:
+        noise._compiled_noisy_weights.cache_clear()  # later tests compile for real
+
+
+def test_weights_with_nan_or_inf_are_named(table_t0):
+    wt = WeightNoiseTable(table_t0, MappingConfig())
+    for bad in (math.nan, math.inf):
+        w = torch.tensor([0.1, bad])
+        with pytest.raises(ConfigError, match="w contains NaN or infinite values"):
+            wt.sample(w, torch.tensor(0.1), generator=None)

@@ -35,6 +35,12 @@ def interpolate(pos: Tensor, *tables: Tensor, name: str = "g_target_us") -> list
     """
     if any_nan(pos):
         raise ConfigError(f"{name} contains NaN values: the noise tables need finite values")
+    return lerp_tables(pos, *tables)
+
+
+def lerp_tables(pos: Tensor, *tables: Tensor) -> list[Tensor]:
+    """:func:`interpolate` without its NaN check (a NaN position gathers an arbitrary entry),
+    for callers that check their inputs themselves; ``pos`` is overwritten."""
     last = len(tables[0]) - 1
     # This runs for every weight at every hardware-aware training step, so it avoids passes:
     # the fraction is taken against the float floor (pos − an int64 tensor converts all of

@@ -8,11 +8,15 @@ differential mapping, so that a training step draws one Gaussian per weight.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
-from memcim._errors import require
-from memcim.devices.statistics import ConductanceNoiseTable, interpolate
+from memcim._compile import compiled
+from memcim._errors import ConfigError, require
+from memcim.devices.base import all_finite
+from memcim.devices.statistics import ConductanceNoiseTable, interpolate, lerp_tables
 
 __all__ = ["ConductanceNoiseTable", "WeightNoiseTable"]
 
@@ -54,20 +58,23 @@ class WeightNoiseTable:
         self._points = points
 
     def _pos(self, w: Tensor, w_max: Tensor) -> Tensor:
-        return (w / w_max + 1.0) * ((self._points - 1) / 2)
+        return _grid_position(w, w_max, self._points)
 
-    def sample(self, w: Tensor, w_max: Tensor, *, generator: torch.Generator | None) -> Tensor:
-        """Noisy copy of weights ``w`` (any shape) mapped with full scale ``w_max``."""
-        mean, std = interpolate(self._pos(w, w_max), self.mean_shift, self.std, name="w")
-        return self._noisy(w, w_max, mean, std, generator)
+    def sample(self, w: Tensor, w_max: Tensor, *, generator: torch.Generator | None,
+               compiled: bool = False) -> Tensor:  # fmt: skip
+        """Noisy copy of weights ``w`` (any shape) mapped with full scale ``w_max``.
 
-    @staticmethod
-    def _noisy(w: Tensor, w_max: Tensor, mean: Tensor, std: Tensor,
-               generator: torch.Generator | None) -> Tensor:  # fmt: skip
-        """w + w_max (mean + std ε), in place in ``std`` (fewer large allocations; the same
-        operations, so the same values)."""
+        ``compiled``: interpolate and combine through ``torch.compile`` (see
+        :class:`~memcim.nn.CIMConfig`'s ``compile``): the same random numbers, equal within
+        float32 rounding.
+        """
+        if not all_finite(w):
+            raise ConfigError(
+                "w contains NaN or infinite values: the noise tables need finite values"
+            )
         noise = torch.randn(w.shape, generator=generator, dtype=w.dtype)
-        return std.mul_(noise).add_(mean).mul_(w_max).add_(w)
+        combine = _compiled_noisy_weights() if compiled else _noisy_weights
+        return combine(w, w_max, noise, self.mean_shift, self.std)
 
     def sample_and_drift_means(self, w: Tensor, w_max: Tensor, *,
                                generator: torch.Generator | None,
@@ -77,5 +84,31 @@ class WeightNoiseTable:
         each the shape of ``w``, in its units."""
         tables = (self.mean_shift, self.std, self.drift_shift0, self.drift_shift)
         mean, std, at0, at_t = interpolate(self._pos(w, w_max), *tables, name="w")
-        noisy = self._noisy(w, w_max, mean, std, generator)
+        noise = torch.randn(w.shape, generator=generator, dtype=w.dtype)
+        noisy = _combine(w, w_max, noise, mean, std)
         return noisy, at0.mul_(w_max).add_(w), at_t.mul_(w_max).add_(w)
+
+
+def _grid_position(w: Tensor, w_max: Tensor, points: int) -> Tensor:
+    """Fractional index of w / w_max ∈ [−1, 1] on a grid of ``points``."""
+    return (w / w_max + 1.0) * ((points - 1) / 2)
+
+
+def _combine(w: Tensor, w_max: Tensor, noise: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """w + w_max (mean + std ε), in place in ``std`` (fewer large allocations; the same
+    operations, so the same values)."""
+    return std.mul_(noise).add_(mean).mul_(w_max).add_(w)
+
+
+def _noisy_weights(w: Tensor, w_max: Tensor, noise: Tensor, mean_shift: Tensor,
+                   std: Tensor) -> Tensor:  # fmt: skip
+    """The noisy weights from the standard normals ``noise`` and the weight-domain tables."""
+    pos = _grid_position(w, w_max, len(std))
+    mean, spread = lerp_tables(pos, mean_shift, std)
+    return _combine(w, w_max, noise, mean, spread)
+
+
+@functools.cache
+def _compiled_noisy_weights():
+    """:func:`_noisy_weights` through torch.compile, built once (it recompiles per shape)."""
+    return compiled(_noisy_weights, what="the training noise", option="CIMConfig.compile")

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from memcim._compile import compiled
 from memcim._errors import ConfigError, require
 from memcim.learning.mesu.optim import MESU, require_positive_sigma
 from memcim.learning.mesu.stream import MESULearner
@@ -138,28 +139,6 @@ def _layer_settings(optimizer: MESU, layers: list[nn.Module]) -> list[Tensor]:
     return out
 
 
-def _compiled_first_call(step: Callable) -> Callable:
-    """``step`` whose first call, which compiles it, names the compiler as the cause of a
-    failure (torch.compile on CPU needs a working C++ compiler)."""
-    compiled = False
-
-    def run(*args):
-        nonlocal compiled
-        if compiled:
-            return step(*args)
-        try:
-            out = step(*args)
-        except Exception as error:
-            raise ConfigError(
-                "compile=True: torch.compile could not build the fused MESU step (it needs a "
-                f"working C++ compiler); use compile=False. The error: {error}"
-            ) from error
-        compiled = True
-        return out
-
-    return run
-
-
 class FusedMESULearner(MESULearner):
     """:class:`MESULearner` with local draws whose batch-1 steps run without autograd (see
     the module docstring): the same updates up to float rounding, several times the samples
@@ -185,7 +164,9 @@ class FusedMESULearner(MESULearner):
                          generator=generator, draw="local", after_step=after_step)  # fmt: skip
         self._layers = mlp_layers(model)
         self._settings = _layer_settings(optimizer, self._layers)
-        self._step = _compiled_first_call(torch.compile(_step)) if compile else _step
+        self._step = (
+            compiled(_step, what="the fused MESU step", option="compile") if compile else _step
+        )
         self._load_working_copies()
 
     def _load_working_copies(self) -> None:
