@@ -273,6 +273,8 @@ def _mlp_rows(gen: torch.Generator) -> None:
     x = torch.rand(60_000, 784, generator=gen)
     y = torch.randint(0, 10, (60_000,), generator=gen)
     models = _models(_mlp(), False, training=True)
+    for model in models.values():  # one step each, so that compiling is not timed as training
+        _train_step(model, x[:128])()
     epochs = _interleaved_seconds({name: _epoch_parts(m, x, y, 10) for name, m in models.items()})
     deployed = {name: _deploy(m) for name, m in models.items() if name.startswith("memcim")}
     print(f"{'MLP deployment (memcim only)':<34} program 470k PCM devices and calibrate at "

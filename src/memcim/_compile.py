@@ -14,10 +14,10 @@ import torch
 from memcim._errors import ConfigError
 
 
-def compiled(fn: Callable, *, what: str, option: str) -> Callable:
-    """``torch.compile(fn)`` whose first call, which compiles, reports a failure as a
-    :class:`ConfigError` naming ``what`` was compiled and the ``option`` that avoids it."""
-    step = torch.compile(fn)
+def compiled(fn: Callable, *, what: str, option: str, **options) -> Callable:
+    """``torch.compile(fn, **options)`` whose first call, which compiles, reports a failure as
+    a :class:`ConfigError` naming ``what`` was compiled and the ``option`` that avoids it."""
+    step = torch.compile(fn, **options)
     done = False
 
     def run(*args):

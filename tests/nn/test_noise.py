@@ -262,7 +262,7 @@ def test_the_compiled_noise_is_the_eager_noise(table_t0):
 
 
 def test_a_failed_compile_names_the_compiler(table_t0, monkeypatch):
-    def broken(fn):
+    def broken(fn, **options):
         def run(*args):
             raise RuntimeError("no C++ compiler found")
 

@@ -60,7 +60,8 @@ class CIMConfig:
         compile: run the training forward's per-weight noise (the table interpolation and
             the noisy weights; the random numbers stay eager, so they are the same) through
             ``torch.compile``: about 1.4x faster per tile on one CPU thread and 2x on two
-            (784 × 256 weights), equal to the eager path within float32 rounding. Needs a C++
+            (392 × 256 weights). The noisy weights equal the eager path's within float32
+            rounding, so a converter code may, rarely, round the other way. Needs a C++
             compiler; the first training forward of each tile shape compiles, a few seconds.
             Analog differential mappings with drift-free training noise only (the default
             ``train_t_s = 0``); other settings run eagerly. An execution setting: checkpoints

@@ -73,8 +73,12 @@ class WeightNoiseTable:
                 "w contains NaN or infinite values: the noise tables need finite values"
             )
         noise = torch.randn(w.shape, generator=generator, dtype=w.dtype)
-        combine = _compiled_noisy_weights() if compiled else _noisy_weights
-        return combine(w, w_max, noise, self.mean_shift, self.std)
+        if not compiled:
+            return _noisy_weights(w, w_max, noise, self.mean_shift, self.std)
+        # Flat, so that one kernel with a symbolic length serves every tile shape.
+        flat = _compiled_noisy_weights()(w.reshape(-1), w_max, noise.reshape(-1),
+                                         self.mean_shift, self.std)  # fmt: skip
+        return flat.view(w.shape)
 
     def sample_and_drift_means(self, w: Tensor, w_max: Tensor, *,
                                generator: torch.Generator | None,
@@ -110,5 +114,6 @@ def _noisy_weights(w: Tensor, w_max: Tensor, noise: Tensor, mean_shift: Tensor,
 
 @functools.cache
 def _compiled_noisy_weights():
-    """:func:`_noisy_weights` through torch.compile, built once (it recompiles per shape)."""
-    return compiled(_noisy_weights, what="the training noise", option="CIMConfig.compile")
+    """:func:`_noisy_weights` through torch.compile for 1-D weights of any length, built once."""
+    return compiled(_noisy_weights, what="the training noise", option="CIMConfig.compile",
+                    dynamic=True)  # fmt: skip
