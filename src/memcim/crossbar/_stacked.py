@@ -120,9 +120,10 @@ def read_column(
     x = _stack_rows([c.float() for c in chunks], stacked.g.shape[1], dim=1)  # [R, B, rows]
     # max-abs or ideal: no saturation; x is the stacked copy, so it may be rounded in place
     codes, in_scale, volts_per_code, _ = row_drive(config, x, owned=True)
-    # Array energy per tile, as Tile._read counts it: Σ over vectors of V² per word line,
-    # times that line's conductance.
-    power = torch.matmul(codes.square().sum(-2, keepdim=True), stacked.row_g).flatten()
+    # Array energy per tile, as Tile._read counts it: Σ over vectors of V² per word line
+    # (one vector: its own squares), times that line's conductance.
+    per_line = codes.square() if batch == 1 else codes.square().sum(-2, keepdim=True)
+    power = torch.matmul(per_line, stacked.row_g).flatten()
     currents = torch.matmul(codes, stacked.g).mul_(volts_per_code)  # [R, B, cols]
     top = None if config.adc.ideal else config.adc.max_code
     currents, adc_clipped = _adc(stacked, top, currents, len(tiles))
