@@ -489,7 +489,8 @@ def all_finite(t: Tensor) -> bool:
     """True when ``t`` holds no NaN or infinity (one reduction in the common, finite case)."""
     # A finite sum proves every element finite; an infinite sum may be overflow, so recheck.
     # math.isfinite(float(·)) of the 0-d sum: ~3x cheaper than torch.isfinite on it.
-    return math.isfinite(float(t.detach().sum())) or bool(torch.isfinite(t).all())
+    total = (t.detach() if t.requires_grad else t).sum()
+    return math.isfinite(float(total)) or bool(torch.isfinite(t).all())
 
 
 def any_nan(t: Tensor) -> bool:

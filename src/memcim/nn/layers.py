@@ -132,7 +132,7 @@ def _same_values(a: Tensor, b: Tensor) -> bool:
     ):
         if _memcmp is not None and a.is_contiguous() and b.is_contiguous():
             return _memcmp(a.data_ptr(), b.data_ptr(), a.numel() * a.element_size()) == 0
-        return bool(np.array_equal(a.numpy(), b.numpy()))
+        return bool(np.array_equal(a.detach().numpy(), b.detach().numpy()))
     return torch.equal(a, b)
 
 
@@ -279,7 +279,7 @@ class CIMLayer(nn.Module):
             self._matrix is not None
             and self._matrix.programmed
             and self._programmed_weight is not None
-            and _same_values(self._programmed_weight, self.weight.detach())
+            and _same_values(self._programmed_weight, self.weight)
         )
 
     @property
@@ -436,7 +436,7 @@ class CIMLayer(nn.Module):
             raise ConfigError(f"x must be a floating-point torch.Tensor, got {got}")
         if self.training and not all_finite(x):  # in eval the tiles check it
             raise ConfigError("x contains NaN or infinite values")
-        return x.float()
+        return x if x.dtype == torch.float32 else x.float()
 
     def _matmul(self, x2d: Tensor) -> Tensor:
         if self.training:
@@ -513,8 +513,11 @@ class CIMLinear(CIMLayer):
             raise ConfigError(
                 f"CIMLinear expects inputs [..., {self.in_features}], got {tuple(x.shape)}"
             )
-        lead = x.shape[:-1]
-        y = self._matmul(x.reshape(-1, self.in_features)).reshape(*lead, self.out_features)
+        if x.dim() == 2:  # [B, in], the usual case: no reshapes
+            y = self._matmul(x)
+        else:
+            lead = x.shape[:-1]
+            y = self._matmul(x.reshape(-1, self.in_features)).reshape(*lead, self.out_features)
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self) -> str:
