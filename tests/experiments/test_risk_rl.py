@@ -82,3 +82,23 @@ def test_the_default_weight_prior_fits_the_gusts_better_than_the_authors():
         scores[variance] = (float(ll.mean()), float(ll[coast].mean()))
     (authors, authors_coast), (default, default_coast) = scores.values()
     assert default_coast > authors_coast + 0.1 and default > authors, scores
+
+
+def test_the_chosen_weight_is_narrowed_by_bisection(tmp_path, monkeypatch):
+    """With policies whose model crash rate is within the 1 % budget from γ = 0.7 (a stand-in
+    for the search), the grid 0.5 / 1.0 brackets the choice and two bisections (0.75 taken,
+    0.625 not) choose 0.75; both midpoints are evaluated and reported like grid policies."""
+    from memcim.experiments import risk_rl
+    from memcim.rl import hold_altitude
+
+    def search(config, wm, risk, seed, name):
+        gamma = risk.gamma if risk is not None else 0.0
+        return hold_altitude(7), 0.0 if gamma >= 0.7 else 0.2
+
+    monkeypatch.setattr(risk_rl, "_search", search)
+    settings = TINY | {"gammas": "0.5,1.0", "gamma_bisections": "2"}
+    run_experiment("risk-rl", tmp_path, assignments=settings, seed=0, progress=False)
+    m = json.loads((tmp_path / "results.json").read_text())["metrics"]
+    assert m["selected_gamma"] == pytest.approx(0.75)
+    assert "crash_rate_sensitive_gamma0.75" in m and "crash_rate_sensitive_gamma0.625" in m
+    assert m["model_crash_rate_sensitive_gamma0.625"] == pytest.approx(0.2)

@@ -17,6 +17,7 @@ from memcim.rl.policy import (
     least_cautious,
     model_returns,
     model_rollouts,
+    refine_least_cautious,
     summary,
 )
 
@@ -125,3 +126,26 @@ def test_least_cautious_takes_the_smallest_weight_within_the_budget():
     assert least_cautious({1.0: 0.3}, 0.01) is None
     with pytest.raises(ConfigError, match="budget"):
         least_cautious(rates, 1.5)
+
+
+def test_bisection_narrows_the_grid_to_the_smallest_weight_within_the_budget():
+    """Crash rates that fall below the 1 % budget at γ = 0.83: the grid (0.75 over, 0.95
+    within) brackets it; two bisections try 0.85 (within: taken) and 0.8 (over: not), so the
+    choice moves from 0.95 to 0.85, and every tried γ is recorded. Without bisection the grid's
+    0.95 stands."""
+
+    def rate(g: float) -> float:
+        return 0.0 if g >= 0.83 else 0.3
+
+    grid = {0.5: 0.4, 0.75: 0.3, 0.95: 0.0, 1.25: 0.0}
+    tried = dict(grid)
+    assert refine_least_cautious(tried, 0.01, rate, 2) == pytest.approx(0.85)
+    assert sorted(tried) == pytest.approx([0.5, 0.75, 0.8, 0.85, 0.95, 1.25])
+    assert refine_least_cautious(dict(grid), 0.01, rate, 0) == 0.95
+    # Nothing to narrow: the smallest grid weight is within the budget, or none is.
+    never = []
+    assert refine_least_cautious({0.5: 0.0, 1.0: 0.0}, 0.01, never.append, 3) == 0.5
+    assert refine_least_cautious({0.5: 0.5}, 0.01, never.append, 3) is None
+    assert never == []
+    with pytest.raises(ConfigError, match="steps"):
+        refine_least_cautious(dict(grid), 0.01, rate, -1)

@@ -13,8 +13,9 @@
 4. Policies searched by the cross-entropy method inside the software world model: risk-neutral,
    and risk-sensitive with reward r − β·epistemic − γ·aleatoric for each γ in ``gammas``.
    "The" risk-sensitive policy is the least cautious one (smallest γ) whose model rollouts
-   crash in at most ``crash_budget`` of episodes (:func:`memcim.rl.policy.least_cautious`):
-   chosen in the model, never on the true environment. Every policy is then evaluated on
+   crash in at most ``crash_budget`` of episodes, the grid's bracket narrowed by
+   ``gamma_bisections`` midpoints (:func:`memcim.rl.policy.refine_least_cautious`): chosen in
+   the model, never on the true environment. Every policy is then evaluated on
    the *true* environment (return and crash rate with 95 % intervals), beside the
    hand-written "hold y = k" reference policies.
 
@@ -57,6 +58,10 @@ class RiskRlConfig:
         authors: 2).
     crash_budget: the largest fraction of crashed model rollouts the risk-sensitive policy
         may have; the smallest γ within it is chosen.
+    gamma_bisections: after the grid, halve this many times the interval between the
+        largest γ over the crash budget and the smallest within it, training a policy at
+        each midpoint (:func:`memcim.rl.policy.refine_least_cautious`; model rollouts only).
+        The grid only brackets the smallest γ within the budget.
     learner: ``"cem"`` (cross-entropy method over a small MLP, no extra dependency) or
         ``"ppo"`` (stable-baselines3 PPO as the authors; ``pip install "memcim[rl]"``).
     iterations, population, elites, model_episodes: the cross-entropy search.
@@ -74,6 +79,7 @@ class RiskRlConfig:
     gammas: tuple[float, ...] = (0.5, 0.75, 0.95, 1.25, 1.5, 2.0)
     map_smoothing: float = 2.0
     crash_budget: float = 0.01
+    gamma_bisections: int = 2
     learner: str = "cem"
     iterations: int = 50
     population: int = 48
@@ -85,6 +91,7 @@ class RiskRlConfig:
 
     def __post_init__(self) -> None:
         name = type(self).__name__
+        check_count(self.gamma_bisections, f"{name}.gamma_bisections", 0)
         for f in ("transitions", "epochs", "latent_draws", "weight_draws", "iterations",
                   "population", "elites", "model_episodes", "ppo_timesteps", "check_episodes",
                   "eval_episodes"):  # fmt: skip
@@ -191,23 +198,35 @@ def _policies(config: RiskRlConfig, wm, maps: dict, seed: int, progress: bool,
     from tqdm.auto import tqdm
 
     from memcim.rl import StormCoastEnv, cruise_height, hold_altitude, rollout
-    from memcim.rl.policy import RiskMaps, least_cautious, summary
+    from memcim.rl.policy import RiskMaps, refine_least_cautious, summary
 
     aleatoric, epistemic = maps["software"]
-    settings = {"neutral": None} | {
-        _sensitive(g): RiskMaps(GRID_X, GRID_Y, epistemic, aleatoric, beta=config.beta,
-                                          gamma=g, smoothing=config.map_smoothing)
-        for g in config.gammas}  # fmt: skip
+
+    def risk_at(gamma: float) -> RiskMaps:
+        return RiskMaps(GRID_X, GRID_Y, epistemic, aleatoric, beta=config.beta, gamma=gamma,
+                        smoothing=config.map_smoothing)  # fmt: skip
+
     results = {}
-    for name, risk in tqdm(settings.items(), desc="policies", disable=None if progress else True):
+
+    def learn(name: str, risk) -> float:
+        """Train and evaluate one policy; its crash rate in the model."""
         act, model_crash_rate = _search(config, wm, risk, seed, name)
         returns, crashes = rollout(StormCoastEnv(), act, config.eval_episodes,
                                    seed=seed * 100_000)  # fmt: skip
         height = cruise_height(StormCoastEnv(), act, 100, seed=seed * 100_000)
         results[name] = summary(returns, crashes) | {"model_crash_rate": model_crash_rate,
                                                      "cruise_height": height}  # fmt: skip
-    gamma = least_cautious({g: results[_sensitive(g)]["model_crash_rate"]
-                            for g in config.gammas}, config.crash_budget)  # fmt: skip
+        return model_crash_rate
+
+    settings = {"neutral": None} | {_sensitive(g): risk_at(g) for g in config.gammas}
+    for name, risk in tqdm(settings.items(), desc="policies", disable=None if progress else True):
+        learn(name, risk)
+    gamma = refine_least_cautious(
+        {g: results[_sensitive(g)]["model_crash_rate"] for g in config.gammas},
+        config.crash_budget,
+        lambda g: learn(_sensitive(g), risk_at(g)),
+        config.gamma_bisections,
+    )
     for k in (5, 7):
         returns, crashes = rollout(StormCoastEnv(), hold_altitude(k), config.eval_episodes,
                                    seed=seed * 100_000)  # fmt: skip

@@ -187,6 +187,27 @@ def least_cautious(crash_rates: dict[float, float], budget: float) -> float | No
     return min(safe) if safe else None
 
 
+def refine_least_cautious(crash_rates: dict[float, float], budget: float, crash_rate_at,
+                          steps: int) -> float | None:  # fmt: skip
+    """:func:`least_cautious`, sharpened by bisection: ``steps`` times, try the γ halfway
+    between the largest tried γ below the choice (which crashed too often) and the choice, and
+    keep it if ``crash_rate_at(γ)`` (a new policy's model crash rate) is within ``budget``.
+    ``crash_rates`` gains every tried γ. A grid only brackets the smallest γ within the budget;
+    this narrows the bracket, assuming (as a bisection must) that the crash rate falls as γ
+    rises. Still the world model only."""
+    check_count(steps, "steps", 0)
+    chosen = least_cautious(crash_rates, budget)
+    for _ in range(steps):
+        below = [g for g in crash_rates if chosen is not None and g < chosen]
+        if not below:
+            break
+        middle = (max(below) + chosen) / 2
+        crash_rates[middle] = crash_rate_at(middle)
+        if crash_rates[middle] <= budget:
+            chosen = middle
+    return chosen
+
+
 def summary(returns: np.ndarray, crashes: np.ndarray) -> dict[str, float]:
     """Mean return and crash rate with 95 % intervals (normal; Wilson for the rate)."""
     n = len(returns)
