@@ -201,7 +201,7 @@ def refine_least_cautious(crash_rates: dict[float, float], budget: float, crash_
         below = [g for g in crash_rates if chosen is not None and g < chosen]
         if not below:
             break
-        middle = (max(below) + chosen) / 2
+        middle = round((max(below) + chosen) / 2, 9)  # 0.9, not 0.8999999999999999
         crash_rates[middle] = crash_rate_at(middle)
         if crash_rates[middle] <= budget:
             chosen = middle
