@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import shutil
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,7 @@ import time
 import torch
 from torch import nn
 
+from memcim._compile import compiler_available
 from memcim.crossbar import TileConfig
 from memcim.devices import PCM
 from memcim.nn import CIMConfig, cim_layers, convert, drift_to, program
@@ -102,17 +102,13 @@ def _models(module: nn.Module, with_per_read: bool, training: bool = False) -> d
     if with_per_read:
         models["memcim per_read"] = _memcim(module, "per_read")
         models["memcim default"] = convert(copy.deepcopy(module))  # convert's own defaults
-    if training and _has_compiler():
+    if training and compiler_available():
         models["memcim compiled"] = _memcim(module, compile=True)  # CIMConfig(compile=True)
     for name, build in (("aihwkit", _aihwkit), ("lightning", _lightning)):
         peer = build(module)
         if peer is not None:
             models[name] = peer
     return models
-
-
-def _has_compiler() -> bool:
-    return bool(shutil.which("c++") or shutil.which("g++"))
 
 
 def _inference(model: nn.Module, x: torch.Tensor):

@@ -7,11 +7,17 @@ first call's failure names the compiler and the option that turns compiling off.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 
 import torch
 
 from memcim._errors import ConfigError
+
+
+def compiler_available() -> bool:
+    """Whether a C++ compiler, which torch.compile on CPU needs, is on the PATH."""
+    return bool(shutil.which("c++") or shutil.which("g++"))
 
 
 def compiled(fn: Callable, *, what: str, option: str, **options) -> Callable:

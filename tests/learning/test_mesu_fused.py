@@ -4,13 +4,13 @@ clear errors for what it does not take."""
 from __future__ import annotations
 
 import math
-import shutil
 
 import pytest
 import torch
 from torch import nn
 
 from memcim import ConfigError
+from memcim._compile import compiler_available
 from memcim.bayes import BayesConfig, BayesianLinear
 from memcim.experiments.mesu import MesuOodConfig
 from memcim.learning.mesu import MESU, MESULearner, bayesian_mlp
@@ -81,7 +81,7 @@ def test_the_tight_clip_is_in_force():
     assert max(moved) > 100 * TOLERANCE["atol"]
 
 
-@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")),
+@pytest.mark.skipif(not compiler_available(),
                     reason="torch.compile on CPU needs a C++ compiler")  # fmt: skip
 def test_the_compiled_step_follows_the_autograd_steps():
     sizes, settings = CASES["pmnist-sized, finite N, clipped"]

@@ -2,7 +2,6 @@
 noise against the published PCM formulas, programming once, drift and shape errors."""
 
 import math
-import shutil
 
 import pytest
 import torch
@@ -10,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from memcim import ConfigError
+from memcim._compile import compiler_available
 from memcim.crossbar import ConverterConfig, MappingConfig, TileConfig
 from memcim.devices import PCM, IdealDevice
 from memcim.nn import CIMConfig, CIMConv2d, CIMLinear, drift_to, noise
@@ -132,7 +132,7 @@ def test_pcm_training_forward_is_fresh_noise_with_exact_straight_through_gradien
     assert not torch.equal(outputs[0], outputs[1])  # fresh noise at every step
 
 
-@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")),
+@pytest.mark.skipif(not compiler_available(),
                     reason="torch.compile on CPU needs a C++ compiler")  # fmt: skip
 def test_compiled_training_noise_gives_the_eager_forward_and_gradients(gen):
     """CIMConfig(compile=True) on PCM with 8-bit converters, two tiles: from the same seed, the

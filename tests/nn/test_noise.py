@@ -8,12 +8,12 @@ alarm ~6e-7 per check; the seeds are fixed anyway) unless stated otherwise.
 """
 
 import math
-import shutil
 
 import pytest
 import torch
 
 from memcim import ConfigError
+from memcim._compile import compiler_available
 from memcim.crossbar import MappingConfig
 from memcim.devices import PCM, IdealDevice
 from memcim.nn import ConductanceNoiseTable, noise
@@ -241,7 +241,7 @@ def test_weight_table_rejects_what_it_cannot_represent(table_t0, mapping, points
 # --- the compiled training noise (CIMConfig.compile) -------------------------------------------
 
 NEEDS_COMPILER = pytest.mark.skipif(
-    not (shutil.which("c++") or shutil.which("g++")),
+    not compiler_available(),
     reason="torch.compile on CPU needs a C++ compiler",
 )
 
@@ -284,3 +284,5 @@ def test_weights_with_nan_or_inf_are_named(table_t0):
         w = torch.tensor([0.1, bad])
         with pytest.raises(ConfigError, match="w contains NaN or infinite values"):
             wt.sample(w, torch.tensor(0.1), generator=None)
+        with pytest.raises(ConfigError, match="w contains NaN or infinite values"):
+            wt.sample_and_drift_means(w, torch.tensor(0.1), generator=None)

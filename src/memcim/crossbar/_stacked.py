@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from memcim.crossbar.converters import code_step, codes_at_step
-from memcim.crossbar.tile import Tile, _ReadCache, output_scale, row_drive
+from memcim.crossbar.tile import Tile, _ReadCache, row_drive, times_input_scale
 
 #: Largest batch read stacked: beyond it the per-operation costs no longer matter and the
 #: stacked copy of the inputs would cost more than it saves.
@@ -127,7 +127,7 @@ def read_column(
     currents = torch.matmul(codes, stacked.g).mul_(volts_per_code)  # [R, B, cols]
     top = None if config.adc.ideal else config.adc.max_code
     currents, adc_clipped = _adc(stacked, top, currents, len(tiles))
-    y = currents.mul_(output_scale(stacked.scale, in_scale))
+    y = currents.mul_(times_input_scale(stacked.scale, in_scale))
     joules = volts_per_code**2 * config.t_read_s * 1e6  # pJ per unit of Σ code² · µS
     energies = [p * joules for p in power.tolist()]
     for r, tile in enumerate(tiles):

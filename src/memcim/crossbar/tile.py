@@ -297,7 +297,7 @@ def row_drive(config: TileConfig, x: Tensor, *,
     return codes, scale, config.v_read_v / dac.max_code, clipped
 
 
-def output_scale(scale: Tensor, in_scale: Tensor) -> Tensor:
+def times_input_scale(scale: Tensor, in_scale: Tensor) -> Tensor:
     """The factor that takes ADC outputs to weight units: the array's ``scale`` [..., 1, 1]
     times the DAC's per-vector input scale [..., B, 1] (0-d for an ideal DAC). Multiplied
     into this small factor first, so that the outputs take one pass, not two."""
@@ -1187,7 +1187,7 @@ class Tile:
         dev, mp = self.device, self.mapping
         k = mp.slice_weights().view(-1, 1, 1)
         summed = currents[..., 0, :, :] if k.numel() == 1 else (currents * k).sum(-3)
-        y = summed.mul_(output_scale(self._output_scale(cache), in_scale))
+        y = summed.mul_(times_input_scale(self._output_scale(cache), in_scale))
         vectors = y.numel() // self.cols
         self.counters.mvms += vectors
         self.counters.cell_reads += vectors * self.cells

@@ -155,9 +155,7 @@ def _std(w: Tensor) -> Tensor:
     """``w.std()`` (0-d) in two passes, the mean and then one dot product of the deviations:
     about 3x faster on CPU than ``Tensor.std`` (Welford), which the clipping limit computes at
     every training forward; equal to it within float32 rounding (relative ~1e-6)."""
-    flat = w.reshape(-1)
-    if flat.numel() < 2:
-        return w.std()  # NaN for one weight, as Tensor.std
+    flat = w.reshape(-1)  # two or more weights (weight_limit returns None for one)
     dev = flat - flat.mean()
     return torch.dot(dev, dev).div_(flat.numel() - 1).sqrt_()
 
@@ -334,10 +332,8 @@ class CIMLayer(nn.Module):
         """A tile's weight scale w_max (0-d), as :meth:`Tile.program` takes it."""
         mapping = self.cim_config.tile.mapping
         with torch.no_grad():
-            if not mapping.w_max:
-                return max_abs_range(w)
-            w_max = torch.tensor(mapping.w_max)
-            return torch.where(w_max > 0, w_max, torch.ones_like(w_max))
+            # MappingConfig requires a set w_max to be > 0
+            return torch.tensor(mapping.w_max) if mapping.w_max else max_abs_range(w)
 
     def _noisy_block(self, w: Tensor, w_max: Tensor) -> Tensor:
         """One tile's weights [out, in] after programming and reading, as a noisy copy."""

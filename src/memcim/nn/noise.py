@@ -16,7 +16,7 @@ from torch import Tensor
 from memcim._compile import compiled
 from memcim._errors import ConfigError, require
 from memcim.devices.base import all_finite
-from memcim.devices.statistics import ConductanceNoiseTable, interpolate, lerp_tables
+from memcim.devices.statistics import ConductanceNoiseTable, lerp_tables
 
 __all__ = ["ConductanceNoiseTable", "WeightNoiseTable"]
 
@@ -57,9 +57,6 @@ class WeightNoiseTable:
         self.drift_shift0, self.drift_shift = fold(drift0), fold(drift_t)
         self._points = points
 
-    def _pos(self, w: Tensor, w_max: Tensor) -> Tensor:
-        return _grid_position(w, w_max, self._points)
-
     def sample(self, w: Tensor, w_max: Tensor, *, generator: torch.Generator | None,
                compiled: bool = False) -> Tensor:  # fmt: skip
         """Noisy copy of weights ``w`` (any shape) mapped with full scale ``w_max``.
@@ -68,10 +65,7 @@ class WeightNoiseTable:
         :class:`~memcim.nn.CIMConfig`'s ``compile``): the same random numbers, equal within
         float32 rounding.
         """
-        if not all_finite(w):
-            raise ConfigError(
-                "w contains NaN or infinite values: the noise tables need finite values"
-            )
+        _require_finite(w)
         noise = torch.randn(w.shape, generator=generator, dtype=w.dtype)
         if not compiled:
             return _noisy_weights(w, w_max, noise, self.mean_shift, self.std)
@@ -86,11 +80,17 @@ class WeightNoiseTable:
         """:meth:`sample` (the same values and random numbers) and the noise-free mean weights
         at t = 0 and at the table's ``t_s``, all from one interpolation of the four tables;
         each the shape of ``w``, in its units."""
+        _require_finite(w)
         tables = (self.mean_shift, self.std, self.drift_shift0, self.drift_shift)
-        mean, std, at0, at_t = interpolate(self._pos(w, w_max), *tables, name="w")
+        mean, std, at0, at_t = lerp_tables(_grid_position(w, w_max, self._points), *tables)
         noise = torch.randn(w.shape, generator=generator, dtype=w.dtype)
         noisy = _combine(w, w_max, noise, mean, std)
         return noisy, at0.mul_(w_max).add_(w), at_t.mul_(w_max).add_(w)
+
+
+def _require_finite(w: Tensor) -> None:
+    if not all_finite(w):
+        raise ConfigError("w contains NaN or infinite values: the noise tables need finite values")
 
 
 def _grid_position(w: Tensor, w_max: Tensor, points: int) -> Tensor:

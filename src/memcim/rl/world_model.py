@@ -113,6 +113,12 @@ class LatentBNN(nn.Module):
                 h = torch.relu(h)
         return h
 
+    @property
+    def noise_std(self) -> Tensor:
+        """The learned output-noise standard deviation per output, [outputs], in standardised
+        units (exp of half the log-variance)."""
+        return (0.5 * self.log_noise).exp()
+
 
 class WorldModel:
     """The trained model with its data standardisation: :meth:`predict` draws Δs.
@@ -155,7 +161,7 @@ class WorldModel:
         z = self.z_mu[idx] + nn.functional.softplus(self.z_rho[idx]) * eps
         xz = torch.cat([self.x[idx].expand(s, -1, -1), z.unsqueeze(-1)], dim=-1)
         mean = self.net(xz, samples=s)
-        likelihood = Normal(mean, (0.5 * self.net.log_noise).exp())
+        likelihood = Normal(mean, self.net.noise_std)
         nll = -likelihood.log_prob(self.y[idx]).sum(-1).mean(0).sum()
         return beta * model_kl(self.net) + self._latent_kl(idx) + nll
 
@@ -226,7 +232,7 @@ class WorldModel:
         xz = torch.cat([x, z], dim=1).unsqueeze(1)  # [N, 1, in]: sample n is row n
         with mc_sampling(net, len(x), generator=generator, draw="local"):
             mean = net(xz, samples=len(x)).squeeze(1)
-        noise = (0.5 * net.log_noise).exp() * torch.randn(mean.shape, generator=generator)
+        noise = net.noise_std * torch.randn(mean.shape, generator=generator)
         return (mean + noise) * self.y_std + self.y_mean
 
     @torch.no_grad()
@@ -273,7 +279,7 @@ class WorldModel:
         require(len(dims) >= 1 and all(isinstance(d, int) and 0 <= d < len(self.y_mean)
                                        for d in dims),
                 "outputs", outputs, f"state coordinates in [0, {len(self.y_mean)})")  # fmt: skip
-        scale = ((0.5 * self.net.log_noise).exp() * self.y_std)[dims]
+        scale = (self.net.noise_std * self.y_std)[dims]
         scores = []
         for start in range(0, len(states), chunk):
             part = slice(start, start + chunk)
