@@ -57,3 +57,29 @@ def shared_data(data_dir: Path):
         return data_dir
 
     return need
+
+
+def _devices_present() -> list[str]:
+    present = ["cpu"]
+    if torch.cuda.is_available():
+        present.append("cuda")
+    if torch.backends.mps.is_available():
+        present.append("mps")
+    return present
+
+
+@pytest.fixture(params=_devices_present())
+def device(request) -> torch.device:
+    """Each torch device present here (CPU always; CUDA and MPS where available).
+
+    A test taking it builds its inputs and models on ``device``. On CPU the test runs with
+    ``meta`` as torch's default device: a tensor made without a device (``torch.zeros(n)``) is
+    then a meta tensor, and the first operation that mixes it with the inputs' CPU tensors fails,
+    as it would fail on a GPU. So a CPU-only machine checks that every tensor follows its inputs'
+    device.
+    """
+    if request.param != "cpu":
+        yield torch.device(request.param)
+        return
+    with torch.device("meta"):
+        yield torch.device("cpu")

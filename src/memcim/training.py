@@ -31,7 +31,9 @@ def init_default_(model: nn.Module, generator: torch.Generator) -> nn.Module:
             bound = layer.weight[0].numel() ** -0.5
             for p in (layer.weight, layer.bias):
                 if p is not None:
-                    p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
+                    p.copy_(
+                        (torch.rand(p.shape, generator=generator, device=p.device) * 2 - 1) * bound
+                    )
     return model
 
 

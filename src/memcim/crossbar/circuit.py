@@ -710,6 +710,21 @@ def solve_crossbar(
 
 
 # --- first-order approximation --------------------------------------------------------------------
+def _conductance_tensor(g_us: object, field: str = "g_us") -> Tensor:
+    """``g_us`` checked as :func:`check_conductances` checks it, as a float64 tensor: a tensor
+    stays on its device (the first-order model is closed-form torch), anything else goes to the
+    CPU."""
+    if not isinstance(g_us, Tensor):
+        return torch.from_numpy(check_conductances(g_us, field))
+    g = g_us.detach().to(torch.float64)
+    require(g.dim() == 2 and g.numel() > 0, f"{field}.shape", tuple(g.shape),
+            "must be [rows, cols] >= 1×1")  # fmt: skip
+    require(bool(torch.isfinite(g).all()), field, "non-finite values", "must be finite")
+    require(bool((g >= 0).all()), field, f"min {float(g.min()):.3g}",
+            "must be >= 0 µS (0 = open cell)")  # fmt: skip
+    return g
+
+
 def _first_order_checks(
     g_us: object, circuit: CrossbarCircuit | None
 ) -> tuple[Tensor, CrossbarCircuit]:
@@ -721,7 +736,7 @@ def _first_order_checks(
         circuit.iv,
         "the first-order approximation needs linear cells (iv='linear')",
     )
-    g = torch.from_numpy(check_conductances(g_us))
+    g = _conductance_tensor(g_us)
     if circuit.cell == "1T1R":
         g = g / (1.0 + g * circuit.r_on_ohm / _MICRO)
     return g, circuit
@@ -752,7 +767,7 @@ def first_order_currents(
     """
     g, c = _first_order_checks(g_us, circuit)
     v_np, single = check_inputs(v_in, g.shape[0])
-    v = torch.from_numpy(v_np)
+    v = torch.from_numpy(v_np).to(g.device)
     i_cell = v[:, :, None] * g  # [B, m, n] µA
     # Word line: drop at node j = r_drv·(row total) + r_row·Σ_{l=1..j} (current beyond l-1).
     beyond = i_cell.flip(-1).cumsum(-1).flip(-1)  # Σ_{k>=j}
@@ -783,7 +798,7 @@ def first_order_transfer(
     seg = torch.nn.functional.pad(beyond[:, 1:].cumsum(-1), (1, 0))
     d = (c.r_driver_ohm * beyond[:, :1] + c.r_wire_row_ohm * seg) / _MICRO
     r_sense = c.r_load_ohm if c.sense == "load" else 0.0
-    idx = torch.arange(m, dtype=g.dtype)[:, None]
+    idx = torch.arange(m, dtype=g.dtype, device=g.device)[:, None]
     # Σ_i g_ij (m−1−max(i,k)) = (m−1−k)·Σ_{i<=k} g_ij + Σ_{i>k} g_ij (m−1−i)
     upto = g.cumsum(0)
     weighted = g * (m - 1 - idx)

@@ -110,7 +110,7 @@ class ConverterConfig:
         Zero ranges (all-zero or empty data) become 1 so that conversion stays defined.
         """
         if self.mode == "fixed":
-            return torch.tensor(float(self.full_scale), dtype=values.dtype)
+            return values.new_tensor(float(self.full_scale))
         if values.numel() == 0:  # an empty batch: nothing to calibrate on, any range works
             shape = () if dim is None else values.sum(dim, keepdim=True).shape
             return torch.ones(shape, dtype=values.dtype, device=values.device)

@@ -135,17 +135,18 @@ class MappingConfig:
         """Weight bits each slice holds (``None`` with unquantised weights)."""
         return None if self.weight_bits is None else self.weight_bits // self.slices
 
-    def plane_signs(self) -> Tensor:
-        """Analog sign of each plane within its slice, shape [planes_per_slice]."""
+    def plane_signs(self, device: torch.device | str | None = None) -> Tensor:
+        """Analog sign of each plane within its slice, shape [planes_per_slice], on ``device``."""
         signs = [1.0, -1.0] if self.scheme == "differential" else [1.0]
-        return torch.tensor(signs * self.devices_per_weight)
+        return torch.tensor(signs * self.devices_per_weight, device=device)
 
-    def slice_weights(self) -> Tensor:
-        """Digital shift-and-add coefficient k_s per slice, shape [slices]; Σ_s k_s v_s = |w̃|."""
+    def slice_weights(self, device: torch.device | str | None = None) -> Tensor:
+        """Digital shift-and-add coefficient k_s per slice, shape [slices]; Σ_s k_s v_s = |w̃|;
+        on ``device``."""
         if self.weight_bits is None:
-            return torch.ones(1)
+            return torch.ones(1, device=device)
         b, big = self.bits_per_slice, self.weight_bits
-        s = torch.arange(self.slices, dtype=torch.float64)
+        s = torch.arange(self.slices, dtype=torch.float64, device=device)
         return ((2**b - 1) * 2.0 ** (b * s) / (2**big - 1)).float()
 
     @property
@@ -183,7 +184,7 @@ class MappingConfig:
         b = self.bits_per_slice
         levels = 2**b - 1
         m = torch.round(w_norm.abs() * (2**self.weight_bits - 1)).to(torch.int64)
-        shifts = (b * torch.arange(self.slices)).view(-1, 1, 1)
+        shifts = (b * torch.arange(self.slices, device=w_norm.device)).view(-1, 1, 1)
         m_s = (m.unsqueeze(-3) >> shifts) & levels
         return torch.sign(w_norm).unsqueeze(-3) * m_s.to(w_norm.dtype) / levels
 
@@ -222,7 +223,7 @@ class MappingConfig:
             one = g_ref + self.unit_us(g_min_us, g_max_us) * v  # [..., S, rows, cols]
             planes = one.unsqueeze(-3).expand(*one.shape[:-2], n, *one.shape[-2:])
             ref = self.reference_targets(v.shape[:-3], v.shape[-2], g_min_us, g_max_us,
-                                         dtype=w_norm.dtype)  # fmt: skip
+                                         dtype=w_norm.dtype, device=w_norm.device)  # fmt: skip
         return planes.flatten(-5 if self.scheme == "differential" else -4, -3).contiguous(), ref
 
     def reference_targets(
@@ -242,7 +243,7 @@ class MappingConfig:
         """
         *lead, _, rows, cols = planes_us.shape
         per = planes_us.view(*lead, self.slices, self.planes_per_slice, rows, cols)
-        signs = self.plane_signs().to(planes_us.dtype).view(-1, 1, 1)
+        signs = self.plane_signs(planes_us.device).to(planes_us.dtype).view(-1, 1, 1)
         g = (per * signs).sum(-3)
         if ref_us is not None:
             g = g - ref_us.view(*lead, self.slices, self.devices_per_weight, rows, 1).sum(-3)
@@ -265,6 +266,6 @@ class MappingConfig:
             slice_g_us: [..., slices, rows, cols] from :meth:`slice_conductance`.
             w_max: the weight mapped to the full window (scalar or broadcastable [..., 1, 1]).
         """
-        k = self.slice_weights().to(slice_g_us.dtype).view(-1, 1, 1)
+        k = self.slice_weights(slice_g_us.device).to(slice_g_us.dtype).view(-1, 1, 1)
         unit = self.unit_us(g_min_us, g_max_us) * self.devices_per_weight
         return (slice_g_us * k).sum(-3) * (w_max / unit)

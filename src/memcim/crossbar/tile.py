@@ -288,7 +288,7 @@ def row_drive(config: TileConfig, x: Tensor, *,
     max-abs DAC rounds in place (the same codes, one large allocation fewer)."""
     dac = config.dac
     if dac.ideal:
-        return x, torch.ones(()), config.v_read_v, 0
+        return x, x.new_ones(()), config.v_read_v, 0
     scale = dac.calibrate(x, dim=-1)
     if dac.mode == "max_abs":  # each vector's own max-abs range: no code can saturate
         codes, clipped = rounded_codes(x, scale, dac.max_code, inplace=owned), 0
@@ -469,9 +469,10 @@ class Tile:
         ref = None
         if self.mapping.scheme == "offset":
             ref = self.mapping.reference_targets(tuple(planes.shape[:-3]), self.rows,
-                                                 dev.g_min_us, dev.g_max_us)  # fmt: skip
+                                                 dev.g_min_us, dev.g_max_us,
+                                                 device=planes.device)  # fmt: skip
         lead = (repeats,) if repeats is not None else ()
-        w_max_t = torch.full((*lead, *planes.shape[:-3], 1, 1), float(w_max))
+        w_max_t = torch.full((*lead, *planes.shape[:-3], 1, 1), float(w_max), device=planes.device)
         return self._program_targets(planes, ref, w_max_t, generator, repeats)
 
     def _check_targets(self, planes_us: Tensor) -> Tensor:
@@ -595,7 +596,7 @@ class Tile:
         state = self._require_programmed()
         if state.g_us.dim() < 4:
             raise ConfigError("select_copies needs a tile programmed with Monte-Carlo copies")
-        index = torch.as_tensor(index, dtype=torch.long)
+        index = torch.as_tensor(index, dtype=torch.long, device=state.g_us.device)
         self.state = state.map(lambda t: t[index])
         if self.ref_state is not None:
             self.ref_state = self.ref_state.map(lambda t: t[index])
@@ -625,7 +626,9 @@ class Tile:
             raise ConfigError(f"cells have shape {shape}; this tile needs [..., {planes}]")
         lead = tuple(state.shape[:-3])
         if self.mapping.w_max is not None:  # a fixed scale fits any number of instances
-            self.w_max = torch.full((*lead, 1, 1), float(self.mapping.w_max))
+            self.w_max = torch.full(
+                (*lead, 1, 1), float(self.mapping.w_max), device=state.g_us.device
+            )
         elif tuple(self.w_max.shape[:-2]) != lead:
             raise ConfigError(
                 f"cells have instance dims {lead}, the tile's weight scales "
@@ -683,6 +686,14 @@ class Tile:
         ``per_time`` read noise, that time's noise realisation): the next read redraws it."""
         self._cache = None
 
+    def to(self, device: torch.device | str) -> Tile:
+        """Move the programmed cells and the cached read to ``device``, in place (the same
+        conductances and noise realisation; the counters stay); returns ``self``."""
+        state, cache = self.state_tensors(), self.read_cache_tensors()
+        self.load_state_tensors({k: v.to(device) for k, v in state.items()})
+        self.load_read_cache({k: v.to(device) for k, v in cache.items()})
+        return self
+
     # --- saving and restoring the programmed state ----------------------------------------------
     def read_cache_tensors(self) -> dict[str, Tensor]:
         """The cached read at the latest ``t_s`` (drifted conductances, that time's read-noise
@@ -691,7 +702,7 @@ class Tile:
         cache = self._cache
         if cache is None:
             return {}
-        out = {"t_s": torch.tensor(cache.t_s, dtype=torch.float64)}
+        out = {"t_s": torch.tensor(cache.t_s, dtype=torch.float64, device=cache.g_slices.device)}
         for name in _CACHED_TENSORS:
             if getattr(cache, name) is not None:
                 out[name] = getattr(cache, name).detach().clone()
@@ -804,7 +815,8 @@ class Tile:
         circuit = self.config.circuit
         if self.config.ir_drop == "first_order":
             return first_order_transfer(g_us, circuit).to(g_us.dtype)
-        return torch.as_tensor(CrossbarSolver(g_us, circuit).transfer_matrix()).to(g_us.dtype)
+        transfer = CrossbarSolver(g_us, circuit).transfer_matrix()  # a sparse solve on the CPU
+        return torch.as_tensor(transfer).to(g_us)
 
     def _wired(self, g_us: Tensor) -> Tensor:
         """Every [rows, cols] array in ``g_us`` [..., rows, cols] through its wires."""
@@ -915,7 +927,7 @@ class Tile:
             if not bool((var > 0).any()):
                 var = None  # a noiseless device: skip the variance product entirely
         row_g = self._row_conductance(t_s)
-        return _ReadCache(t_s, g_slices.contiguous(), var, torch.ones(()), row_g)
+        return _ReadCache(t_s, g_slices.contiguous(), var, g_slices.new_ones(()), row_g)
 
     def _oracle_compensation(self, mean_slices: Tensor) -> Tensor:
         """Σ|W(0)| / Σ|W(t)| of the drifted mean conductances (``"oracle"``), [..., 1, 1]."""
@@ -953,7 +965,7 @@ class Tile:
         saved = self.adc_range
         self.adc_range = self._cal_adc_range
         try:
-            y = self._read(torch.ones(1, self.rows), cache, t_s, generator)
+            y = self._read(cache.g_slices.new_ones(1, self.rows), cache, t_s, generator)
             self._cal_adc_range = self.adc_range
         finally:
             self.adc_range = saved
@@ -1060,7 +1072,7 @@ class Tile:
         i = torch.matmul(x, g)
         if var is not None:
             std = torch.matmul(x_sq, var).sqrt_()
-            i.addcmul_(std, torch.randn(std.shape, generator=generator))
+            i.addcmul_(std, torch.randn(std.shape, generator=generator, device=std.device))
         if x is codes:
             i = i.unsqueeze(-3)
         return i.mul_(volts_per_code)
@@ -1106,7 +1118,7 @@ class Tile:
             return currents
         if self.adc_range is None and adc.mode == "fixed":
             # full_scale is µA per volt of full-scale row drive (µS), for every slice.
-            self.adc_range = torch.tensor(float(adc.full_scale) * self.config.v_read_v)
+            self.adc_range = currents.new_tensor(float(adc.full_scale) * self.config.v_read_v)
         elif self.adc_range is None:
             per_slice = currents.movedim(-3, 0).reshape(currents.shape[-3], -1)
             self.adc_range = adc.calibrate(per_slice, dim=1).view(-1, 1, 1)
@@ -1128,7 +1140,7 @@ class Tile:
         self.mvm(x, t_s=t_s, generator=generator)
         for name, value in saved.items():
             setattr(self.counters, name, value)
-        return self.adc_range if self.adc_range is not None else torch.ones(())
+        return self.adc_range if self.adc_range is not None else x.new_ones(())
 
     def mvm(
         self, x: Tensor, *, t_s: float = 0.0, generator: torch.Generator | None = None
@@ -1185,7 +1197,7 @@ class Tile:
         self.counters.array_energy_pj += float(power_uw) * self.config.t_read_s * 1e6
         currents = self._adc(currents)
         dev, mp = self.device, self.mapping
-        k = mp.slice_weights().view(-1, 1, 1)
+        k = mp.slice_weights(currents.device).view(-1, 1, 1)
         summed = currents[..., 0, :, :] if k.numel() == 1 else (currents * k).sum(-3)
         y = summed.mul_(times_input_scale(self._output_scale(cache), in_scale))
         vectors = y.numel() // self.cols

@@ -251,6 +251,13 @@ class TiledMatrix:
         """Restore the reads saved by :meth:`read_cache_tensors` (a tile with none: none)."""
         self._scatter(tensors, Tile.load_read_cache)
 
+    def to(self, device: torch.device | str) -> TiledMatrix:
+        """Move every tile to ``device`` (:meth:`Tile.to`), in place; returns ``self``."""
+        for row in self.tiles:
+            for tile in row:
+                tile.to(device)
+        return self
+
     def reset_read_cache(self) -> None:
         """See :meth:`Tile.reset_read_cache`."""
         for row in self.tiles:

@@ -20,5 +20,5 @@ def pixel_flip(x: Tensor, p: float | Tensor, *, generator: torch.Generator) -> T
     require(ok and bool(((p >= 0) & (p <= 1)).all()), "p", p if p.dim() == 0 else tuple(p.shape),
             f"a probability in [0, 1], or [{len(x)}] of them")  # fmt: skip
     p = p.reshape(-1, *([1] * (x.dim() - 1))) if p.dim() else p
-    flip = torch.rand(x.shape, generator=generator, dtype=x.dtype) < p
+    flip = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) < p
     return torch.where(flip, 1 - x, x)

@@ -60,6 +60,11 @@ class DeviceState:
         """Shape of the population (that of ``g_us``)."""
         return self.g_us.shape
 
+    @property
+    def device(self) -> torch.device:
+        """Where the cells' tensors live (that of ``g_us``)."""
+        return self.g_us.device
+
     def where(self, mask: Tensor, other: DeviceState) -> DeviceState:
         """Cells of ``other`` where ``mask`` is True, of ``self`` elsewhere (every field).
 
@@ -300,7 +305,9 @@ class Device(ABC):
         state = self.as_state(g_us, generator=generator)
         g_t = self.drift(state, t_s)
         std = self.read_noise_std_drifted(state, g_t, t_s=t_s)
-        return g_t + std * torch.randn(g_t.shape, generator=generator, dtype=g_t.dtype)
+        return g_t + std * torch.randn(
+            g_t.shape, generator=generator, dtype=g_t.dtype, device=g_t.device
+        )
 
     def program_where(
         self,

@@ -197,7 +197,9 @@ class GainCell(Device):
         target = self.check_target(g_target_us)
         if self.write_noise_std_us == 0:
             return self.advance(state, target.clone())
-        noise = torch.randn(target.shape, generator=generator, dtype=target.dtype)
+        noise = torch.randn(
+            target.shape, generator=generator, dtype=target.dtype, device=target.device
+        )
         return self.advance(state, self.clip(target + self.write_noise_std_us * noise))
 
     @property

@@ -138,7 +138,10 @@ class FeCap(Device):
         moved = torch.zeros_like(n_pulses)
         rounds = int(n_pulses.max()) if n_pulses.numel() else 0
         for r in range(rounds):
-            hit = torch.rand(n_pulses.shape, generator=generator) < self.p_switch
+            hit = (
+                torch.rand(n_pulses.shape, generator=generator, device=n_pulses.device)
+                < self.p_switch
+            )
             moved += (hit & (n_pulses > r)).to(torch.int64)
         return moved
 
@@ -172,7 +175,9 @@ class FeCap(Device):
         """
         target = self.check_target(g_target_us)
         start = (
-            torch.zeros(target.shape, dtype=torch.int64) if state is None else self.level_of(state)
+            torch.zeros(target.shape, dtype=torch.int64, device=target.device)
+            if state is None
+            else self.level_of(state)
         )
         delta = self.level_of(target) - start
         return self._pulse(state, start, delta, generator, target.dtype)
@@ -195,7 +200,7 @@ class FeCap(Device):
         Returns:
             The updated state and the signed overflow per cell.
         """
-        delta_t = torch.as_tensor(delta)
+        delta_t = delta if isinstance(delta, Tensor) else torch.as_tensor(delta)
         if delta_t.is_floating_point() or delta_t.dtype == torch.bool:
             raise ConfigError(
                 f"delta must be an integer tensor of levels, got dtype {delta_t.dtype}"

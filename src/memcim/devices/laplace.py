@@ -89,7 +89,8 @@ class LaplaceRRAM(Device):
         require(math.isfinite(self.v_char_v) and self.v_char_v > 0, self._field("v_char_v"),
                 self.v_char_v, "must be finite and > 0 V")  # fmt: skip
         # b(I) > 0 only below I ≈ 5.99 µA, and b/v must stay finite in float32.
-        ends = self.laplace_scale_us(torch.tensor([self.g_min_us, self.g_max_us]))
+        # constants of the configuration, checked on the CPU whatever the default device
+        ends = self.laplace_scale_us(torch.tensor([self.g_min_us, self.g_max_us], device="cpu"))
         if not bool(torch.isfinite(ends).all() and (ends > 0).all()):
             raise ConfigError(
                 f"LaplaceRRAM window g_min_us={self.g_min_us!r}, g_max_us={self.g_max_us!r} "

@@ -143,8 +143,10 @@ class STTMRAM(Device):
         return max(self.i_c0_ua * (1.0 - math.log(t_pulse_s / self.tau0_s) / self.delta), 0.0)
 
     def switching_probability(self, i_ua: Tensor | float, t_pulse_s: float) -> Tensor:
-        """P_sw = sigmoid((|I| − I_c(t)) / ΔI) for a pulse of ``i_ua`` µA and ``t_pulse_s`` s."""
-        i = torch.as_tensor(i_ua, dtype=torch.float64).abs()
+        """P_sw = sigmoid((|I| − I_c(t)) / ΔI) for a pulse of ``i_ua`` µA and ``t_pulse_s`` s
+        (on the device of ``i_ua``; the CPU for a number)."""
+        i = i_ua if isinstance(i_ua, Tensor) else torch.tensor(float(i_ua), device="cpu")
+        i = i.to(torch.float64).abs()
         return torch.sigmoid((i - self.critical_current_ua(t_pulse_s)) / self.i_width_ua)
 
     def current_for_probability_ua(self, p: float, t_pulse_s: float) -> float:
@@ -180,9 +182,14 @@ class STTMRAM(Device):
         """One pulse per cell driving it toward P where ``to_p`` (else toward AP)."""
         # Fresh cells are taken to be in AP, the state a reset leaves them in.
         was_p = (
-            torch.zeros(to_p.shape, dtype=torch.bool) if state is None else self.is_parallel(state)
+            torch.zeros(to_p.shape, dtype=torch.bool, device=to_p.device)
+            if state is None
+            else self.is_parallel(state)
         )
-        hit = torch.rand(to_p.shape, generator=generator, dtype=torch.float64) < p_sw
+        hit = (
+            torch.rand(to_p.shape, generator=generator, dtype=torch.float64, device=to_p.device)
+            < p_sw
+        )
         now_p = torch.where(hit, to_p, was_p)
         return self.advance(state, self._g_of(now_p, dtype), 1)
 
@@ -202,7 +209,8 @@ class STTMRAM(Device):
         with probability ``1 − write_error_rate()``. Fresh cells start in AP.
         """
         target = self.check_target(g_target_us)
-        p_sw = self.switching_probability(self.i_write_ua, self.t_write_s)
+        i_write = torch.tensor(self.i_write_ua, device=target.device)
+        p_sw = self.switching_probability(i_write, self.t_write_s)
         return self._apply_pulse(state, target > self.g_mid_us, p_sw, target.dtype, generator)
 
     def switch(
@@ -228,7 +236,7 @@ class STTMRAM(Device):
             with ``current_for_probability_ua(0.5, t)`` gives fair random bits.
         """
         st = self.as_state(state, generator=generator)
-        i = torch.as_tensor(i_ua, dtype=torch.float64).expand(st.shape)
+        i = torch.as_tensor(i_ua, dtype=torch.float64, device=st.g_us.device).expand(st.shape)
         # Without current there is no spin torque: the sigmoid tail is not physical there.
         p_sw = torch.where(i == 0, 0.0, self.switching_probability(i, t_pulse_s))
         return self._apply_pulse(st, i > 0, p_sw, st.g_us.dtype, generator)
@@ -261,7 +269,10 @@ class STTMRAM(Device):
         susceptible = {"ap_to_p": ~was_p, "p_to_ap": was_p, "both": torch.ones_like(was_p)}[
             self.read_disturb_direction
         ]
-        hit = torch.rand(st.shape, generator=generator, dtype=torch.float64) < p_flip
+        hit = (
+            torch.rand(st.shape, generator=generator, dtype=torch.float64, device=st.device)
+            < p_flip
+        )
         now_p = torch.where(hit & susceptible & ~st.stuck, ~was_p, was_p)
         return dataclasses.replace(
             st, g_us=torch.where(st.stuck, st.g_us, self._g_of(now_p, st.g_us.dtype))
@@ -290,7 +301,10 @@ class STTMRAM(Device):
         susceptible = {"ap_to_p": ~was_p, "p_to_ap": was_p, "both": torch.ones_like(was_p)}[
             self.read_disturb_direction
         ]
-        hit = torch.rand(state.shape, generator=generator, dtype=torch.float64) < p_flip
+        hit = (
+            torch.rand(state.shape, generator=generator, dtype=torch.float64, device=state.device)
+            < p_flip
+        )
         flip = hit & susceptible & ~state.stuck
         flips = int(flip.sum())
         if flips == 0:

@@ -129,7 +129,11 @@ class PCM(Device):
     # --- physics ------------------------------------------------------------------------------
     def init_params(self, g_us: Tensor, *, generator: torch.Generator | None) -> dict[str, Tensor]:
         mu, sigma = self.drift_nu_stats(g_us)
-        nu = (mu + sigma * torch.randn(g_us.shape, generator=generator, dtype=g_us.dtype)).abs()
+        nu = (
+            mu
+            + sigma
+            * torch.randn(g_us.shape, generator=generator, dtype=g_us.dtype, device=g_us.device)
+        ).abs()
         return {"nu": nu * self.drift_scale}
 
     def program(
@@ -140,7 +144,9 @@ class PCM(Device):
         state: DeviceState | None = None,
     ) -> DeviceState:
         target = self.check_target(g_target_us)
-        noise = torch.randn(target.shape, generator=generator, dtype=target.dtype)
+        noise = torch.randn(
+            target.shape, generator=generator, dtype=target.dtype, device=target.device
+        )
         g_prog = (target + self.prog_noise_scale * self.sigma_prog_us(target) * noise).clamp_min(
             0.0
         )

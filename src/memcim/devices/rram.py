@@ -161,7 +161,8 @@ class FilamentaryRRAM(Device):
 
     def sigma_c2c_us(self, median_g_us: Tensor | float) -> Tensor:
         """Cycle-to-cycle std a · median^b (µS) of a cell whose median is ``median_g_us``."""
-        median = torch.as_tensor(median_g_us).clamp_min(0.0)
+        median = median_g_us if isinstance(median_g_us, Tensor) else torch.tensor(median_g_us)
+        median = median.clamp_min(0.0)
         return self.c2c_coeff * median.pow(self.c2c_exponent)
 
     def relax_fraction(self, t_s: float) -> float:

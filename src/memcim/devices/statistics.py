@@ -70,7 +70,7 @@ class ConductanceNoiseTable:
         t_s: read time after programming whose noise is tabulated (s).
         points: grid points across [g_min, g_max]; values in between are interpolated.
         draws: Monte-Carlo draws per grid point (4096 gives the std to ~1.1 %).
-        generator: randomness of the tabulation.
+        generator: randomness of the tabulation; the tables live on its device.
         reprogrammed: tabulate the std of *re-programming the same cell* instead (16
             programmings of each of draws / 16 cells, the RMS over cells of each cell's std):
             the spread a sampler that re-programs one array draws, without the persistent
@@ -92,7 +92,9 @@ class ConductanceNoiseTable:
         require(draws >= 2, "draws", draws, "must be >= 2")
         self.device, self.t_s = device, t_s
         self.reprogrammed = reprogrammed
-        self.g_grid_us = torch.linspace(device.g_min_us, device.g_max_us, points)
+        # tabulated where the generator draws (torch's default device without one)
+        on = generator.device if generator is not None else None
+        self.g_grid_us = torch.linspace(device.g_min_us, device.g_max_us, points, device=on)
         targets = self.g_grid_us.expand(draws, points).contiguous()
         state = device.program(targets, generator=generator)
         reads = device.read(state, t_s=t_s, generator=generator) - targets
@@ -135,5 +137,10 @@ class ConductanceNoiseTable:
     def sample(self, g_target_us: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """One Gaussian draw of the programmed-then-read conductance for each target (µS)."""
         mean, std = self.moments(g_target_us)
-        noise = torch.randn(g_target_us.shape, generator=generator, dtype=g_target_us.dtype)
+        noise = torch.randn(
+            g_target_us.shape,
+            generator=generator,
+            dtype=g_target_us.dtype,
+            device=g_target_us.device,
+        )
         return g_target_us + mean + std * noise

@@ -90,7 +90,7 @@ class TwoDFET(Device):
         )
 
     def init_params(self, g_us: Tensor, *, generator: torch.Generator | None) -> dict[str, Tensor]:
-        a = torch.empty(g_us.shape, dtype=g_us.dtype).exponential_(generator=generator)
+        a = torch.empty_like(g_us).exponential_(generator=generator)
         # A trap cannot remove more than the whole channel conductance: truncate at 1.
         return {_RTN_KEY: (a * self.rtn_amp_rel_mean).clamp_max(1.0)}
 
@@ -107,7 +107,9 @@ class TwoDFET(Device):
         fresh cells only and kept from ``state`` afterwards.
         """
         target = self.check_target(g_target_us)
-        noise = torch.randn(target.shape, generator=generator, dtype=target.dtype)
+        noise = torch.randn(
+            target.shape, generator=generator, dtype=target.dtype, device=target.device
+        )
         g_prog = self.clip(target + self.prog_noise_std_us * noise)
         if state is not None and _RTN_KEY in state.params:
             return self.advance(state, g_prog)
@@ -146,7 +148,10 @@ class TwoDFET(Device):
         check_time(t_s)
         state = self.as_state(g_us, generator=generator)
         g = self.drift(state, t_s)
-        occupied = torch.rand(g.shape, generator=generator, dtype=torch.float64) < self.p_trap
-        z = torch.randn(g.shape, generator=generator, dtype=g.dtype)
+        occupied = (
+            torch.rand(g.shape, generator=generator, dtype=torch.float64, device=g.device)
+            < self.p_trap
+        )
+        z = torch.randn(g.shape, generator=generator, dtype=g.dtype, device=g.device)
         rtn = torch.where(occupied, state.params[_RTN_KEY] * g, 0.0)
         return g - rtn + self.read_noise_rel * g.abs() * z

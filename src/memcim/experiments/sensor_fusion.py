@@ -311,7 +311,7 @@ def _early_fusion(config: SensorFusionConfig, data: _Data, seed: int,
 # --- fusion -----------------------------------------------------------------------------------
 def _view_a(x: Tensor, condition: float | str, generator: torch.Generator) -> Tensor:
     if condition == PURE_NOISE:
-        return torch.rand(x.shape, generator=generator)
+        return torch.rand(x.shape, generator=generator, device=x.device)
     return pixel_flip(x, condition, generator=generator)
 
 

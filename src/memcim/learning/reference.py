@@ -106,7 +106,7 @@ def gaussian_mh(
     for step in tqdm(
         range(cfg.steps), desc="software MH", disable=None if progress else True, leave=False
     ):
-        noise = torch.randn(theta.shape, generator=generator)
+        noise = torch.randn(theta.shape, generator=generator, device=theta.device)
         proposal = theta + log_step.exp().unsqueeze(-1) * noise
         new = log_post(proposal)
         accept = torch.log(torch.rand(cfg.chains, generator=generator)) < new - current

@@ -23,7 +23,8 @@ def _convertible(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def _to_cim(layer: nn.Module, config: CIMConfig) -> CIMLayer:
     if isinstance(layer, nn.Linear):
-        new = CIMLinear(layer.in_features, layer.out_features, layer.bias is not None, config)
+        new = CIMLinear(layer.in_features, layer.out_features, layer.bias is not None, config,
+                        device=layer.weight.device)  # fmt: skip
     else:
         if layer.groups != 1 or layer.padding_mode != "zeros" or isinstance(layer.padding, str):
             raise ConfigError(
@@ -34,6 +35,7 @@ def _to_cim(layer: nn.Module, config: CIMConfig) -> CIMLayer:
         new = CIMConv2d(
             layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
             layer.padding, layer.dilation, layer.bias is not None, config,
+            device=layer.weight.device,
         )  # fmt: skip
     with torch.no_grad():
         new.weight.copy_(layer.weight)
@@ -79,11 +81,13 @@ def to_digital(model: nn.Module) -> nn.Module:
     new_layers = {}
     for name, layer in _convertible(model):
         if isinstance(layer, CIMLinear):
-            new = nn.Linear(layer.in_features, layer.out_features, layer.bias is not None)
+            new = nn.Linear(layer.in_features, layer.out_features, layer.bias is not None,
+                            device=layer.weight.device)  # fmt: skip
         elif isinstance(layer, CIMConv2d):
             new = nn.Conv2d(
                 layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
                 layer.padding, layer.dilation, bias=layer.bias is not None,
+                device=layer.weight.device,
             )  # fmt: skip
         else:
             continue

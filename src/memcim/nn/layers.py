@@ -133,7 +133,13 @@ def _same_values(a: Tensor, b: Tensor) -> bool:
         if _memcmp is not None and a.is_contiguous() and b.is_contiguous():
             return _memcmp(a.data_ptr(), b.data_ptr(), a.numel() * a.element_size()) == 0
         return bool(np.array_equal(a.detach().numpy(), b.detach().numpy()))
-    return torch.equal(a, b)
+    return a.device == b.device and torch.equal(a, b)
+
+
+def _generator(device: torch.device, seed: int) -> torch.Generator:
+    """A generator on ``device`` (random numbers are drawn where the tensors live; a seed
+    gives other numbers on a GPU than on the CPU), seeded with ``seed``."""
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def _libc_memcmp():
@@ -198,7 +204,7 @@ def adc_full_scale(tile: TileConfig, w_max: Tensor) -> Tensor | None:
         return None
     dev = tile.device
     unit = mapping.unit_us(dev.g_min_us, dev.g_max_us) * mapping.devices_per_weight
-    return float(adc.full_scale) * float(mapping.slice_weights().sum()) * w_max / unit
+    return float(adc.full_scale) * float(mapping.slice_weights("cpu").sum()) * w_max / unit
 
 
 class CIMLayer(nn.Module):
@@ -214,7 +220,7 @@ class CIMLayer(nn.Module):
         self.cim_config = config if config is not None else CIMConfig()
         self.out_features_flat, self.in_flat = out_features, in_flat
         self.t_s = 0.0
-        self.generator = torch.Generator().manual_seed(self.cim_config.seed)
+        self.generator = _generator(self.weight.device, self.cim_config.seed)
         self._matrix: TiledMatrix | None = None
         self._programmed_weight: Tensor | None = None  # the float weights the tiles hold
         self._noise_table: ConductanceNoiseTable | None = None
@@ -234,7 +240,7 @@ class CIMLayer(nn.Module):
         """Largest mappable |weight| (a 0-d tensor), or ``None`` when nothing is clipped."""
         w_max = self.cim_config.tile.mapping.w_max
         if w_max is not None:
-            return torch.tensor(w_max)
+            return self.weight.new_tensor(w_max)
         if self.cim_config.clip_sigma is None or self.weight.numel() < 2:  # std(one weight): NaN
             return None
         return self.cim_config.clip_sigma * _std(self.weight.detach())
@@ -261,6 +267,22 @@ class CIMLayer(nn.Module):
             return w, 0
         clipped = int(torch.count_nonzero(values.abs() > bound))
         return w.clamp(-bound, bound), clipped
+
+    def _apply(self, fn, recurse: bool = True):
+        """``.to(device)``, ``.cuda()``, ``.double()`` …: the programmed tiles, their cached
+        reads and the copy of the weights they hold follow the parameters. On another device the
+        layer draws from a new generator there, seeded with the present generator's seed."""
+        before = self.weight.device
+        super()._apply(fn, recurse)
+        if self._programmed_weight is not None:
+            self._programmed_weight = fn(self._programmed_weight)
+        after = self.weight.device
+        if after != before:
+            self.generator = _generator(after, self.generator.initial_seed())
+            self._noise_table = self._weight_table = self._weight_table_source = None
+            if self._matrix is not None:
+                self._matrix.to(after)
+        return self
 
     # --- inference ----------------------------------------------------------------------------
     def reseed(self, value: int) -> None:
@@ -333,7 +355,7 @@ class CIMLayer(nn.Module):
         mapping = self.cim_config.tile.mapping
         with torch.no_grad():
             # MappingConfig requires a set w_max to be > 0
-            return torch.tensor(mapping.w_max) if mapping.w_max else max_abs_range(w)
+            return w.new_tensor(mapping.w_max) if mapping.w_max else max_abs_range(w)
 
     def _noisy_block(self, w: Tensor, w_max: Tensor) -> Tensor:
         """One tile's weights [out, in] after programming and reading, as a noisy copy."""
@@ -486,16 +508,19 @@ class CIMLinear(CIMLayer):
         in_features, out_features: as ``nn.Linear``.
         bias: learnable digital bias.
         config: tiles and training behaviour (:class:`CIMConfig`).
+        device: where the weights, the tiles and the layer's generator live (as ``nn.Linear``'s
+            ``device``; default torch's default device). ``.to(device)`` moves them later.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 config: CIMConfig | None = None) -> None:  # fmt: skip
+                 config: CIMConfig | None = None, *,
+                 device: torch.device | str | None = None) -> None:  # fmt: skip
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             require(is_int(value) and value >= 1, f"CIMLinear.{name}", value, "an int >= 1")
         self.in_features, self.out_features = in_features, out_features
-        self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        self.weight = nn.Parameter(torch.empty(out_features, in_features, device=device))
+        self.bias = nn.Parameter(torch.empty(out_features, device=device)) if bias else None
         self._setup(out_features, in_features, config)
         with torch.no_grad():  # nn.Linear's default init, from the layer's own generator
             bound = 1 / math.sqrt(in_features)
@@ -529,11 +554,13 @@ class CIMConv2d(CIMLayer):
 
     Each output pixel is one MVM of the C·kh·kw input patch with the [out, C·kh·kw] kernel
     matrix; biases are digital. ``groups`` must be 1 and ``padding_mode`` ``"zeros"``.
+    ``device``: as :class:`CIMLinear`'s.
     """
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-        dilation=1, bias: bool = True, config: CIMConfig | None = None,
+        dilation=1, bias: bool = True, config: CIMConfig | None = None, *,
+        device: torch.device | str | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
         pair = nn.modules.utils._pair
@@ -548,8 +575,8 @@ class CIMConv2d(CIMLayer):
             require(all(is_int(v) and v >= low for v in values), f"CIMConv2d.{name}",
                     values if len(values) > 1 else values[0], f"ints >= {low}")  # fmt: skip
         kh, kw = self.kernel_size
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kh, kw))
-        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kh, kw, device=device))
+        self.bias = nn.Parameter(torch.empty(out_channels, device=device)) if bias else None
         self._setup(out_channels, in_channels * kh * kw, config)
         with torch.no_grad():  # nn.Conv2d's default init, from the layer's own generator
             bound = 1 / math.sqrt(in_channels * kh * kw)

@@ -43,7 +43,7 @@ class WeightNoiseTable:
                 "mapping", mapping, "needs scheme='differential' and weight_bits=None")  # fmt: skip
         require(points >= 3 and points % 2 == 1, "points", points, "must be odd and >= 3")
         dev = table.device
-        self.w_grid = torch.linspace(-1.0, 1.0, points)
+        self.w_grid = torch.linspace(-1.0, 1.0, points, device=table.g_grid_us.device)
         planes, _ = mapping.targets(self.w_grid.view(1, -1), dev.g_min_us, dev.g_max_us)
         unit = mapping.unit_us(dev.g_min_us, dev.g_max_us) * mapping.devices_per_weight
 
@@ -66,7 +66,7 @@ class WeightNoiseTable:
         float32 rounding.
         """
         _require_finite(w)
-        noise = torch.randn(w.shape, generator=generator, dtype=w.dtype)
+        noise = torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device)
         if not compiled:
             return _noisy_weights(w, w_max, noise, self.mean_shift, self.std)
         # Flat, so that one kernel with a symbolic length serves every tile shape.
@@ -83,7 +83,7 @@ class WeightNoiseTable:
         _require_finite(w)
         tables = (self.mean_shift, self.std, self.drift_shift0, self.drift_shift)
         mean, std, at0, at_t = lerp_tables(_grid_position(w, w_max, self._points), *tables)
-        noise = torch.randn(w.shape, generator=generator, dtype=w.dtype)
+        noise = torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device)
         noisy = _combine(w, w_max, noise, mean, std)
         return noisy, at0.mul_(w_max).add_(w), at_t.mul_(w_max).add_(w)
 

@@ -232,7 +232,7 @@ class WorldModel:
         xz = torch.cat([x, z], dim=1).unsqueeze(1)  # [N, 1, in]: sample n is row n
         with mc_sampling(net, len(x), generator=generator, draw="local"):
             mean = net(xz, samples=len(x)).squeeze(1)
-        noise = net.noise_std * torch.randn(mean.shape, generator=generator)
+        noise = net.noise_std * torch.randn(mean.shape, generator=generator, device=mean.device)
         return (mean + noise) * self.y_std + self.y_mean
 
     @torch.no_grad()

@@ -100,7 +100,7 @@ def stochastic_round(u: Tensor, generator: torch.Generator) -> Tensor:
     """``u`` rounded to an integer, up with probability equal to its fractional part
     (unbiased: E[round(u)] = u)."""
     low = torch.floor(u)
-    return low + (torch.rand(u.shape, generator=generator) < (u - low)).to(u.dtype)
+    return low + (torch.rand(u.shape, generator=generator, device=u.device) < (u - low)).to(u.dtype)
 
 
 class _TaskLinear(nn.Module):

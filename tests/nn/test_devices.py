@@ -1,0 +1,128 @@
+"""The crossbar layers on every device present: inference and training keep every tensor on
+the inputs' device (on CPU, the ``device`` fixture makes any tensor created without a device a
+meta tensor, which fails the step that mixes it in)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from memcim.crossbar import ConverterConfig, CrossbarCircuit, MappingConfig, TileConfig
+from memcim.devices import (
+    PCM,
+    STTMRAM,
+    FeCap,
+    FilamentaryRRAM,
+    GainCell,
+    IdealDevice,
+    LaplaceRRAM,
+    SRAMCell,
+    TwoDFET,
+)  # fmt: skip
+from memcim.nn import CIMConfig, convert, drift_to
+
+DEVICE_MODELS = {"pcm": PCM, "rram": FilamentaryRRAM, "ideal": IdealDevice}
+
+#: Periphery and mapping variants, each on PCM.
+VARIANTS = {
+    "fixed converters": dict(adc=ConverterConfig(mode="fixed", full_scale=2.0),
+                             dac=ConverterConfig(mode="fixed", full_scale=1.0)),
+    "percentile ADC": dict(adc=ConverterConfig(mode="percentile")),
+    "ideal converters": dict(adc=ConverterConfig(bits=None), dac=ConverterConfig(bits=None)),
+    "offset, fixed reference": dict(mapping=MappingConfig(scheme="offset", reference="fixed")),
+    "offset, reference cells": dict(mapping=MappingConfig(scheme="offset")),
+    "bit slices, w_max": dict(mapping=MappingConfig(weight_bits=4, slices=2, w_max=0.5)),
+    "two devices per weight": dict(mapping=MappingConfig(devices_per_weight=2)),
+    "oracle drift compensation": dict(drift_compensation_mode="oracle"),
+    "no drift compensation": dict(drift_compensation=False),
+    # (noise-free reads: a noisy read can dip below 0 µS near g_min, which the wire models refuse)
+    "first-order IR drop": dict(ir_drop="first_order", read_noise="off",
+                                circuit=CrossbarCircuit(r_wire_row_ohm=1.0, r_wire_col_ohm=1.0)),
+    "column-scaled IR drop": dict(ir_drop="first_order", ir_drop_compensation="column_scaling",
+                                  read_noise="off",
+                                  circuit=CrossbarCircuit(r_wire_row_ohm=1.0)),
+}  # fmt: skip
+
+#: Every other cell technology, read through the default periphery.
+OTHER_DEVICES = {"mram": STTMRAM, "fecap": FeCap, "laplace": LaplaceRRAM, "2d": TwoDFET,
+                 "sram": SRAMCell, "gain cell": GainCell}  # fmt: skip
+
+
+def _mlp(device: torch.device) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(40, 24, device=device), nn.ReLU(),
+                         nn.Linear(24, 5, device=device))  # fmt: skip
+
+
+def _conv(device: torch.device) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, device=device), nn.ReLU(),
+                         nn.Conv2d(4, 2, 3, device=device))  # fmt: skip
+
+
+def _chip(module: nn.Module, model: str, read_noise: str = "auto") -> nn.Module:
+    tile = TileConfig(device=DEVICE_MODELS[model](), read_noise=read_noise)
+    return convert(module, CIMConfig(tile=tile, seed=0, max_rows=16, max_cols=16))
+
+
+@pytest.mark.parametrize("model", sorted(DEVICE_MODELS))
+@pytest.mark.parametrize("read_noise", ["per_time", "per_read"])
+@pytest.mark.parametrize("build, shape", [(_mlp, (3, 40)), (_conv, (2, 3, 6, 6))])
+def test_inference_stays_on_the_inputs_device(device, model, read_noise, build, shape):
+    chip = _chip(build(device), model, read_noise).eval()
+    drift_to(chip, 3600.0)
+    x = torch.rand(shape, device=device)
+    with torch.no_grad():
+        y, again = chip(x), chip(x)
+    assert y.device.type == device.type and torch.isfinite(y).all()
+    if read_noise == "per_time":  # one noise realisation per read time
+        assert torch.equal(y, again)
+
+
+@pytest.mark.parametrize("model", sorted(DEVICE_MODELS))
+@pytest.mark.parametrize("build, shape", [(_mlp, (3, 40)), (_conv, (2, 3, 6, 6))])
+def test_training_stays_on_the_inputs_device(device, model, build, shape):
+    chip = _chip(build(device), model).train()
+    opt = torch.optim.SGD(chip.parameters(), lr=0.1)
+    x = torch.rand(shape, device=device)
+    for _ in range(2):
+        opt.zero_grad()
+        chip(x).square().mean().backward()
+        opt.step()
+    assert all(p.grad.device.type == device.type and torch.isfinite(p.grad).all()
+               for p in chip.parameters())  # fmt: skip
+
+
+def test_convert_defaults_on_the_device(device):
+    chip = convert(_mlp(device)).eval()
+    with torch.no_grad():
+        y = chip(torch.rand(4, 40, device=device))
+    assert y.device.type == device.type
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_periphery_variant_stays_on_the_device(device, variant):
+    tile = TileConfig(device=PCM(), **VARIANTS[variant])
+    chip = convert(_mlp(device), CIMConfig(tile=tile, seed=0, max_rows=16, max_cols=16))
+    x = torch.rand(3, 40, device=device)
+    chip.train()
+    chip(x).square().mean().backward()
+    chip.eval()
+    drift_to(chip, 3600.0)
+    with torch.no_grad():
+        y = chip(x)
+    assert y.device.type == device.type and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_DEVICES))
+def test_every_cell_technology_stays_on_the_device(device, name):
+    chip = convert(_mlp(device), CIMConfig(tile=TileConfig(device=OTHER_DEVICES[name]()), seed=0))
+    x = torch.rand(3, 40, device=device)
+    chip.train()
+    chip(x).square().mean().backward()
+    chip.eval()
+    drift_to(chip, 60.0)
+    with torch.no_grad():
+        y = chip(x)
+    assert y.device.type == device.type and torch.isfinite(y).all()
