@@ -36,7 +36,10 @@ has nothing to program), so the evaluation row times reading. Then the peak
 resident memory (``VmHWM``) of a fresh process per framework that builds the MLP and runs
 that evaluation (imports included, alike for all).
 
-Run: ``python benchmarks/peers.py [--repeats N]``.
+On a GPU (``--device cuda``) every model and input lives on the device and every timed call
+ends with a synchronisation; the thread counts and the peak-memory line are CPU-only.
+
+Run: ``python benchmarks/peers.py [--repeats N] [--device cuda]``.
 """
 
 from __future__ import annotations
@@ -57,6 +60,17 @@ from memcim.crossbar import TileConfig
 from memcim.devices import PCM
 from memcim.nn import CIMConfig, cim_layers, convert, drift_to, program
 from timing import median_ms
+
+#: Where the models and inputs live (``--device``).
+_DEVICE = torch.device("cpu")
+
+
+def _sync() -> None:
+    """Wait for the device's queued work, so that a timed call includes it."""
+    if _DEVICE.type == "cuda":
+        torch.cuda.synchronize(_DEVICE)
+    elif _DEVICE.type == "mps":
+        torch.mps.synchronize()
 
 
 def _memcim(module: nn.Module, read_noise: str = "per_time", compile: bool = False) -> nn.Module:
@@ -108,7 +122,7 @@ def _models(module: nn.Module, with_per_read: bool, training: bool = False) -> d
         peer = build(module)
         if peer is not None:
             models[name] = peer
-    return models
+    return {name: model.to(_DEVICE) for name, model in models.items()}
 
 
 def _inference(model: nn.Module, x: torch.Tensor):
@@ -117,6 +131,7 @@ def _inference(model: nn.Module, x: torch.Tensor):
     def run() -> None:
         with torch.no_grad():
             model(x)
+        _sync()
 
     return run
 
@@ -127,6 +142,7 @@ def _train_step(model: nn.Module, x: torch.Tensor):
     def run() -> None:
         model.zero_grad(set_to_none=True)
         model(x).square().mean().backward()
+        _sync()
 
     return run
 
@@ -172,6 +188,7 @@ def _epoch_parts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: int)
                 opt.zero_grad(set_to_none=True)
                 nn.functional.cross_entropy(model(x[i : i + 128]), y[i : i + 128]).backward()
                 opt.step()
+            _sync()
 
         return run
 
@@ -186,6 +203,7 @@ def _evaluation_parts(model: nn.Module, x: torch.Tensor) -> list:
             model.eval()
             with torch.no_grad():
                 model(x[i : i + 1000])
+            _sync()
 
         return run
 
@@ -203,6 +221,7 @@ def _deploy(model: nn.Module) -> float:
         for c in range(len(tiles[0])):
             for row in tiles:
                 row[c].drift_factor(layer.t_s, generator=layer.generator)
+    _sync()
     return time.perf_counter() - start
 
 
@@ -266,8 +285,8 @@ def _peak_rss_mb(name: str) -> float:
 
 
 def _mlp_rows(gen: torch.Generator) -> None:
-    x = torch.rand(60_000, 784, generator=gen)
-    y = torch.randint(0, 10, (60_000,), generator=gen)
+    x = torch.rand(60_000, 784, generator=gen).to(_DEVICE)
+    y = torch.randint(0, 10, (60_000,), generator=gen).to(_DEVICE)
     models = _models(_mlp(), False, training=True)
     for model in models.values():  # one step each, so that compiling is not timed as training
         _train_step(model, x[:128])()
@@ -290,7 +309,10 @@ def _mlp_rows(gen: torch.Generator) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--device", default="cpu", help="torch device to time on (e.g. cuda)")
     args = parser.parse_args()
+    global _DEVICE
+    _DEVICE = torch.device(args.device)
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     linear = nn.Linear(784, 256)
@@ -299,21 +321,24 @@ def main() -> None:
     for name, build in (("aihwkit", _aihwkit), ("lightning", _lightning)):
         if build(dense) is None:
             print(f"{name}: not importable here, skipped (see this script's docstring)")
-    for threads in (1, 2):
+    on_cpu = _DEVICE.type == "cpu"
+    for threads in (1, 2) if on_cpu else (torch.get_num_threads(),):
         torch.set_num_threads(threads)
-        print(f"\ntorch threads: {threads}")
+        print(f"\ntorch threads: {threads}" if on_cpu else f"\ndevice: {_DEVICE}")
         for batch in (1, 64, 1024):
-            x = torch.rand(batch, 784, generator=gen)
+            x = torch.rand(batch, 784, generator=gen).to(_DEVICE)
             runs = {n: _inference(m, x) for n, m in _models(dense, True).items()}
             _row(f"Linear 784->256 eval, batch {batch}", _time(runs, args.repeats))
-        x = torch.rand(64, 16, 16, 16, generator=gen)
+        x = torch.rand(64, 16, 16, 16, generator=gen).to(_DEVICE)
         runs = {n: _inference(m, x) for n, m in _models(conv, False).items()}
         _row("Conv2d 16->32 3x3 eval, batch 64", _time(runs, args.repeats))
         for batch in (128, 1024):
-            x = torch.rand(batch, 784, generator=gen)
+            x = torch.rand(batch, 784, generator=gen).to(_DEVICE)
             runs = {n: _train_step(m, x) for n, m in _models(dense, False, training=True).items()}
             _row(f"Linear train step, batch {batch}", _time(runs, args.repeats))
         _mlp_rows(gen)
+    if not on_cpu:
+        return
     names = list(_models(_mlp(), False))
     rss = {name: _peak_rss_mb(name) for name in names}
     print("\npeak RSS of a process evaluating the MLP on 10k images: "

@@ -126,3 +126,40 @@ def test_every_cell_technology_stays_on_the_device(device, name):
     with torch.no_grad():
         y = chip(x)
     assert y.device.type == device.type and torch.isfinite(y).all()
+
+
+def test_moving_a_programmed_layer_keeps_its_devices(device):
+    """Programmed and read on the CPU, then moved: the same conductances and the same cached
+    noise realisation answer on ``device`` (no re-programming), and new draws come from a
+    generator there."""
+    cpu = torch.device("cpu")
+    chip = _chip(_mlp(cpu), "pcm").eval()
+    drift_to(chip, 3600.0)
+    x = torch.rand(3, 40, device=cpu)
+    with torch.no_grad():
+        before = chip(x)
+    layers = [m for m in chip.modules() if hasattr(m, "tiles_current")]
+    programmings = [layer.matrix.counters.program_ops for layer in layers]
+    chip.to(device)
+    assert all(layer.tiles_current() for layer in layers)
+    assert all(layer.generator.device.type == device.type for layer in layers)
+    with torch.no_grad():
+        after = chip(x.to(device))
+    assert [layer.matrix.counters.program_ops for layer in layers] == programmings
+    torch.testing.assert_close(after.cpu(), before, rtol=1e-5, atol=1e-6)
+
+
+def test_a_tile_moves_with_its_state_and_counters(device):
+    from memcim.crossbar import Tile
+
+    cpu = torch.device("cpu")
+    tile = Tile(8, 4, TileConfig(device=PCM()))
+    tile.program(torch.rand(4, 8, device=cpu) - 0.5, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(2, 8, device=cpu)
+    before = tile.mvm(x, t_s=60.0, generator=torch.Generator().manual_seed(1))
+    counts = tile.counters.as_dict()
+    tile.to(device)
+    assert tile.counters.as_dict() == counts
+    assert tile.state.device.type == device.type
+    after = tile.mvm(x.to(device), t_s=60.0, generator=torch.Generator(device).manual_seed(1))
+    torch.testing.assert_close(after.cpu(), before, rtol=1e-5, atol=1e-6)
