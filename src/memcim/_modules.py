@@ -8,6 +8,7 @@ import enum
 from collections.abc import Iterable
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError
@@ -89,3 +90,19 @@ def flat_config(config: object, prefix: str = "") -> dict[str, object]:
 def under(entries: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
     """The entries whose key starts with ``prefix``, the prefix removed."""
     return {k.removeprefix(prefix): v for k, v in entries.items() if k.startswith(prefix)}
+
+
+def generator_on(device: torch.device | str | None, seed: int) -> torch.Generator:
+    """A layer's private generator on ``device`` (default: torch's default device), seeded with
+    ``seed``. Random numbers are drawn where the tensors live, so a seed gives other numbers on
+    a GPU than on the CPU."""
+    device = torch.empty(0, device=device).device if device is None else torch.device(device)
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def follow(generator: torch.Generator, device: torch.device) -> torch.Generator:
+    """``generator`` if it draws on ``device``, else a new one there with the same seed (what a
+    module's ``_apply`` gives a private generator when ``.to()`` moves its parameters)."""
+    if generator.device == device:
+        return generator
+    return generator_on(device, generator.initial_seed())

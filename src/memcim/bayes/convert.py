@@ -15,7 +15,8 @@ from memcim.bayes.layers import BayesConfig, BayesianConv2d, BayesianLinear
 def _to_bayesian_layer(layer: nn.Module, config: BayesConfig) -> nn.Module:
     bias = layer.bias is not None
     if isinstance(layer, nn.Linear):
-        new = BayesianLinear(layer.in_features, layer.out_features, bias, config)
+        new = BayesianLinear(layer.in_features, layer.out_features, bias, config,
+                             device=layer.weight.device)  # fmt: skip
     else:
         if layer.padding_mode != "zeros":
             raise ConfigError(
@@ -24,6 +25,7 @@ def _to_bayesian_layer(layer: nn.Module, config: BayesConfig) -> nn.Module:
         new = BayesianConv2d(
             layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
             layer.padding, layer.dilation, layer.groups, bias, config,
+            device=layer.weight.device,
         )  # fmt: skip
     with torch.no_grad():
         new.weight_mu.copy_(layer.weight)

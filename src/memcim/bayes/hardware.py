@@ -21,6 +21,7 @@ A convolution is read as its im2col vectors (one product per output position), w
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import replace
 
 import torch
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, require
-from memcim._modules import flat_config, replace_modules, under
+from memcim._modules import flat_config, generator_on, replace_modules, under
 from memcim.bayes.layers import BayesianConv2d, BayesianLayer, BayesianLinear
 from memcim.bayes.sampled import SampledMatrix
 from memcim.bayes.schemes import HardwareSampling, SchemeTargets
@@ -136,12 +137,15 @@ class _OnTiles:
                 out.update({f"{name}.state.{k}": v for k, v in matrix.state_tensors().items()})
                 out.update({f"{name}.read_cache.{k}": v
                             for k, v in matrix.read_cache_tensors().items()})  # fmt: skip
+        scalar = functools.partial(torch.tensor, device="cpu")  # metadata, whatever the device
         out.update({"targets.planes": t.planes, "targets.realised_sigma": t.realised_sigma,
-                    "targets.feasible": t.feasible, "targets.clipped": torch.tensor(t.clipped),
-                    "targets.k_us": torch.tensor(t.k_us, dtype=torch.float64)})  # fmt: skip
+                    "targets.feasible": t.feasible, "targets.clipped": scalar(t.clipped),
+                    "targets.k_us": scalar(t.k_us, dtype=torch.float64)})  # fmt: skip
         if t.sigma_planes is not None:
             out["targets.sigma_planes"] = t.sigma_planes
-            out["targets.sigma_k_us"] = torch.tensor(t.sigma_k_us, dtype=torch.float64)
+            out["targets.sigma_k_us"] = torch.tensor(
+                t.sigma_k_us, dtype=torch.float64, device="cpu"
+            )
         return out
 
     def load_checkpoint_tensors(self, tensors: dict[str, Tensor]) -> None:
@@ -246,7 +250,7 @@ def to_hardware(
             differential), population rows read (device population), or any S for the schemes
             drawn per read (read noise, separate μ/σ). A forward with K copies runs K samples
             or a multiple of K.
-        generator: randomness of every programming.
+        generator: randomness of every programming (default: seed 0, on the model's device).
         max_rows, max_cols: largest tile.
 
     Returns:
@@ -257,10 +261,11 @@ def to_hardware(
     """
     sampling = sampling if sampling is not None else HardwareSampling()
     require(isinstance(samples, int) and samples >= 1, "samples", samples, "an int >= 1")
-    generator = generator if generator is not None else torch.Generator().manual_seed(0)
     names = [n for n, m in model.named_modules() if isinstance(m, BayesianLayer)]
     if not names:
         raise ConfigError("the model has no Bayesian layers: convert it with to_bayesian first")
+    if generator is None:  # seed 0 on the device of the (first) Bayesian layer
+        generator = generator_on(model.get_submodule(names[0]).weight_mu.device, 0)
     hardware = replace_modules(
         copy.deepcopy(model), {n: _hardware_copy(model.get_submodule(n)) for n in names}
     )

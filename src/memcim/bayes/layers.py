@@ -55,6 +55,7 @@ from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 
 from memcim._errors import ConfigError, is_int, is_real, require
+from memcim._modules import follow, generator_on
 
 Estimator = Literal["reparam", "local"]
 EvalMode = Literal["sample", "mean"]
@@ -115,7 +116,10 @@ class BayesConfig:
 
 def inverse_softplus(sigma: float | Tensor) -> Tensor:
     """ρ with softplus(ρ) = σ, for σ > 0 (``log(expm1(σ))``, stable for large σ)."""
-    sigma = torch.as_tensor(sigma, dtype=torch.get_default_dtype())
+    if isinstance(sigma, Tensor):
+        sigma = sigma.to(torch.get_default_dtype())
+    else:  # a number: a CPU scalar whatever the default device
+        sigma = torch.tensor(sigma, dtype=torch.get_default_dtype(), device="cpu")
     return sigma + torch.log(-torch.expm1(-sigma))
 
 
@@ -146,25 +150,27 @@ class BayesianLayer(nn.Module):
     bias_mu: nn.Parameter | None
     bias_rho: nn.Parameter | None
 
-    def _setup(self, weight_shape: tuple[int, ...], out: int, bias: bool, config) -> None:
+    def _setup(self, weight_shape: tuple[int, ...], out: int, bias: bool, config,
+               device: torch.device | str | None) -> None:  # fmt: skip
         if config is None:
             config = BayesConfig()
         if not isinstance(config, BayesConfig):
             raise ConfigError(f"config={config!r} is invalid: a memcim.bayes.BayesConfig")
         self.config = config
         self.eval_mode: EvalMode = config.eval_mode
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.generator = generator_on(device, config.seed)
         # Set by forward_samples / mc_sampling; not part of the state.
         self.folded_samples: int | None = None
         self._generator_override: torch.Generator | None = None
         self._draw: Draw | None = None
         self._shared_input: tuple[int, int] | None = None  # (data_ptr, numel) of the S·N repeat
         rho0 = float(inverse_softplus(config.sigma_init))
-        self.weight_mu = nn.Parameter(torch.empty(weight_shape))
-        self.weight_rho = nn.Parameter(torch.full(weight_shape, rho0))
+        on = self.generator.device
+        self.weight_mu = nn.Parameter(torch.empty(weight_shape, device=on))
+        self.weight_rho = nn.Parameter(torch.full(weight_shape, rho0, device=on))
         if bias:
-            self.bias_mu = nn.Parameter(torch.empty(out))
-            self.bias_rho = nn.Parameter(torch.full((out,), rho0))
+            self.bias_mu = nn.Parameter(torch.empty(out, device=on))
+            self.bias_rho = nn.Parameter(torch.full((out,), rho0, device=on))
         else:
             self.register_parameter("bias_mu", None)
             self.register_parameter("bias_rho", None)
@@ -208,6 +214,13 @@ class BayesianLayer(nn.Module):
     def reseed(self, value: int) -> None:
         """Re-seed the private generator."""
         self.generator.manual_seed(value)
+
+    def _apply(self, fn, recurse: bool = True):
+        """``.to(device)`` and the like: on another device the layer draws from a new private
+        generator there, seeded with the present one's seed."""
+        super()._apply(fn, recurse)
+        self.generator = follow(self.generator, self.weight_mu.device)
+        return self
 
     # --- sampling -----------------------------------------------------------------------------
     def _gen(self) -> torch.Generator:
@@ -359,6 +372,8 @@ class BayesianLinear(BayesianLayer):
         in_features, out_features: as ``nn.Linear``.
         bias: a (Bayesian) bias.
         config: prior, initialisation and sampling (:class:`BayesConfig`).
+        device: where the parameters and the private generator live (default torch's default
+            device); ``.to(device)`` moves them later.
 
     Inputs ``[..., in_features]`` as ``nn.Linear``; see :meth:`forward` for the sample
     dimension. μ is initialised like ``nn.Linear`` from the private generator, σ to
@@ -367,13 +382,13 @@ class BayesianLinear(BayesianLayer):
 
     def __init__(
         self, in_features: int, out_features: int, bias: bool = True,
-        config: BayesConfig | None = None,
+        config: BayesConfig | None = None, *, device: torch.device | str | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             require(is_int(value) and value >= 1, f"BayesianLinear.{name}", value, "an int >= 1")
         self.in_features, self.out_features = in_features, out_features
-        self._setup((out_features, in_features), out_features, bias, config)
+        self._setup((out_features, in_features), out_features, bias, config, device)
 
     def _feature_dims(self) -> int:
         return 1
@@ -441,6 +456,8 @@ class BayesianConv2d(BayesianLayer):
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias: as
             ``nn.Conv2d`` (``padding`` may be ``"same"``/``"valid"``).
         config: prior, initialisation and sampling (:class:`BayesConfig`).
+        device: where the parameters and the private generator live (default torch's default
+            device); ``.to(device)`` moves them later.
 
     Inputs ``[N, C, H, W]`` (or ``[C, H, W]``); S weight samples run as one grouped
     convolution with ``S·groups`` groups over the samples stacked along the channels.
@@ -448,7 +465,8 @@ class BayesianConv2d(BayesianLayer):
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-        dilation=1, groups: int = 1, bias: bool = True, config: BayesConfig | None = None,
+        dilation=1, groups: int = 1, bias: bool = True, config: BayesConfig | None = None, *,
+        device: torch.device | str | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
         pair = nn.modules.utils._pair
@@ -483,7 +501,8 @@ class BayesianConv2d(BayesianLayer):
         )
         self.groups = groups
         kh, kw = self.kernel_size
-        self._setup((out_channels, in_channels // groups, kh, kw), out_channels, bias, config)
+        self._setup((out_channels, in_channels // groups, kh, kw), out_channels, bias, config,
+                    device)  # fmt: skip
 
     def _feature_dims(self) -> int:
         return 3
@@ -557,7 +576,8 @@ def model_kl(model: nn.Module) -> Tensor:
         total = layer.kl() if total is None else total + layer.kl()
     if total is None:
         p = next(model.parameters(), None)
-        return torch.zeros((), dtype=p.dtype if p is not None else None)
+        return torch.zeros((), dtype=p.dtype if p is not None else None,
+                           device=p.device if p is not None else None)  # fmt: skip
     return total
 
 

@@ -118,8 +118,7 @@ class SampledMatrix:
         if separate:  # the MTJ's switching probability at the current set for p = ½
             rng, pulse_s = sampling.rng_device, sampling.rng_pulse_s
             current = rng.current_for_probability_ua(0.5, pulse_s)
-            self._bit_probability = float(rng.switching_probability(torch.tensor(current),
-                                                                    pulse_s))  # fmt: skip
+            self._bit_probability = float(rng.switching_probability(current, pulse_s))
         #: Monte-Carlo copies on the tiles (``None``: any number of samples, drawn per read).
         self.copies: int | None = None
         self.counters = SamplerCounters()
@@ -192,7 +191,8 @@ class SampledMatrix:
             rows = self.sampling.population
             population = t.planes.expand(rows, *t.planes.shape)
             self.matrix.program_conductances(population, w_max=w_max, generator=generator)
-            self.matrix.select_copies(torch.arange(samples) % rows)  # sample s reads row s mod K
+            # sample s reads row s mod K
+            self.matrix.select_copies(torch.arange(samples, device=t.planes.device) % rows)
             self.copies = samples
         else:
             self.matrix.program_conductances(t.planes, w_max=w_max, generator=generator)
@@ -238,14 +238,16 @@ class SampledMatrix:
         y_mu = self.matrix.mvm(one, t_s=t_s, generator=generator)
         var = self.sigma_matrix.mvm(one.square(), t_s=t_s, generator=generator)
         self.counters.variance_clipped += int((var < 0).sum())
-        eps = self._epsilon((s, *y_mu.shape[1:]), generator)
+        eps = self._epsilon((s, *y_mu.shape[1:]), generator, y_mu.device)
         self.counters.digital_ops += eps.numel()
         return y_mu + var.clamp_min(0).sqrt() * eps
 
-    def _epsilon(self, shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
-        """ε = (B − np)/√(np(1 − p)) from n stochastic MTJ bits per element (p ≈ ½)."""
+    def _epsilon(self, shape: tuple[int, ...], generator: torch.Generator | None,
+                 device: torch.device) -> Tensor:  # fmt: skip
+        """ε = (B − np)/√(np(1 − p)) from n stochastic MTJ bits per element (p ≈ ½), on
+        ``device``."""
         p, n = self._bit_probability, self.sampling.random_bits
-        count = torch.full(shape, float(n))
+        count = torch.full(shape, float(n), device=device)
         bits = torch.binomial(count, torch.full_like(count, p), generator=generator)
         self.counters.random_bits += n * math.prod(shape)
         return (bits - n * p) / math.sqrt(n * p * (1 - p))
@@ -263,11 +265,11 @@ class SampledMatrix:
         if self.sigma_matrix is not None:
             mu = self.matrix.read_weights(t_s, **kw)
             var = self.sigma_matrix.read_weights(t_s, **kw).clamp_min(0)
-            return mu + var.sqrt() * self._epsilon((samples, *mu.shape), generator)
+            return mu + var.sqrt() * self._epsilon((samples, *mu.shape), generator, mu.device)
         if self.copies is None:
             return self.matrix.read_weights(t_s, draws=samples, **kw)
         w = self.matrix.read_weights(t_s, **kw)
-        return w[torch.arange(samples) % self.copies]
+        return w[torch.arange(samples, device=w.device) % self.copies]
 
 
 #: Converters of the weight view of :func:`realise`: the cells as read, no conversion.

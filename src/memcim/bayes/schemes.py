@@ -175,7 +175,8 @@ _REPROGRAMMED = (SamplingScheme.CYCLE_TO_CYCLE, SamplingScheme.DIFFERENTIAL)
 def _device_table(device: Device, t_s: float, reprogrammed: bool) -> ConductanceNoiseTable:
     # A fixed characterisation of the (frozen, hashable) device model, reused by every layer
     # and by the bias of each layer instead of being re-tabulated per call.
-    gen = torch.Generator().manual_seed(0)
+    # On the CPU, so that every device reads the same characterisation (copied where used).
+    gen = torch.Generator(device="cpu").manual_seed(0)
     return ConductanceNoiseTable(device, t_s, generator=gen, reprogrammed=reprogrammed)
 
 

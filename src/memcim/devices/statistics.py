@@ -27,7 +27,8 @@ from memcim.devices.base import Device, any_nan
 
 def interpolate(pos: Tensor, *tables: Tensor, name: str = "g_target_us") -> list[Tensor]:
     """Linear interpolation of 1-D ``tables`` at fractional grid positions ``pos`` (held at the
-    end values outside the grid).
+    end values outside the grid). Tables on another device than ``pos`` (a characterisation
+    made once on the CPU, read by tiles on a GPU) are copied to it.
 
     Raises:
         ConfigError: ``pos`` holds NaN (from NaN values of the argument ``name``), which has no
@@ -35,7 +36,7 @@ def interpolate(pos: Tensor, *tables: Tensor, name: str = "g_target_us") -> list
     """
     if any_nan(pos):
         raise ConfigError(f"{name} contains NaN values: the noise tables need finite values")
-    return lerp_tables(pos, *tables)
+    return lerp_tables(pos, *(t.to(pos.device) for t in tables))
 
 
 def lerp_tables(pos: Tensor, *tables: Tensor) -> list[Tensor]:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, is_int, require
-from memcim._modules import flat_config, under
+from memcim._modules import flat_config, follow, generator_on, under
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
 from memcim.crossbar.converters import max_abs_range, quantize, rounded_codes
 from memcim.crossbar.tile import Counters
@@ -136,12 +136,6 @@ def _same_values(a: Tensor, b: Tensor) -> bool:
     return a.device == b.device and torch.equal(a, b)
 
 
-def _generator(device: torch.device, seed: int) -> torch.Generator:
-    """A generator on ``device`` (random numbers are drawn where the tensors live; a seed
-    gives other numbers on a GPU than on the CPU), seeded with ``seed``."""
-    return torch.Generator(device=device).manual_seed(seed)
-
-
 def _libc_memcmp():
     """The C library's ``memcmp`` through ctypes, or ``None`` where it cannot be loaded."""
     try:
@@ -220,7 +214,7 @@ class CIMLayer(nn.Module):
         self.cim_config = config if config is not None else CIMConfig()
         self.out_features_flat, self.in_flat = out_features, in_flat
         self.t_s = 0.0
-        self.generator = _generator(self.weight.device, self.cim_config.seed)
+        self.generator = generator_on(self.weight.device, self.cim_config.seed)
         self._matrix: TiledMatrix | None = None
         self._programmed_weight: Tensor | None = None  # the float weights the tiles hold
         self._noise_table: ConductanceNoiseTable | None = None
@@ -278,7 +272,7 @@ class CIMLayer(nn.Module):
             self._programmed_weight = fn(self._programmed_weight)
         after = self.weight.device
         if after != before:
-            self.generator = _generator(after, self.generator.initial_seed())
+            self.generator = follow(self.generator, after)
             self._noise_table = self._weight_table = self._weight_table_source = None
             if self._matrix is not None:
                 self._matrix.to(after)
