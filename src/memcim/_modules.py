@@ -106,3 +106,9 @@ def follow(generator: torch.Generator, device: torch.device) -> torch.Generator:
     if generator.device == device:
         return generator
     return generator_on(device, generator.initial_seed())
+
+
+def device_of(generator: torch.Generator | None) -> torch.device | None:
+    """Where a model initialised from ``generator`` is built: the generator's device (``None``,
+    torch's default device, without one)."""
+    return generator.device if generator is not None else None

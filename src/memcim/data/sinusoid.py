@@ -61,14 +61,16 @@ class SinusoidTasks:
     def sample(
         self, n_tasks: int, k_shot: int, q_queries: int, *, generator: torch.Generator
     ) -> SinusoidBatch:
-        """Draw ``n_tasks`` tasks with ``k_shot`` support and ``q_queries`` query points each."""
+        """Draw ``n_tasks`` tasks with ``k_shot`` support and ``q_queries`` query points each,
+        on the generator's device."""
         b = check_count(n_tasks, "n_tasks", 1)
         k = check_count(k_shot, "k_shot", 1)
         q = check_count(q_queries, "q_queries", 1)
         gen = check_generator(generator)
 
         def uniform(shape: tuple[int, ...], bounds: tuple[float, float]) -> Tensor:
-            return torch.rand(shape, generator=gen) * (bounds[1] - bounds[0]) + bounds[0]
+            u = torch.rand(shape, generator=gen, device=gen.device)
+            return u * (bounds[1] - bounds[0]) + bounds[0]
 
         amplitude, phase = uniform((b,), self.amplitude), uniform((b,), self.phase)
         x = uniform((b, k + q, 1), self.x_range)

@@ -187,9 +187,10 @@ def rounded(u: Tensor, rule: str, generator: torch.Generator | None) -> Tensor:
 
 
 def init_weights(layers: tuple[int, ...], generator: torch.Generator) -> list[Tensor]:
-    """PyTorch's default Linear init, U(±1/√fan_in) for weights and bias, [out, in + 1]."""
+    """PyTorch's default Linear init, U(±1/√fan_in) for weights and bias, [out, in + 1], on the
+    generator's device."""
     return [
-        (torch.rand(o, n, generator=generator) * 2 - 1) / math.sqrt(n - 1)
+        (torch.rand(o, n, generator=generator, device=generator.device) * 2 - 1) / math.sqrt(n - 1)
         for o, n in network.shapes(layers)
     ]
 
@@ -262,13 +263,13 @@ class HybridTrainer:
         self._initialise(gen)
         initial_writes = sum(t.counters.cell_writes for t in self.tiles)
         mem = self.memory
-        held = [mem.fresh(lv.shape) for lv in self.levels] if mem is not None else None
+        held = [mem.fresh(lv.shape, lv.device) for lv in self.levels] if mem is not None else None
         weights = self._read_weights()
         self._counts = dict.fromkeys(self._counts, 0)  # this run's counts
         batches_per_transfer = cfg.transfer_every // cfg.batch_size
         steps = 0
         for epoch in range(cfg.epochs):
-            order = torch.randperm(len(y), generator=gen)
+            order = torch.randperm(len(y), generator=gen, device=gen.device)
             bar = tqdm(range(0, len(y), cfg.batch_size), desc=f"hybrid {epoch + 1}/{cfg.epochs}",
                        disable=None if progress else True, leave=False)  # fmt: skip
             for s in bar:
@@ -410,7 +411,7 @@ def software_sgd(
     x, y = network.check_data(x.reshape(len(x), -1), y, config.layers)
     weights = [w.requires_grad_(True) for w in init_weights(config.layers, generator)]
     for _ in range(config.epochs):
-        order = torch.randperm(len(y), generator=generator)
+        order = torch.randperm(len(y), generator=generator, device=generator.device)
         for s in range(0, len(y), config.batch_size):
             idx = order[s : s + config.batch_size]
             loss = F.cross_entropy(network.forward(weights, x[idx], "relu"), y[idx])

@@ -219,7 +219,7 @@ class InSituMCMC:
         """
         g_max = self.config.device.g_max_us
         lp = network.gaussian_log_prior(self._weights(states), self.config.prior_std)
-        inside = torch.ones(lp.shape, dtype=torch.bool)
+        inside = torch.ones(lp.shape, dtype=torch.bool, device=lp.device)
         for s in states:
             g = s.g_us
             inside &= ((g >= 0) & (g <= g_max)).flatten(-3).all(-1)
@@ -230,7 +230,7 @@ class InSituMCMC:
     def _log_q(self, to: list[DeviceState], given: list[DeviceState], masks) -> Tensor:
         """Σ log N(g_to; m(g_given), σ_c2c(m)²) over the re-SET devices: [chains]."""
         dev = self.config.device
-        total = torch.zeros(self.config.chains)
+        total = torch.zeros(self.config.chains, device=to[0].device)
         for t, g, m in zip(to, given, masks, strict=True):
             median = g.g_us.clamp(dev.g_min_us, dev.g_max_us)
             lq = torch.distributions.Normal(median, dev.sigma_c2c_us(median)).log_prob(t.g_us)
@@ -268,10 +268,11 @@ class InSituMCMC:
         log_prior = self._log_prior(current)
         verify = replace(cfg.device, verify_tolerance_us=cfg.restore_tolerance_us)
         proposal_rows: list[DeviceState] | None = None  # "row": the rows being written
-        fresh = torch.ones(cfg.chains, dtype=torch.bool)  # "row": chain needs a new row
-        accepted = torch.zeros(cfg.chains)
-        rows_opened = torch.zeros(cfg.chains)  # "row": proposal rows begun (a fresh row each)
-        trace = torch.empty(cfg.steps, cfg.chains)
+        on = x.device
+        fresh = torch.ones(cfg.chains, dtype=torch.bool, device=on)  # "row": a new row needed
+        accepted = torch.zeros(cfg.chains, device=on)
+        rows_opened = torch.zeros(cfg.chains, device=on)  # "row": proposal rows begun
+        trace = torch.empty(cfg.steps, cfg.chains, device=on)
         samples: list[list[DeviceState]] = []
         writes_max, restore_error = 0, 0.0
         extra_writes = 0  # sample copies ("device"), not held by any tile
@@ -290,7 +291,7 @@ class InSituMCMC:
             if cfg.hastings:
                 log_ratio += self._log_q(current, proposal, masks)
                 log_ratio -= self._log_q(proposal, current, masks)
-            u = torch.rand(cfg.chains, generator=generator)
+            u = torch.rand(cfg.chains, generator=generator, device=on)
             accept = torch.log(u) < log_ratio
             accepted += accept
             log_lik = torch.where(accept, new_lik, log_lik)
@@ -316,7 +317,7 @@ class InSituMCMC:
                     samples.append(copies)
         self.samples = [_stack([s[i] for s in samples]) for i in range(len(self.tiles))]
         devices = sum(s.g_us[0].numel() for s in current)
-        copies = torch.full((cfg.chains,), float(len(samples)))
+        copies = torch.full((cfg.chains,), float(len(samples)), device=on)
         rows = 1 + (rows_opened if cfg.proposal == "row" else copies)
         energy = self._training_energy(extra_writes)
         cell_writes = sum(t.counters.cell_writes for t in self.tiles) + extra_writes
@@ -342,7 +343,7 @@ class InSituMCMC:
         act = network.ACTIVATIONS[cfg.activation]
         for i, (tile, (o, n)) in enumerate(zip(self.tiles, network.shapes(cfg.layers),
                                                strict=True)):  # fmt: skip
-            w = torch.empty(cfg.chains, o, n)
+            w = torch.empty(cfg.chains, o, n, device=x.device)
             if cfg.prior_std is None:
                 w.uniform_(-cfg.w_max, cfg.w_max, generator=generator)
             else:
@@ -393,8 +394,9 @@ class InSituMCMC:
         cfg = self.config
         cells = [t.state.shape[1:] for t in self.tiles]
         sizes = [math.prod(c) for c in cells]
-        scores = torch.rand(cfg.chains, sum(sizes), generator=generator)
-        flat = torch.zeros(cfg.chains, sum(sizes), dtype=torch.bool)
+        on = self.tiles[0].state.device
+        scores = torch.rand(cfg.chains, sum(sizes), generator=generator, device=on)
+        flat = torch.zeros(cfg.chains, sum(sizes), dtype=torch.bool, device=on)
         flat.scatter_(1, scores.topk(cfg.devices_per_step, dim=1).indices, True)
         parts = flat.split(sizes, dim=1)
         return [p.view(cfg.chains, *c) for p, c in zip(parts, cells, strict=True)]
@@ -434,7 +436,8 @@ class InSituMCMC:
         """
         if self.samples is None:
             raise ConfigError("InSituMCMC holds no samples yet: call fit(x, y) first")
-        x, _ = network.check_data(x, torch.zeros(len(x), dtype=torch.long), self.config.layers)
+        labels = torch.zeros(len(x), dtype=torch.long, device=x.device)  # unused: x is checked
+        x, _ = network.check_data(x, labels, self.config.layers)
         for tile, s in zip(self.tiles, self.samples, strict=True):
             tile.set_cells(s)
         probs = network.probabilities(self._logits(x, generator, t_s))

@@ -64,7 +64,7 @@ class TrainingMemory(ABC):
         """Largest |value| the memory holds (training units)."""
 
     @abstractmethod
-    def fresh(self, shape: tuple[int, ...]) -> object:
+    def fresh(self, shape: tuple[int, ...], device: torch.device | None = None) -> object:
         """State of ``shape`` synapses holding 0."""
 
     @abstractmethod
@@ -122,8 +122,8 @@ class FeCapMemory(TrainingMemory):
     def limit(self) -> float:
         return float(self.centre)
 
-    def fresh(self, shape: tuple[int, ...]) -> DeviceState:
-        level = torch.full(shape, self.centre, dtype=torch.int64)
+    def fresh(self, shape: tuple[int, ...], device: torch.device | None = None) -> DeviceState:
+        level = torch.full(shape, self.centre, dtype=torch.int64, device=device)
         return DeviceState.fresh(self.device.g_of_level(level))
 
     def value(self, state: DeviceState) -> Tensor:
@@ -162,8 +162,8 @@ class SRAMMemory(TrainingMemory):
         """Leakage of one word, ``cell.leakage_pw`` (bits × per-bit leakage)."""
         return self.cell.leakage_pw
 
-    def fresh(self, shape: tuple[int, ...]) -> Tensor:
-        return torch.zeros(shape, dtype=torch.int64)
+    def fresh(self, shape: tuple[int, ...], device: torch.device | None = None) -> Tensor:
+        return torch.zeros(shape, dtype=torch.int64, device=device)
 
     def value(self, state: Tensor) -> Tensor:
         return state.float()
@@ -200,8 +200,8 @@ class GainCellMemory(TrainingMemory):
     def limit(self) -> float:
         return self.limit_units
 
-    def fresh(self, shape: tuple[int, ...]) -> Tensor:
-        return torch.zeros(shape)
+    def fresh(self, shape: tuple[int, ...], device: torch.device | None = None) -> Tensor:
+        return torch.zeros(shape, device=device)
 
     def value(self, state: Tensor) -> Tensor:
         return state

@@ -45,7 +45,7 @@ def check_activation(activation: str, name: str) -> str:
 
 def with_bias_input(x: Tensor) -> Tensor:
     """``x`` [..., N, D] with a column of ones appended: [..., N, D + 1]."""
-    return torch.cat([x, torch.ones((*x.shape[:-1], 1), dtype=x.dtype)], dim=-1)
+    return torch.cat([x, x.new_ones((*x.shape[:-1], 1))], dim=-1)
 
 
 def shapes(layers: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -143,7 +143,7 @@ def gaussian_log_prior(weights: list[Tensor], std: float | None) -> Tensor:
     """Σ log N(w; 0, std²) over every weight of each model, [...]; 0 for a flat prior (None)."""
     lead = weights[0].shape[:-2]
     if std is None:
-        return torch.zeros(lead)
+        return weights[0].new_zeros(lead)
     sq = sum(w.square().sum(dim=(-2, -1)) for w in weights)
     n = sum(w.shape[-1] * w.shape[-2] for w in weights)
     return -0.5 * sq / std**2 - n * (math.log(std) + 0.5 * math.log(2 * math.pi))

@@ -20,7 +20,7 @@ def ood_auroc(score_in: Tensor, score_out: Tensor) -> float:
     scores higher than a random in-distribution one, ties counting one half: 1 is perfect
     separation, 0.5 chance, 0 a reversed score.
 
-    Computed exactly (no threshold grid) by torchmetrics' ``BinaryAUROC``. The scores are
+    Computed exactly (no threshold grid) by torchmetrics' ``binary_auroc``. The scores are
     first replaced by their ranks, scaled to [0, 1] in float64: the AUROC depends only on the
     order, and torchmetrics would otherwise pass scores outside [0, 1] through a sigmoid, which
     saturates in float32 (for scores above about 17) and would merge distinct scores into ties.
@@ -37,7 +37,7 @@ def ood_auroc(score_in: Tensor, score_out: Tensor) -> float:
             present, and the AUROC is undefined), or contains NaN.
     """
     # Imported on use: torchmetrics takes about a second to import (see metrics.classification).
-    from torchmetrics.classification import BinaryAUROC
+    from torchmetrics.functional.classification import binary_auroc
 
     for field, score in (("score_in", score_in), ("score_out", score_out)):
         require(
@@ -57,8 +57,7 @@ def ood_auroc(score_in: Tensor, score_out: Tensor) -> float:
             torch.ones(score_out.shape[0], dtype=torch.long, device=scores.device),
         ]
     )
-    metric = BinaryAUROC(thresholds=None).to(scores.device)
-    return float(metric(ranked, target))
+    return float(binary_auroc(ranked, target, thresholds=None))
 
 
 def select_ood_score(

@@ -135,7 +135,8 @@ def _layer_settings(optimizer: MESU, layers: list[nn.Module]) -> list[Tensor]:
         out.append(torch.tensor([group["lr_mu"], group["lr_sigma"], group["clamp_grad"],
                                  group["prior_mu"], prior_var,
                                  1.0 / (group["memory"] * prior_var)],
-                                dtype=layer.weight_mu.dtype))  # fmt: skip
+                                dtype=layer.weight_mu.dtype,
+                                device=layer.weight_mu.device))  # fmt: skip
     return out
 
 
@@ -190,7 +191,7 @@ class FusedMESULearner(MESULearner):
                 (tuple(x.shape), tuple(y.shape)),
                 f"one example: [1, {self._layers[0].in_features}] and [1]")  # fmt: skip
         eps = [torch.randn(self.samples, layer.out_features, generator=self.generator,
-                           dtype=x.dtype) for layer in self._layers]  # fmt: skip
+                           dtype=x.dtype, device=x.device) for layer in self._layers]  # fmt: skip
         cost, mus, sigmas, smallest = self._step(x[0], y[0], eps, self._mu, self._sigma,
                                                  self._settings)  # fmt: skip
         require_positive_sigma(float(smallest) > 0)

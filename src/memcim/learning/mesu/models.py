@@ -33,7 +33,7 @@ def bayesian_mlp(sizes: Sequence[int], *, generator: torch.Generator, init_scale
     """Bayesian MLP without biases, initialised as the authors' code does: every layer's
     μ ~ U(±a/√fan_in) with a = ``init_scale`` and σ = ``sigma_fraction`` · a/√fan_in
     (784-50-10: σ0 = 0.071 and 0.28). Weight samples are whole matrices shared by the batch
-    (``BayesConfig(estimator="reparam")``), as MESU needs.
+    (``BayesConfig(estimator="reparam")``), as MESU needs. Built on the generator's device.
     """
     sizes = _check_sizes(sizes)
     check_generator(generator)
@@ -43,9 +43,10 @@ def bayesian_mlp(sizes: Sequence[int], *, generator: torch.Generator, init_scale
     layers = []
     for fan_in, fan_out in itertools.pairwise(sizes):
         bound = init_scale / math.sqrt(fan_in)
-        seed = int(torch.randint(0, 2**62, (), generator=generator))
+        seed = int(torch.randint(0, 2**62, (), generator=generator, device=generator.device))
         config = BayesConfig(estimator="reparam", sigma_init=sigma_fraction * bound, seed=seed)
-        layer = BayesianLinear(fan_in, fan_out, bias=False, config=config)
+        layer = BayesianLinear(fan_in, fan_out, bias=False, config=config,
+                               device=generator.device)  # fmt: skip
         with torch.no_grad():
             layer.weight_mu.uniform_(-bound, bound, generator=generator)
             layer.weight_rho.fill_(float(inverse_softplus(sigma_fraction * bound)))
@@ -54,12 +55,13 @@ def bayesian_mlp(sizes: Sequence[int], *, generator: torch.Generator, init_scale
 
 
 def deterministic_mlp(sizes: Sequence[int], *, generator: torch.Generator) -> nn.Sequential:
-    """The same network with point weights, ``nn.Linear``'s default U(±1/√fan_in) init."""
+    """The same network with point weights, ``nn.Linear``'s default U(±1/√fan_in) init, on the
+    generator's device."""
     sizes = _check_sizes(sizes)
     check_generator(generator)
     layers = []
     for fan_in, fan_out in itertools.pairwise(sizes):
-        layer = nn.Linear(fan_in, fan_out, bias=False)
+        layer = nn.Linear(fan_in, fan_out, bias=False, device=generator.device)
         bound = 1 / math.sqrt(fan_in)
         with torch.no_grad():
             layer.weight.uniform_(-bound, bound, generator=generator)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, check_count
+from memcim._modules import device_of
 
 
 def _init_like_torch(module: nn.Module, generator: torch.Generator | None) -> None:
@@ -68,11 +69,13 @@ class OrtnerCNN(nn.Module):
         check_count(n_way, "n_way", 2)
         check_count(channels, "channels", 1)
         check_count(layers, "layers", 1)
+        on = device_of(generator)
         self.body = nn.Sequential(*(
-            nn.Conv2d(1 if i == 0 else channels, channels, 3, stride=2, padding=1, bias=False)
+            nn.Conv2d(1 if i == 0 else channels, channels, 3, stride=2, padding=1, bias=False,
+                      device=on)
             for i in range(layers)
         ))  # fmt: skip
-        self.head = nn.Linear(channels, n_way, bias=False)
+        self.head = nn.Linear(channels, n_way, bias=False, device=on)
         _init_like_torch(self, generator)
 
     def features(self, x: Tensor) -> Tensor:
@@ -97,9 +100,10 @@ class SinusoidMLP(nn.Module):
     def __init__(self, hidden: int = 40, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         check_count(hidden, "hidden", 1)
+        on = device_of(generator)
         self.head = nn.Sequential(
-            nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-            nn.Linear(hidden, 1),
+            nn.Linear(1, hidden, device=on), nn.ReLU(), nn.Linear(hidden, hidden, device=on),
+            nn.ReLU(), nn.Linear(hidden, 1, device=on),
         )  # fmt: skip
         _init_like_torch(self, generator)
 

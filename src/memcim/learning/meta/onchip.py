@@ -292,7 +292,7 @@ class OnChipAdapter:
         feature_cost, steps_cost = self._spent(before), None
         with torch.no_grad():  # the query set's features are buffered, as the support set's
             query = self.model.features(query_x)
-        losses, hits, changed, clipped = [], [], torch.zeros(tasks), 0
+        losses, hits, changed, clipped = [], [], torch.zeros(tasks, device=query.device), 0
         for step in range(steps + 1):
             loss, hit = self._score(query, query_y)
             losses.append(loss)
@@ -353,7 +353,7 @@ class OnChipAdapter:
         # Each task's mean loss; summed, so that each task's gradient is its own.
         loss = sum(task_loss(kind, o, y) for o, y in zip(out, support_y, strict=True))
         grads = iter(torch.autograd.grad(loss, params))
-        changed, clipped = torch.zeros(support.shape[0]), 0
+        changed, clipped = torch.zeros(support.shape[0], device=support.device), 0
         with torch.no_grad():
             for layer in self.adapted:
                 before = layer.weight.detach()

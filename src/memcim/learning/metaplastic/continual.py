@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from memcim._errors import check_count
+from memcim._modules import device_of
 
 
 class Task(NamedTuple):
@@ -80,7 +81,7 @@ def train_task(
     n = len(task.y_train)
     model.train()
     for epoch in range(epochs):
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=generator, device=device_of(generator))
         steps = range(0, n - batch_size + 1, batch_size)  # full batches: BN needs > 1 image
         for s in tqdm(steps, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
                       disable=None if progress else True):  # fmt: skip
@@ -129,7 +130,7 @@ class EWC:
 
     def __call__(self, model: nn.Module) -> Tensor:
         params = self._select(model)
-        total = torch.zeros(())
+        total = params[0].new_zeros(())
         for anchor, fisher in self.anchors:
             for p, a, f in zip(params, anchor, fisher, strict=True):
                 total = total + (f * (p - a).square()).sum()
@@ -157,7 +158,7 @@ def run_sequence(
     (e.g. inference through tiles).
     """
     count = len(tasks)
-    matrix = torch.zeros(count, count)
+    matrix = torch.zeros(count, count, device="cpu")  # results: on the CPU
     norms: dict[int, dict[str, Tensor]] = {}
     result = SequenceResult(matrix)
     done = 0

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, check_count, require
+from memcim._modules import device_of
 
 
 class _SignSTE(torch.autograd.Function):
@@ -41,9 +42,9 @@ def sign_activation(x: Tensor) -> Tensor:
     return _SignSTE.apply(x)
 
 
-def level_values(levels: int) -> Tensor:
+def level_values(levels: int, device: torch.device | None = None) -> Tensor:
     """The ``levels`` quantised weight values, evenly spaced in [−1, 1] (±1 for 2 levels)."""
-    return torch.linspace(-1.0, 1.0, levels)
+    return torch.linspace(-1.0, 1.0, levels, device=device)
 
 
 def quantise(w_hidden: Tensor, levels: int) -> Tensor:
@@ -67,7 +68,8 @@ class QuantisedLinear(nn.Module):
     Args:
         in_features, out_features: sizes.
         levels: quantisation levels (2 = binarized).
-        generator: initialisation, hidden weights U(−init, init).
+        generator: initialisation, hidden weights U(−init, init); the layer is built on its
+            device.
         init: half-width of the uniform initialisation (docs/references.md: U(−0.05, 0.05)).
     """
 
@@ -76,7 +78,14 @@ class QuantisedLinear(nn.Module):
         super().__init__()
         self.levels = levels
         self.weight = nn.Parameter(
-            (torch.rand(out_features, in_features, generator=generator) * 2 - 1) * init
+            (
+                torch.rand(
+                    out_features, in_features, generator=generator, device=device_of(generator)
+                )
+                * 2
+                - 1
+            )
+            * init
         )
 
     def quantised_weight(self) -> Tensor:
@@ -96,7 +105,7 @@ class MetaplasticMLP(nn.Module):
     Args:
         sizes: layer widths, input first (e.g. ``(784, 512, 512, 10)``).
         levels: quantisation levels of every weight (2 = binarized, up to 16).
-        generator: initialisation.
+        generator: initialisation; the model is built on its device.
         init: half-width of the hidden weights' uniform initialisation.
     """
 
@@ -114,7 +123,8 @@ class MetaplasticMLP(nn.Module):
             for a, b in itertools.pairwise(sizes)
         )
         self.norms = nn.ModuleList(
-            nn.BatchNorm1d(b, affine=True, track_running_stats=False) for b in sizes[1:]
+            nn.BatchNorm1d(b, affine=True, track_running_stats=False, device=device_of(generator))
+            for b in sizes[1:]
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -150,14 +160,16 @@ class FloatMLP(nn.Module):
         super().__init__()
         self.sizes = tuple(sizes)
         self.layers = nn.ModuleList(
-            nn.Linear(a, b, bias=False) for a, b in itertools.pairwise(sizes)
+            nn.Linear(a, b, bias=False, device=device_of(generator))
+            for a, b in itertools.pairwise(sizes)
         )
         for layer in self.layers:
             bound = 1 / layer.in_features**0.5  # nn.Linear's default, from the generator
             with torch.no_grad():
                 layer.weight.uniform_(-bound, bound, generator=generator)
         self.norms = nn.ModuleList(
-            nn.BatchNorm1d(b, affine=True, track_running_stats=False) for b in sizes[1:]
+            nn.BatchNorm1d(b, affine=True, track_running_stats=False, device=device_of(generator))
+            for b in sizes[1:]
         )
 
     def forward(self, x: Tensor) -> Tensor:

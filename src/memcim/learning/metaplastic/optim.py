@@ -29,7 +29,7 @@ def meta_factor(w_hidden: Tensor, step: Tensor, meta: float, levels: int = 2) ->
         toward = torch.sign(w_hidden) * step < 0
         distance = w_hidden.abs()
     else:
-        values = level_values(levels).to(w_hidden)
+        values = level_values(levels, w_hidden.device).to(w_hidden)
         bounds = (values[1:] + values[:-1]) / 2  # the thresholds between levels
         # Nearest boundary in the direction of the step: above for a positive step.
         up = torch.searchsorted(bounds, w_hidden.contiguous(), right=True)  # first bound > w
