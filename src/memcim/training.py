@@ -82,7 +82,7 @@ def train(
         opt, T_max=epochs * math.ceil(n / batch_size)
     )
     for epoch in range(epochs):
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=generator, device=generator.device)
         bar = tqdm(
             range(0, n, batch_size),
             desc=f"{desc} {epoch + 1}/{epochs}",

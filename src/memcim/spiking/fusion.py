@@ -47,8 +47,8 @@ def log_linear_pool(probs: Sequence[Tensor], weights: Sequence[Tensor | float]) 
     stacked = _check_probs(probs)
     require(len(weights) == len(stacked), "weights", len(weights),
             f"one per modality ({len(stacked)})")  # fmt: skip
-    w = torch.stack([torch.as_tensor(v, dtype=stacked.dtype).expand(stacked.shape[1])
-                     for v in weights])  # fmt: skip
+    w = torch.stack([torch.as_tensor(v, dtype=stacked.dtype, device=stacked.device)
+                     .expand(stacked.shape[1]) for v in weights])  # fmt: skip
     require(bool((w >= 0).all()) and bool(torch.isfinite(w).all()), "weights",
             f"min {float(w.min()):g}", "finite weights >= 0")  # fmt: skip
     return F.softmax((w[..., None] * stacked.clamp_min(_LOG_FLOOR).log()).sum(0), dim=-1)
@@ -71,9 +71,10 @@ def stream_uncertainty(uncertainty: Tensor, window: int) -> Tensor:
     require(isinstance(uncertainty, Tensor) and uncertainty.dim() == 1, "uncertainty",
             tuple(getattr(uncertainty, "shape", ())), "a tensor [N]")  # fmt: skip
     check_count(window, "window", 1)
-    block = torch.arange(len(uncertainty)) // window
+    block = torch.arange(len(uncertainty), device=uncertainty.device) // window
     log_u = uncertainty.clamp_min(UNCERTAINTY_FLOOR).log()
-    sums = torch.zeros(int(block.max()) + 1 if len(block) else 0).index_add_(0, block, log_u)
+    blocks = -(-len(uncertainty) // window)  # ceil: the last block may be shorter
+    sums = log_u.new_zeros(blocks).index_add_(0, block, log_u)
     return (sums / torch.bincount(block)).exp()[block]
 
 
@@ -133,9 +134,9 @@ def fit_uncertainty_weighting(
     require(isinstance(labels, Tensor) and labels.shape == stacked.shape[1:2], "labels",
             tuple(getattr(labels, "shape", ())), f"[{stacked.shape[1]}] class indices")  # fmt: skip
     m = len(stacked)
-    offset = torch.zeros(m, requires_grad=True)
-    raw_slope = torch.zeros(m, requires_grad=True)  # slope = softplus(raw) >= 0
-    log_scale = torch.zeros(m, requires_grad=True)
+    offset = stacked.new_zeros(m, requires_grad=True)
+    raw_slope = stacked.new_zeros(m, requires_grad=True)  # slope = softplus(raw) >= 0
+    log_scale = stacked.new_zeros(m, requires_grad=True)
     optimiser = torch.optim.LBFGS([offset, raw_slope, log_scale], max_iter=iterations,
                                   line_search_fn="strong_wolfe")  # fmt: skip
     log_p = stacked.clamp_min(_LOG_FLOOR).log()

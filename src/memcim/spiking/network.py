@@ -27,11 +27,12 @@ class SpikingMLP(nn.Module):
 
     ``forward(spikes [T, N, sizes[0]])`` returns the last layer's spikes and membrane
     potentials, both ``[T, N, sizes[-1]]``; every membrane starts at 0. ``beta``: membrane
-    decay per step; ``threshold``: firing threshold (reset by subtraction, snnTorch's default).
+    decay per step; ``threshold``: firing threshold (reset by subtraction, snnTorch's default);
+    ``device``: where synapses and neurons live (default torch's default device).
     """
 
-    def __init__(self, sizes: tuple[int, ...], *, beta: float = 0.9,
-                 threshold: float = 1.0) -> None:  # fmt: skip
+    def __init__(self, sizes: tuple[int, ...], *, beta: float = 0.9, threshold: float = 1.0,
+                 device: torch.device | str | None = None) -> None:  # fmt: skip
         import snntorch
 
         super().__init__()
@@ -40,11 +41,14 @@ class SpikingMLP(nn.Module):
         require(is_real(beta) and 0 <= beta <= 1, "beta", beta, "in [0, 1]")
         require(is_real(threshold) and threshold > 0, "threshold", threshold, "> 0")
         self.synapses = nn.ModuleList(
-            nn.Linear(a, b, bias=False) for a, b in itertools.pairwise(sizes)
+            nn.Linear(a, b, bias=False, device=device) for a, b in itertools.pairwise(sizes)
         )
-        self.neurons = nn.ModuleList(
-            snntorch.Leaky(beta=beta, threshold=threshold) for _ in self.synapses
-        )
+        # snnTorch's neurons take no device: their buffers (β, threshold, membrane) are made on
+        # the default device, which this context sets for their construction.
+        with torch.device(self.synapses[0].weight.device):
+            self.neurons = nn.ModuleList(
+                snntorch.Leaky(beta=beta, threshold=threshold) for _ in self.synapses
+            )
         self.sizes, self.beta, self.threshold = tuple(sizes), float(beta), float(threshold)
 
     def forward(self, spikes: Tensor) -> tuple[Tensor, Tensor]:
@@ -76,6 +80,7 @@ def on_tiles(model: SpikingMLP, config: CIMConfig | None = None) -> SpikingMLP:
             "None: spikes drive the word lines without a DAC (use SPIKE_DRIVE)")  # fmt: skip
     # A fresh copy rather than a deep copy: snnTorch neurons keep their last membrane, a
     # tensor in the autograd graph that cannot be deep-copied.
-    twin = SpikingMLP(model.sizes, beta=model.beta, threshold=model.threshold)
+    twin = SpikingMLP(model.sizes, beta=model.beta, threshold=model.threshold,
+                      device=model.synapses[0].weight.device)  # fmt: skip
     twin.load_state_dict(model.state_dict())
     return convert(twin.train(model.training), config)
