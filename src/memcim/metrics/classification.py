@@ -182,7 +182,7 @@ def reliability_curve(probs: Tensor, y: Tensor, n_bins: int = 15) -> Reliability
 def ece(probs: Tensor, y: Tensor, n_bins: int = 15) -> float:
     """Expected calibration error of the top-1 confidence (Guo et al. 2017), L1 norm.
 
-    Computed by torchmetrics' ``MulticlassCalibrationError(num_classes=C, n_bins=n_bins,
+    Computed by torchmetrics' ``multiclass_calibration_error(num_classes=C, n_bins=n_bins,
     norm="l1")``. torchmetrics 1.x counts a confidence of exactly 1.0 in an extra bin of its
     own (Lightning-AI/torchmetrics#3510); such probabilities are lowered by one ulp first so
     that they fall in the last bin ``[1 − 1/B, 1]`` of the textbook definition, as in
@@ -201,13 +201,13 @@ def ece(probs: Tensor, y: Tensor, n_bins: int = 15) -> float:
     """
     # Imported on use: torchmetrics takes about a second to import (it loads scipy), which
     # ``import memcim.metrics`` (and the CLI above it) should not pay.
-    from torchmetrics.classification import MulticlassCalibrationError
+    from torchmetrics.functional.classification import multiclass_calibration_error
 
     n_bins = check_count(n_bins, "n_bins", 1)
     probs, y = _checked(probs, y)
     probs = _binnable(probs)
     one = torch.ones((), dtype=probs.dtype, device=probs.device)
     below_one = torch.nextafter(one, torch.zeros_like(one))
-    metric = MulticlassCalibrationError(num_classes=probs.shape[1], n_bins=n_bins, norm="l1")
-    metric = metric.to(probs.device)
-    return float(metric(probs.clamp(max=below_one), y))
+    return float(multiclass_calibration_error(probs.clamp(max=below_one), y,
+                                              num_classes=probs.shape[1], n_bins=n_bins,
+                                              norm="l1"))  # fmt: skip

@@ -28,7 +28,7 @@ def _checked(r: Tensor | Sequence[Sequence[float]], min_tasks: int) -> Tensor:
     """``R`` as a float64 CPU tensor [T, T], with finite last row and diagonal."""
     if not isinstance(r, Tensor):
         try:
-            r = torch.as_tensor(r, dtype=torch.float64)
+            r = torch.as_tensor(r, dtype=torch.float64, device="cpu")
         except (TypeError, ValueError, RuntimeError) as error:
             # Raised here rather than through require() so that r is a Tensor below.
             raise ConfigError(

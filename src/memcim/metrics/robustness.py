@@ -86,4 +86,4 @@ def accuracy_under_noise(
         )
         labels = check_labels(y, n, probs.shape[1]).to(probs.device)
         accuracies.append(float((probs.argmax(-1) == labels).double().mean()))
-    return torch.tensor(accuracies, dtype=torch.float64)
+    return torch.tensor(accuracies, dtype=torch.float64, device="cpu")

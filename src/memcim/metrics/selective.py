@@ -81,10 +81,12 @@ def accuracy_rejection_curve(
     order = torch.sort(uncertainty.cpu(), stable=True).indices
     hits = torch.cumsum(correct[order].long(), 0)
     n_kept = torch.tensor(
-        [max(1, math.ceil(c * n * (1 - _ROUNDING_SLACK))) for c in covs], dtype=torch.long
+        [max(1, math.ceil(c * n * (1 - _ROUNDING_SLACK))) for c in covs],
+        dtype=torch.long,
+        device="cpu",
     )
     return RejectionCurve(
-        coverage=torch.tensor(covs, dtype=torch.float64),
+        coverage=torch.tensor(covs, dtype=torch.float64, device="cpu"),
         n_kept=n_kept,
         accuracy=hits[n_kept - 1].double() / n_kept.double(),
     )

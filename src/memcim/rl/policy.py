@@ -41,17 +41,17 @@ class MLPPolicy:
     def act(self, params: Tensor, states: Tensor) -> Tensor:
         """Actions [P, E, 2] of P policies for their states [P, E, 2]."""
         w1, b1, w2, b2 = self._unpack(params)
-        s = states / torch.tensor([20.0, 10.0])
+        s = states / states.new_tensor([20.0, 10.0])
         h = torch.tanh(torch.einsum("phi,pei->peh", w1, s) + b1.unsqueeze(1))
         return torch.tanh(torch.einsum("poh,peh->peo", w2, h) + b2.unsqueeze(1))
 
     def as_function(self, params: Tensor):
         """The policy ``params`` [dim] as observation -> action (numpy), for the true
-        environment."""
-        p = params.detach().reshape(1, -1)
+        environment, which runs on the CPU."""
+        p = params.detach().cpu().reshape(1, -1)
 
         def policy(observation: np.ndarray) -> np.ndarray:
-            s = torch.as_tensor(observation, dtype=torch.float32).reshape(1, 1, 2)
+            s = torch.as_tensor(observation, dtype=torch.float32, device="cpu").reshape(1, 1, 2)
             return self.act(p, s).reshape(2).numpy()
 
         return policy
@@ -88,7 +88,9 @@ class RiskMaps:
         if self.smoothing > 0:
             from scipy.ndimage import gaussian_filter
 
-            grid = torch.as_tensor(gaussian_filter(grid.numpy(), sigma=self.smoothing))
+            # SciPy's filter runs on the CPU; the smoothed maps go back where the maps were
+            smooth = gaussian_filter(grid.cpu().numpy(), sigma=self.smoothing)
+            grid = torch.as_tensor(smooth, device=grid.device)
         return grid
 
     def penalty(self, states: Tensor) -> Tensor:
@@ -119,9 +121,10 @@ def model_rollouts(world_model, policy: MLPPolicy, params: Tensor, *, episodes: 
     both [P, episodes]."""
     check_count(episodes, "episodes", 1)
     p = params.shape[0]
-    states = torch.tensor(START, dtype=torch.float32).expand(p, episodes, 2).clone()
-    alive = torch.ones(p, episodes, dtype=torch.bool)
-    total = torch.zeros(p, episodes)
+    on = params.device
+    states = torch.tensor(START, dtype=torch.float32, device=on).expand(p, episodes, 2).clone()
+    alive = torch.ones(p, episodes, dtype=torch.bool, device=on)
+    total = torch.zeros(p, episodes, device=on)
     for _ in range(horizon):
         actions = policy.act(params, states)
         flat_s, flat_a = states.reshape(-1, 2), actions.reshape(-1, 2)
@@ -129,10 +132,10 @@ def model_rollouts(world_model, policy: MLPPolicy, params: Tensor, *, episodes: 
         nxt = states + delta
         crashed = alive & (nxt[..., 1] < 0)
         d = nxt.norm(dim=-1).clamp_min(1e-12)
-        r = torch.where(crashed, torch.tensor(CRASH_REWARD), 20 * (1 - torch.exp(-1 / d)))
+        r = torch.where(crashed, CRASH_REWARD, 20 * (1 - torch.exp(-1 / d)))
         if risk is not None:
             r = torch.where(crashed, r, r - risk.penalty(states))
-        total += torch.where(alive, r, torch.zeros(()))
+        total += torch.where(alive, r, 0.0)
         alive &= ~crashed
         states = torch.where(alive.unsqueeze(-1), nxt, states)
         if not bool(alive.any()):
@@ -165,10 +168,11 @@ def cem(score, dim: int, *, iterations: int = 30, population: int = 64, elites: 
     require(is_real(init_std) and init_std > 0, "init_std", init_std, "> 0")
     require(is_real(smoothing) and 0 < smoothing <= 1, "smoothing", smoothing, "in (0, 1]")
     require(is_real(min_std) and min_std >= 0, "min_std", min_std, ">= 0")
-    mean, std = torch.zeros(dim), torch.full((dim,), float(init_std))
+    on = generator.device
+    mean, std = torch.zeros(dim, device=on), torch.full((dim,), float(init_std), device=on)
     history = []
     for _ in range(iterations):
-        candidates = mean + std * torch.randn(population, dim, generator=generator)
+        candidates = mean + std * torch.randn(population, dim, generator=generator, device=on)
         scores = score(candidates)
         best = scores.topk(elites).indices
         a = smoothing

@@ -90,20 +90,20 @@ class LatentBNN(nn.Module):
 
     ``forward(xz, samples)`` takes ``[S, N, inputs + 1]`` (the latent already appended, one
     draw per sample and point) and returns the means ``[S, N, outputs]``, each sample with
-    its own weight draw.
+    its own weight draw. ``device``: where its parameters live (default torch's default device).
     """
 
     def __init__(self, inputs: int, outputs: int, config: WorldModelConfig | None = None, *,
-                 seed: int = 0) -> None:  # fmt: skip
+                 seed: int = 0, device: torch.device | str | None = None) -> None:  # fmt: skip
         super().__init__()
         config = config if config is not None else WorldModelConfig()
         sizes = (inputs + 1, *config.hidden, outputs)
         bayes = BayesConfig(prior_sigma=math.sqrt(config.weight_prior_var), seed=seed,
                             sigma_init=config.sigma_init, estimator="reparam")  # fmt: skip
         self.layers = nn.ModuleList(
-            BayesianLinear(a, b, config=bayes) for a, b in itertools.pairwise(sizes)
+            BayesianLinear(a, b, config=bayes, device=device) for a, b in itertools.pairwise(sizes)
         )
-        self.log_noise = nn.Parameter(torch.full((outputs,), -3.0))
+        self.log_noise = nn.Parameter(torch.full((outputs,), -3.0, device=device))
 
     def forward(self, xz: Tensor, samples: int) -> Tensor:
         h = xz
@@ -140,10 +140,10 @@ class WorldModel:
         self.x_mean, self.x_std = x.mean(0), x.std(0).clamp_min(1e-8)
         self.y_mean, self.y_std = y.mean(0), y.std(0).clamp_min(1e-8)
         self.x, self.y = (x - self.x_mean) / self.x_std, (y - self.y_mean) / self.y_std
-        seed = int(torch.randint(0, 2**62, (), generator=generator))
-        self.net = LatentBNN(x.shape[1], y.shape[1], self.config, seed=seed)
-        self.z_mu = nn.Parameter(torch.zeros(len(x)))
-        self.z_rho = nn.Parameter(torch.full((len(x),), math.log(math.expm1(0.5))))
+        seed = int(torch.randint(0, 2**62, (), generator=generator, device=generator.device))
+        self.net = LatentBNN(x.shape[1], y.shape[1], self.config, seed=seed, device=x.device)
+        self.z_mu = nn.Parameter(x.new_zeros(len(x)))
+        self.z_rho = nn.Parameter(x.new_full((len(x),), math.log(math.expm1(0.5))))
 
     def inputs(self, states: Tensor, actions: Tensor) -> Tensor:
         """Standardised (state, action) rows [N, 4], as the network was trained on."""
@@ -151,13 +151,14 @@ class WorldModel:
 
     def _latent_kl(self, idx: Tensor) -> Tensor:
         q = Normal(self.z_mu[idx], nn.functional.softplus(self.z_rho[idx]))
-        prior = Normal(torch.zeros(()), torch.tensor(math.sqrt(self.config.latent_prior_var)))
+        zero = self.z_mu.new_zeros(())
+        prior = Normal(zero, zero + math.sqrt(self.config.latent_prior_var))
         return kl_divergence(q, prior).sum()
 
     def loss(self, idx: Tensor, beta: float) -> Tensor:
         """The minibatch objective (see the module docstring) on the points ``idx``."""
         s = self.config.samples
-        eps = torch.randn(s, len(idx), generator=self.generator)
+        eps = torch.randn(s, len(idx), generator=self.generator, device=self.x.device)
         z = self.z_mu[idx] + nn.functional.softplus(self.z_rho[idx]) * eps
         xz = torch.cat([self.x[idx].expand(s, -1, -1), z.unsqueeze(-1)], dim=-1)
         mean = self.net(xz, samples=s)
@@ -178,7 +179,7 @@ class WorldModel:
         batches = math.ceil(n / cfg.batch_size)
         history = []
         for _ in tqdm(range(cfg.epochs), desc="world model", disable=None if progress else True):
-            order = torch.randperm(n, generator=self.generator)
+            order = torch.randperm(n, generator=self.generator, device=self.x.device)
             total = 0.0
             for k in range(batches):
                 idx = order[k * cfg.batch_size : (k + 1) * cfg.batch_size]
@@ -228,7 +229,8 @@ class WorldModel:
         tiles draws its weights from its devices."""
         net = net if net is not None else self.net
         x = self.inputs(states, actions)
-        z = math.sqrt(self.config.latent_prior_var) * torch.randn(len(x), 1, generator=generator)
+        z = math.sqrt(self.config.latent_prior_var) * torch.randn(len(x), 1, generator=generator,
+                                                                  device=x.device)  # fmt: skip
         xz = torch.cat([x, z], dim=1).unsqueeze(1)  # [N, 1, in]: sample n is row n
         with mc_sampling(net, len(x), generator=generator, draw="local"):
             mean = net(xz, samples=len(x)).squeeze(1)
@@ -251,7 +253,8 @@ class WorldModel:
         check_count(weights, "weights", 1)
         x = self.inputs(states, actions)
         n = len(x)
-        z = math.sqrt(self.config.latent_prior_var) * torch.randn(latent, generator=generator)
+        z = math.sqrt(self.config.latent_prior_var) * torch.randn(latent, generator=generator,
+                                                                  device=x.device)  # fmt: skip
         xz = torch.cat([x.expand(latent, weights, n, -1),
                         z.view(latent, 1, 1, 1).expand(latent, weights, n, 1)], dim=-1)  # fmt: skip
         with mc_sampling(net, latent * weights, generator=generator):
