@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import warnings
 from collections.abc import Iterable
 from typing import Literal
 
@@ -112,3 +113,21 @@ def device_of(generator: torch.Generator | None) -> torch.device | None:
     """Where a model initialised from ``generator`` is built: the generator's device (``None``,
     torch's default device, without one)."""
     return generator.device if generator is not None else None
+
+
+def moved(tensors: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    """``tensors`` on ``device`` (a checkpoint loads on the CPU; a layer's state lives where
+    the layer does)."""
+    return {k: v.to(device) for k, v in tensors.items()}
+
+
+def restore_generator(generator: torch.Generator, state: Tensor, owner: str) -> None:
+    """Set ``generator`` to a saved ``state``. A state saved on another kind of device (the
+    CPU's and CUDA's generators keep different states) cannot be restored: the generator keeps
+    drawing from its own seed, with a warning naming ``owner``."""
+    try:
+        generator.set_state(state)
+    except RuntimeError as error:
+        warnings.warn(f"{owner}: the checkpoint's generator state does not fit a generator on "
+                      f"{generator.device} ({error}); random draws continue from the layer's "
+                      f"seed {generator.initial_seed()} instead", stacklevel=3)  # fmt: skip

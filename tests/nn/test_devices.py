@@ -163,3 +163,34 @@ def test_a_tile_moves_with_its_state_and_counters(device):
     assert tile.state.device.type == device.type
     after = tile.mvm(x.to(device), t_s=60.0, generator=torch.Generator(device).manual_seed(1))
     torch.testing.assert_close(after.cpu(), before, rtol=1e-5, atol=1e-6)
+
+
+def test_a_checkpoint_loads_onto_the_device(device, tmp_path):
+    """Written from a programmed model on the CPU, loaded into the same model on ``device``:
+    the same devices and cached read answer there (tiles, reads and generator follow the
+    layer), so the outputs agree."""
+    from memcim.nn import load_checkpoint, save_checkpoint
+
+    cpu = torch.device("cpu")
+    source = _chip(_mlp(cpu), "pcm").eval()
+    drift_to(source, 3600.0)
+    x = torch.rand(3, 40, device=cpu)
+    with torch.no_grad():
+        before = source(x)
+    path, _ = save_checkpoint(source, tmp_path / "chip.safetensors")
+    target = load_checkpoint(_chip(_mlp(device), "pcm").eval(), path)
+    layers = [m for m in target.modules() if hasattr(m, "tiles_current")]
+    assert all(layer.tiles_current() for layer in layers)
+    with torch.no_grad():
+        after = target(x.to(device))
+    torch.testing.assert_close(after.cpu(), before, rtol=1e-5, atol=1e-6)
+
+
+def test_a_generator_state_from_another_kind_of_device_is_named_not_lost():
+    from memcim._modules import restore_generator
+
+    generator = torch.Generator(device="cpu").manual_seed(7)
+    foreign = torch.zeros(16, dtype=torch.uint8, device="cpu")  # a CUDA (Philox) state's size
+    with pytest.warns(UserWarning, match="seed 7"):
+        restore_generator(generator, foreign, "CIMLinear")
+    torch.rand(3, generator=generator, device="cpu")  # still draws

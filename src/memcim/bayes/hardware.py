@@ -29,7 +29,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, require
-from memcim._modules import flat_config, generator_on, replace_modules, under
+from memcim._modules import (
+    flat_config,
+    generator_on,
+    moved,
+    replace_modules,
+    restore_generator,
+    under,
+)  # fmt: skip
 from memcim.bayes.layers import BayesianConv2d, BayesianLayer, BayesianLinear
 from memcim.bayes.sampled import SampledMatrix
 from memcim.bayes.schemes import HardwareSampling, SchemeTargets
@@ -151,13 +158,13 @@ class _OnTiles:
     def load_checkpoint_tensors(self, tensors: dict[str, Tensor]) -> None:
         """Restore what :meth:`checkpoint_tensors` saved, replacing the tiles' programming."""
         s = self.sampled
-        self.generator.set_state(tensors["generator"])
-
+        restore_generator(self.generator, tensors["generator"], type(self).__name__)
+        on = self.generator.device  # the layer's device
         for name, matrix in (("matrix", s.matrix), ("sigma_matrix", s.sigma_matrix)):
             if matrix is not None:
-                matrix.load_state_tensors(under(tensors, f"{name}.state."))
-                matrix.load_read_caches(under(tensors, f"{name}.read_cache."))
-        t = under(tensors, "targets.")
+                matrix.load_state_tensors(moved(under(tensors, f"{name}.state."), on))
+                matrix.load_read_caches(moved(under(tensors, f"{name}.read_cache."), on))
+        t = moved(under(tensors, "targets."), on)
         s.targets = SchemeTargets(
             planes=t["planes"], k_us=float(t["k_us"]), realised_sigma=t["realised_sigma"],
             feasible=t["feasible"], clipped=int(t["clipped"]), sigma_planes=t.get("sigma_planes"),

@@ -53,7 +53,7 @@ def _flatten_state(state: dict) -> dict[str, Tensor]:
     out = {}
     for key, value in state.items():
         if key.endswith(_EXTRA):
-            out[f"{key}.t_s"] = torch.tensor(value["t_s"], dtype=torch.float64)
+            out[f"{key}.t_s"] = torch.tensor(value["t_s"], dtype=torch.float64, device="cpu")
             out.update({f"{key}.tiles.{k}": v for k, v in value["tiles"].items()})
         else:
             out[key] = value

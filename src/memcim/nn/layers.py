@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memcim._errors import ConfigError, is_int, require
-from memcim._modules import flat_config, follow, generator_on, under
+from memcim._modules import flat_config, follow, generator_on, moved, restore_generator, under
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
 from memcim.crossbar.converters import max_abs_range, quantize, rounded_codes
 from memcim.crossbar.tile import Counters
@@ -473,10 +473,11 @@ class CIMLayer(nn.Module):
         return out
 
     def load_checkpoint_tensors(self, tensors: dict[str, Tensor]) -> None:
-        """Restore what :meth:`checkpoint_tensors` saved (after ``load_state_dict``)."""
-        self.generator.set_state(tensors["generator"])
+        """Restore what :meth:`checkpoint_tensors` saved (after ``load_state_dict``), on the
+        layer's device."""
+        restore_generator(self.generator, tensors["generator"], type(self).__name__)
         if self.tiles_current():
-            self._matrix.load_read_caches(under(tensors, "read_cache."))
+            self._matrix.load_read_caches(moved(under(tensors, "read_cache."), self.weight.device))
 
     # --- state_dict: the programmed devices travel with the weights ---------------------------
     def get_extra_state(self) -> dict:
@@ -490,7 +491,7 @@ class CIMLayer(nn.Module):
         self._matrix, self._programmed_weight = None, None
         if tensors:
             self._matrix = self._new_matrix()
-            self._matrix.load_state_tensors(tensors)
+            self._matrix.load_state_tensors(moved(tensors, self.weight.device))
             # load_state_dict copies the parameters before the extra state: they are current.
             self._programmed_weight = self.weight.detach().clone()
 
