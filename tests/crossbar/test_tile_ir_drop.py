@@ -116,3 +116,25 @@ def test_column_scaling_undoes_the_average_attenuation_of_each_column(gen):
                           ir_drop_compensation="column_scaling")  # fmt: skip
     torch.testing.assert_close(uniform, tile_output(w, ones), rtol=1e-4, atol=1e-5)
     assert relative_error(scaled, ideal) < 0.2 * relative_error(plain, ideal)
+
+
+def test_a_noisy_read_below_zero_is_named_before_the_wires():
+    """PCM's read noise at t = 1 h reaches about a cell's conductance near g_min, so a read can
+    fall below 0 µS, which no wire model takes: the error names the setting and the way out."""
+    import pytest
+
+    from memcim import ConfigError
+    from memcim.crossbar import CrossbarCircuit, Tile, TileConfig
+    from memcim.devices import PCM
+
+    config = TileConfig(device=PCM(), ir_drop="first_order", read_noise="per_time",
+                        circuit=CrossbarCircuit(r_wire_row_ohm=1.0))  # fmt: skip
+    tile = Tile(64, 16, config)
+    gen = torch.Generator().manual_seed(0)
+    tile.program(torch.rand(16, 64, generator=gen) * 0.02 - 0.01, generator=gen)
+    with pytest.raises(ConfigError, match="read_noise='off'"):
+        tile.mvm(torch.rand(2, 64, generator=gen), t_s=3600.0, generator=gen)
+    quiet = Tile(64, 16, TileConfig(device=PCM(), ir_drop="first_order", read_noise="off",
+                                    circuit=CrossbarCircuit(r_wire_row_ohm=1.0)))  # fmt: skip
+    quiet.program(torch.rand(16, 64, generator=gen) * 0.02 - 0.01, generator=gen)
+    assert torch.isfinite(quiet.mvm(torch.rand(2, 64, generator=gen), t_s=3600.0)).all()

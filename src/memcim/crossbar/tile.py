@@ -822,6 +822,15 @@ class Tile:
         """Every [rows, cols] array in ``g_us`` [..., rows, cols] through its wires."""
         if self.config.ir_drop == "none":
             return g_us
+        lowest = float(g_us.min())
+        if lowest < 0:
+            raise ConfigError(
+                f"TileConfig.ir_drop={self.config.ir_drop!r} needs conductances >= 0 µS, but a "
+                f"read of {type(self.device).__name__} gave {lowest:.3g} µS: its Gaussian read "
+                "noise exceeds the conductance of cells near g_min (PCM's reaches about its "
+                "conductance after an hour). Use read_noise='off' with the wire models, or "
+                "ir_drop='none'"
+            )
         flat = g_us.reshape(-1, *g_us.shape[-2:])
         wired = torch.stack([self._transfer(g) for g in flat]).reshape(g_us.shape)
         if self.config.ir_drop_compensation == "column_scaling":
