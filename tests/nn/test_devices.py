@@ -94,11 +94,16 @@ def test_training_stays_on_the_inputs_device(device, model, build, shape):
                for p in chip.parameters())  # fmt: skip
 
 
-def test_convert_defaults_on_the_device(device):
+def test_convert_defaults_and_back_on_the_device(device):
+    from memcim.nn import to_digital
+
     chip = convert(_mlp(device)).eval()
+    x = torch.rand(4, 40, device=device)
     with torch.no_grad():
-        y = chip(torch.rand(4, 40, device=device))
+        y = chip(x)
     assert y.device.type == device.type
+    digital = to_digital(chip)
+    assert digital(x).device.type == device.type
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
