@@ -114,6 +114,38 @@ def test_ood_refuses_a_checkpoint_of_other_settings(tmp_path, shared_data):
     with pytest.raises(ConfigError, match="epochs trained"):
         run_experiment("mesu-ood", tmp_path, assignments={**small, "epochs": "1"}, seed=0,
                        progress=False)  # fmt: skip
+    with pytest.raises(ConfigError, match="order"):
+        run_experiment("mesu-ood", tmp_path, assignments={**small, "order": "shuffled"},
+                       seed=0, progress=False)  # fmt: skip
+
+
+def test_epochs_follow_the_data_order_or_a_fresh_shuffle():
+    """The authors' runs visit the images in the data's order every epoch; the shuffled
+    option draws a new order each epoch."""
+    from memcim.learning.mesu import train_epochs
+
+    class Recorder:
+        def __init__(self):
+            self.seen = []
+
+        def step(self, x, y):
+            self.seen.append(int(y))
+            return 0.0
+
+    x, y = torch.zeros(6, 2), torch.arange(6)
+    fixed, shuffled = Recorder(), Recorder()
+    train_epochs(fixed, x, y, 2, generator=torch.Generator().manual_seed(0), shuffle=False)
+    train_epochs(shuffled, x, y, 2, generator=torch.Generator().manual_seed(0))
+    assert fixed.seen == [0, 1, 2, 3, 4, 5] * 2
+    first, second = shuffled.seen[:6], shuffled.seen[6:]
+    assert sorted(first) == sorted(second) == list(range(6)) and first != second
+
+
+def test_a_bad_order_is_named():
+    from memcim.experiments.mesu import MesuOodConfig
+
+    with pytest.raises(ConfigError, match="order"):
+        MesuOodConfig(order="random")
 
 
 @pytest.mark.slow

@@ -394,6 +394,9 @@ class MesuOodConfig:
     eval_every: epochs between AUROC measurements (the curve in the figure).
     jobs: memories trained at once (processes).
     data_dir: where the .npz files are (default: the shared data folder).
+    order: ``"fixed"``: every epoch visits the training images in the data set's order, as
+        the authors' runs do (their ``-fits`` in-memory loader does not shuffle);
+        ``"shuffled"``: a new random order every epoch.
     """
 
     train_images: int = 60_000
@@ -412,9 +415,12 @@ class MesuOodConfig:
     eval_every: int = 5
     jobs: int = 2
     data_dir: str | None = None
+    order: str = "fixed"
 
     def __post_init__(self) -> None:
         name = type(self).__name__
+        require(self.order in ("fixed", "shuffled"), f"{name}.order", self.order,
+                '"fixed" or "shuffled"')  # fmt: skip
         _check_fields(self, {"train_images": 1, "epochs": 1, "test_images": 2, "hidden": 1,
                              "samples": 1, "test_samples": 2, "eval_every": 1, "jobs": 1},
                       ("prior_sigma", "lr_mu", "lr_sigma"))  # fmt: skip
@@ -468,14 +474,17 @@ def _mesu_learner(model, optimizer, config: MesuOodConfig, generator: torch.Gene
 
 
 #: What a mesu-ood checkpoint must agree on with the run that resumes it.
-_OOD_TRAINING_FIELDS = ("train_images", "prior_sigma", "clamp_grad", "lr_mu", "lr_sigma",
+_OOD_TRAINING_FIELDS = ("train_images", "order", "prior_sigma", "clamp_grad", "lr_mu", "lr_sigma",
                         "hidden", "samples", "draw")  # fmt: skip
 
 
 def _check_resumable(path: Path, state: dict, made_by: dict, epochs: int) -> None:
     """Refuse a checkpoint trained with other settings, or for more epochs than asked
-    (checkpoints written before these settings were stored are taken as they are)."""
-    for field, value in state.get("made_by", made_by).items():
+    (checkpoints written before these settings were stored are taken as they are; those
+    written before the order was stored were shuffled)."""
+    saved = state.get("made_by", made_by)
+    saved = saved if "order" in saved else {**saved, "order": "shuffled"}
+    for field, value in saved.items():
         ours = made_by.get(field)
         require(ours == value, f"{path}: {field}", value,
                 f"= {ours} as this run (another --out, or delete the file)")  # fmt: skip
@@ -516,6 +525,7 @@ def _ood_run(config: MesuOodConfig, memory: float, seed: int, out: Path,
 
     if state["epoch"] < config.epochs:
         mesu.train_epochs(learner, x, y, config.epochs, generator=order, start=state["epoch"],
+                          shuffle=config.order == "shuffled",
                           progress=progress, on_epoch=on_epoch)  # fmt: skip
     probs = [mesu.sampled_probs(learner, x) for x in (xt, x_ood)]
     scores = mesu.scores_from_probs(*probs)  # and the authors' AUROC from the same draws:

@@ -229,9 +229,11 @@ def run_stream(learner: Learner, tasks: Sequence[Task], *, generator: torch.Gene
 
 
 def _one_epoch(learner: Learner, x: Tensor, y: Tensor, generator: torch.Generator, label: str,
-               progress: bool) -> float:  # fmt: skip
-    """One shuffled pass of batch-1 steps; returns the mean cost."""
-    order = torch.randperm(len(y), generator=generator).tolist()
+               progress: bool, shuffle: bool = True) -> float:  # fmt: skip
+    """One pass of batch-1 steps, shuffled by ``generator`` or in the data's order; returns the
+    mean cost."""
+    order = (torch.randperm(len(y), generator=generator, device=generator.device).tolist()
+             if shuffle else range(len(y)))  # fmt: skip
     total = 0.0
     for k in tqdm(order, desc=label, leave=False, disable=None if progress else True):
         total += learner.step(x[k : k + 1], y[k : k + 1])
@@ -240,15 +242,18 @@ def _one_epoch(learner: Learner, x: Tensor, y: Tensor, generator: torch.Generato
 
 def train_epochs(learner: Learner, x: Tensor, y: Tensor, epochs: int, *,
                  generator: torch.Generator, start: int = 0, progress: bool = False,
-                 on_epoch: Callable[[int], None] | None = None) -> list[float]:  # fmt: skip
-    """Epochs ``start`` .. ``epochs - 1`` of shuffled batch-1 steps on one data set (the
-    authors' out-of-distribution protocol); ``on_epoch(epoch)`` after each. Returns the mean
-    cost of each epoch."""
+                 on_epoch: Callable[[int], None] | None = None,
+                 shuffle: bool = True) -> list[float]:  # fmt: skip
+    """Epochs ``start`` .. ``epochs - 1`` of batch-1 steps on one data set (the authors'
+    out-of-distribution protocol); ``on_epoch(epoch)`` after each. Returns the mean cost of
+    each epoch. ``shuffle``: a new order from ``generator`` every epoch; ``False``: the data's
+    own order every epoch, as the authors' in-memory loader visits it."""
     check_generator(generator)
     check_count(epochs, "epochs", 1)
     costs = []
     for epoch in range(start, epochs):
-        costs.append(_one_epoch(learner, x, y, generator, f"epoch {epoch + 1}/{epochs}", progress))
+        costs.append(_one_epoch(learner, x, y, generator, f"epoch {epoch + 1}/{epochs}", progress,
+                                shuffle))  # fmt: skip
         if on_epoch is not None:
             on_epoch(epoch)
     return costs
