@@ -21,8 +21,10 @@ estimator is ``--set draw=weights``, the full run ``--set tasks=200 --set train_
 ±0.1/σ), then the epistemic AUROC of MNIST against permuted MNIST, for memory windows N from a
 few epochs' worth of samples to N → ∞ (no forgetting). The authors, after 1000 epochs of
 60 000 images: 0.997 at N = 1.8e5 (three epochs) against 0.727 at N = 1e15, where every σ has
-kept shrinking. The reduced default keeps their 60 000 images and N in epochs of them (N = 1,
-3 and 10 epochs, and ∞) but trains 15 epochs, with local draws and the fused step
+kept shrinking. The reduced default keeps their 60 000 images, their order (the data set's,
+every epoch: their in-memory loader does not shuffle; ``--set order=shuffled`` draws a new
+order each epoch) and N in epochs of them (N = 1, 3 and 10 epochs, and ∞) but trains 15
+epochs, with local draws and the fused step
 (:class:`~memcim.learning.mesu.fused.FusedMESULearner`). The full run is
 ``--set epochs=1000 --set memories=3,inf --set engine=compiled`` (about 1.5 h per N on one
 core with a C++ compiler); it does not reproduce the paper's N = ∞ figure either (see
