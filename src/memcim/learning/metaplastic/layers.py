@@ -77,16 +77,8 @@ class QuantisedLinear(nn.Module):
                  generator: torch.Generator | None = None, init: float = 0.05) -> None:  # fmt: skip
         super().__init__()
         self.levels = levels
-        self.weight = nn.Parameter(
-            (
-                torch.rand(
-                    out_features, in_features, generator=generator, device=device_of(generator)
-                )
-                * 2
-                - 1
-            )
-            * init
-        )
+        u = torch.rand(out_features, in_features, generator=generator, device=device_of(generator))
+        self.weight = nn.Parameter((u * 2 - 1) * init)
 
     def quantised_weight(self) -> Tensor:
         """The weights the forward uses, [out, in], straight-through to the hidden ones."""
