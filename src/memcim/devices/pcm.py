@@ -129,11 +129,8 @@ class PCM(Device):
     # --- physics ------------------------------------------------------------------------------
     def init_params(self, g_us: Tensor, *, generator: torch.Generator | None) -> dict[str, Tensor]:
         mu, sigma = self.drift_nu_stats(g_us)
-        nu = (
-            mu
-            + sigma
-            * torch.randn(g_us.shape, generator=generator, dtype=g_us.dtype, device=g_us.device)
-        ).abs()
+        z = torch.randn(g_us.shape, generator=generator, dtype=g_us.dtype, device=g_us.device)
+        nu = (mu + sigma * z).abs()
         return {"nu": nu * self.drift_scale}
 
     def program(
