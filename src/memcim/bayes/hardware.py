@@ -150,9 +150,7 @@ class _OnTiles:
                     "targets.k_us": scalar(t.k_us, dtype=torch.float64)})  # fmt: skip
         if t.sigma_planes is not None:
             out["targets.sigma_planes"] = t.sigma_planes
-            out["targets.sigma_k_us"] = torch.tensor(
-                t.sigma_k_us, dtype=torch.float64, device="cpu"
-            )
+            out["targets.sigma_k_us"] = scalar(t.sigma_k_us, dtype=torch.float64)
         return out
 
     def load_checkpoint_tensors(self, tensors: dict[str, Tensor]) -> None:

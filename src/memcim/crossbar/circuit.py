@@ -186,10 +186,20 @@ def check_conductances(g_us: object, field: str = "g_us") -> np.ndarray:
     """Return ``g_us`` as a float64 [m, n] array; raise :class:`ConfigError` unless it is a
     non-empty 2-D array of finite conductances >= 0 µS (0 = an open cell)."""
     g = _to_numpy(g_us, field)
-    require(g.ndim == 2 and g.size > 0, f"{field}.shape", g.shape, "must be [rows, cols] >= 1×1")
-    require(bool(np.isfinite(g).all()), field, "non-finite values", "must be finite")
-    require(bool((g >= 0).all()), field, f"min {g.min():.3g}", "must be >= 0 µS (0 = open cell)")
+    _require_conductances(g, field)
     return g
+
+
+def _require_conductances(g: np.ndarray | Tensor, field: str) -> None:
+    """The checks of :func:`check_conductances` on a float64 array or tensor ``g``."""
+    tensor = isinstance(g, Tensor)
+    size = g.numel() if tensor else g.size
+    require(g.ndim == 2 and size > 0, f"{field}.shape", tuple(g.shape),
+            "must be [rows, cols] >= 1×1")  # fmt: skip
+    finite = torch.isfinite(g).all() if tensor else np.isfinite(g).all()
+    require(bool(finite), field, "non-finite values", "must be finite")
+    require(bool((g >= 0).all()), field, f"min {float(g.min()):.3g}",
+            "must be >= 0 µS (0 = open cell)")  # fmt: skip
 
 
 def check_inputs(v_in: object, rows: int, field: str = "v_in") -> tuple[np.ndarray, bool]:
@@ -717,11 +727,7 @@ def _conductance_tensor(g_us: object, field: str = "g_us") -> Tensor:
     if not isinstance(g_us, Tensor):
         return torch.from_numpy(check_conductances(g_us, field))
     g = g_us.detach().to(torch.float64)
-    require(g.dim() == 2 and g.numel() > 0, f"{field}.shape", tuple(g.shape),
-            "must be [rows, cols] >= 1×1")  # fmt: skip
-    require(bool(torch.isfinite(g).all()), field, "non-finite values", "must be finite")
-    require(bool((g >= 0).all()), field, f"min {float(g.min()):.3g}",
-            "must be >= 0 µS (0 = open cell)")  # fmt: skip
+    _require_conductances(g, field)
     return g
 
 

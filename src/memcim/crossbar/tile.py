@@ -46,6 +46,7 @@ import torch
 from torch import Tensor
 
 from memcim._errors import ConfigError, is_real, require
+from memcim._modules import moved
 from memcim.crossbar.circuit import CrossbarCircuit, CrossbarSolver, first_order_transfer
 from memcim.crossbar.converters import ConverterConfig, quantize, rounded_codes
 from memcim.crossbar.mapping import MappingConfig
@@ -689,9 +690,10 @@ class Tile:
     def to(self, device: torch.device | str) -> Tile:
         """Move the programmed cells and the cached read to ``device``, in place (the same
         conductances and noise realisation; the counters stay); returns ``self``."""
+        device = torch.device(device)
         state, cache = self.state_tensors(), self.read_cache_tensors()
-        self.load_state_tensors({k: v.to(device) for k, v in state.items()})
-        self.load_read_cache({k: v.to(device) for k, v in cache.items()})
+        self.load_state_tensors(moved(state, device))
+        self.load_read_cache(moved(cache, device))
         return self
 
     # --- saving and restoring the programmed state ----------------------------------------------

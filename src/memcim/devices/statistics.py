@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from memcim._errors import ConfigError, require
+from memcim._modules import device_of
 from memcim.devices.base import Device, any_nan
 
 
@@ -93,9 +94,9 @@ class ConductanceNoiseTable:
         require(draws >= 2, "draws", draws, "must be >= 2")
         self.device, self.t_s = device, t_s
         self.reprogrammed = reprogrammed
-        # tabulated where the generator draws (torch's default device without one)
-        on = generator.device if generator is not None else None
-        self.g_grid_us = torch.linspace(device.g_min_us, device.g_max_us, points, device=on)
+        # tabulated where the generator draws
+        self.g_grid_us = torch.linspace(device.g_min_us, device.g_max_us, points,
+                                        device=device_of(generator))  # fmt: skip
         targets = self.g_grid_us.expand(draws, points).contiguous()
         state = device.program(targets, generator=generator)
         reads = device.read(state, t_s=t_s, generator=generator) - targets

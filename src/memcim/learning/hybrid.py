@@ -182,8 +182,7 @@ def rounded(u: Tensor, rule: str, generator: torch.Generator | None) -> Tensor:
         return torch.round(u)
     if rule == "sign":
         return torch.round(u).clamp(-1, 1)
-    low = torch.floor(u)
-    return low + (torch.rand(u.shape, generator=generator, device=u.device) < (u - low)).to(u.dtype)
+    return network.stochastic_round(u, generator)
 
 
 def init_weights(layers: tuple[int, ...], generator: torch.Generator) -> list[Tensor]:

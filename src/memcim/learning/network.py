@@ -161,3 +161,10 @@ def check_data(x: Tensor, y: Tensor, layers: tuple[int, ...]) -> tuple[Tensor, T
     if y.numel() and (y.min() < 0 or y.max() >= classes):
         raise ConfigError(f"y holds labels outside 0..{classes - 1}")
     return x.float(), y.long()
+
+
+def stochastic_round(u: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``u`` rounded to an integer, up with probability equal to its fractional part
+    (unbiased: E[round(u)] = u); the draws on ``u``'s device."""
+    low = torch.floor(u)
+    return low + (torch.rand(u.shape, generator=generator, device=u.device) < (u - low)).to(u.dtype)

@@ -48,6 +48,7 @@ from memcim.energy.cim import (
 )
 from memcim.energy.digital import EDGE_NPU, DigitalProcessor
 from memcim.learning.meta.maml import Evaluation, MetaConfig, check_task_batch, task_loss
+from memcim.learning.network import stochastic_round
 from memcim.nn import CIMConfig, CIMLayer, convert
 from memcim.nn.convert import cim_layers
 
@@ -94,13 +95,6 @@ class OnChipConfig:
                 self.headroom, "a finite number >= 1")  # fmt: skip
         check_count(self.max_rows, "OnChipConfig.max_rows", 1)
         check_count(self.max_cols, "OnChipConfig.max_cols", 1)
-
-
-def stochastic_round(u: Tensor, generator: torch.Generator) -> Tensor:
-    """``u`` rounded to an integer, up with probability equal to its fractional part
-    (unbiased: E[round(u)] = u)."""
-    low = torch.floor(u)
-    return low + (torch.rand(u.shape, generator=generator, device=u.device) < (u - low)).to(u.dtype)
 
 
 class _TaskLinear(nn.Module):
