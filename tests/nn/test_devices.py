@@ -106,31 +106,29 @@ def test_convert_defaults_and_back_on_the_device(device):
     assert digital(x).device.type == device.type
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_every_periphery_variant_stays_on_the_device(device, variant):
-    tile = TileConfig(device=PCM(), **VARIANTS[variant])
-    chip = convert(_mlp(device), CIMConfig(tile=tile, seed=0, max_rows=16, max_cols=16))
+def _train_then_read(chip: nn.Module, device: torch.device, t_s: float) -> None:
+    """One training step, then a read at ``t_s``: finite outputs on ``device``."""
     x = torch.rand(3, 40, device=device)
     chip.train()
     chip(x).square().mean().backward()
     chip.eval()
-    drift_to(chip, 3600.0)
+    drift_to(chip, t_s)
     with torch.no_grad():
         y = chip(x)
     assert y.device.type == device.type and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_periphery_variant_stays_on_the_device(device, variant):
+    tile = TileConfig(device=PCM(), **VARIANTS[variant])
+    chip = convert(_mlp(device), CIMConfig(tile=tile, seed=0, max_rows=16, max_cols=16))
+    _train_then_read(chip, device, 3600.0)
 
 
 @pytest.mark.parametrize("name", sorted(OTHER_DEVICES))
 def test_every_cell_technology_stays_on_the_device(device, name):
     chip = convert(_mlp(device), CIMConfig(tile=TileConfig(device=OTHER_DEVICES[name]()), seed=0))
-    x = torch.rand(3, 40, device=device)
-    chip.train()
-    chip(x).square().mean().backward()
-    chip.eval()
-    drift_to(chip, 60.0)
-    with torch.no_grad():
-        y = chip(x)
-    assert y.device.type == device.type and torch.isfinite(y).all()
+    _train_then_read(chip, device, 60.0)
 
 
 def test_moving_a_programmed_layer_keeps_its_devices(device):
