@@ -132,6 +132,51 @@ def test_pcm_training_forward_is_fresh_noise_with_exact_straight_through_gradien
     assert not torch.equal(outputs[0], outputs[1])  # fresh noise at every step
 
 
+def _converted_straight_through(v: torch.Tensor, full_scale: torch.Tensor) -> torch.Tensor:
+    """An 8-bit max-abs converter as autograd sees it: v plus the constant q − v."""
+    q = torch.round(v.detach() * (full_scale.reciprocal() * 127)) * (full_scale / 127)
+    return v + (q - v.detach())
+
+
+def test_tiled_training_backward_is_the_tile_by_tile_straight_through_gradient(gen):
+    """A 3 × 3 grid of tiles with PCM noise and 8-bit DACs and ADCs. The layer's backward (one
+    product for all tiles) equals autograd through the forward written tile by tile, with the
+    same noisy weights (the generator replayed) and the converters' rounding as constants:
+    forward and gradients within float32 rounding (1e-5)."""
+    cfg = CIMConfig(tile=TileConfig(device=PCM()), max_rows=7, max_cols=5, seed=3)
+    layer = CIMLinear(16, 12, config=cfg).train()
+    x = torch.randn(6, 16, generator=gen, requires_grad=True)
+    r = torch.randn(6, 12, generator=gen)
+    with torch.no_grad():
+        layer(x)  # tabulates the noise, from the same generator
+    state = layer.generator.get_state()
+    (layer(x) * r).sum().backward()
+
+    layer.generator.set_state(state)  # the reference draws the same noise, tile by tile
+    x_ref = x.detach().clone().requires_grad_()
+    w_ref = layer.weight.detach().clone().requires_grad_()
+    columns = []
+    for c in (slice(0, 4), slice(4, 8), slice(8, 12)):
+        partial = 0
+        for rows in (slice(0, 6), slice(6, 11), slice(11, 16)):
+            w = w_ref[c, rows]
+            with torch.no_grad():
+                noisy = layer._noisy_block(w.detach(), w.detach().abs().amax())
+            x_r = x_ref[:, rows]
+            scale = x_r.detach().abs().amax(-1, keepdim=True)
+            y = F.linear(_converted_straight_through(x_r / scale, torch.tensor(1.0)),
+                         w + (noisy - w.detach()))  # fmt: skip
+            partial = partial + _converted_straight_through(y, y.detach().abs().amax()) * scale
+        columns.append(partial)
+    y_ref = torch.cat(columns, dim=-1) + layer.bias.detach()
+    (y_ref * r).sum().backward()
+
+    layer.generator.set_state(state)
+    torch.testing.assert_close(layer(x).detach(), y_ref.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(layer.weight.grad, w_ref.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.skipif(not compiler_available(),
                     reason="torch.compile on CPU needs a C++ compiler")  # fmt: skip
 def test_compiled_training_noise_gives_the_eager_forward_and_gradients(gen):

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from memcim._errors import ConfigError, is_int, require
 from memcim._modules import flat_config, follow, generator_on, moved, restore_generator, under
+from memcim._scratch import scratch
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
 from memcim.crossbar.converters import max_abs_range, quantize, rounded_codes
 from memcim.crossbar.tile import Counters
@@ -156,29 +157,24 @@ def _std(w: Tensor) -> Tensor:
     about 3x faster on CPU than ``Tensor.std`` (Welford), which the clipping limit computes at
     every training forward; equal to it within float32 rounding (relative ~1e-6)."""
     flat = w.reshape(-1)  # two or more weights (weight_limit returns None for one)
-    dev = flat - flat.mean()
+    dev = torch.sub(flat, flat.mean(), out=scratch("std.deviations", flat))
     return torch.dot(dev, dev).div_(flat.numel() - 1).sqrt_()
 
 
-def _fake_quant(x: Tensor, full_scale: Tensor | float, converter: ConverterConfig, *,
-                saturates: bool = True) -> tuple[Tensor, int]:  # fmt: skip
-    """Quantise ``x`` to the converter's codes with a straight-through gradient.
+def _converted(x: Tensor, full_scale: Tensor | float, converter: ConverterConfig, *,
+               saturates: bool = True) -> tuple[Tensor, int]:  # fmt: skip
+    """``x`` converted to the converter's codes and back to its units (in place: ``x`` is a
+    temporary of the caller's), and the number of values that saturated.
 
     ``saturates=False``: ``full_scale`` is the max-abs range of ``x`` itself (or ``x`` is
     already divided by it), so no code can exceed the largest one and the saturation count
     (two reductions) is skipped.
-
-    Returns the quantised tensor and the number of values that saturated.
     """
-    if converter.ideal:
-        return x, 0
     if saturates:
-        codes, clipped = quantize(x.detach(), full_scale, converter.max_code)
+        codes, clipped = quantize(x, full_scale, converter.max_code, inplace=True)
     else:
-        codes, clipped = rounded_codes(x.detach(), full_scale, converter.max_code), 0
-    # Straight through: x plus the constant offset q − x (computed in place in the codes).
-    offset = codes.mul_(full_scale / converter.max_code).sub_(x.detach())
-    return x + offset, clipped
+        codes, clipped = rounded_codes(x, full_scale, converter.max_code, inplace=True), 0
+    return codes.mul_(full_scale / converter.max_code), clipped
 
 
 def adc_full_scale(tile: TileConfig, w_max: Tensor) -> Tensor | None:
@@ -199,6 +195,37 @@ def adc_full_scale(tile: TileConfig, w_max: Tensor) -> Tensor | None:
     dev = tile.device
     unit = mapping.unit_us(dev.g_min_us, dev.g_max_us) * mapping.devices_per_weight
     return float(adc.full_scale) * float(mapping.slice_weights("cpu").sum()) * w_max / unit
+
+
+def _blocks(total: int, limit: int) -> list[slice]:
+    """The index ranges of the tile blocks along one dimension (see ``split_sizes``)."""
+    ends = np.cumsum(split_sizes(total, limit)).tolist()
+    return [slice(start, end) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+class _StraightThrough(torch.autograd.Function):
+    """A crossbar layer's training forward (:meth:`CIMLayer._hwa_forward`) with straight-through
+    gradients.
+
+    The noise and the converters' rounding and saturation are constants to the backward, so
+    the tiles' outputs y = Σ_tiles x̂ Wᵀ (x̂: the converted inputs in their own units, W: the
+    noisy weights) give ∂L/∂x = g W and ∂L/∂w = gᵀ x̂, one product each over all the tiles:
+    the gradients of differentiating the forward tile by tile, up to float rounding, without
+    assembling the tiles' pieces.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor, layer: CIMLayer) -> Tensor:
+        y, x_hat, w_noisy = layer._hwa_forward(x, w)
+        ctx.save_for_backward(x_hat, w_noisy)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        x_hat, w_noisy = ctx.saved_tensors
+        grad_x = grad @ w_noisy if ctx.needs_input_grad[0] else None
+        grad_w = grad.T @ x_hat if ctx.needs_input_grad[1] else None
+        return grad_x, grad_w, None
 
 
 class CIMLayer(nn.Module):
@@ -393,53 +420,71 @@ class CIMLayer(nn.Module):
 
     def _hwa_matmul(self, x2d: Tensor) -> Tensor:
         """Training forward: tile by tile, noisy weights, DAC and ADC with straight-through."""
-        cfg = self.cim_config
         counts = self.training_counters
         counts.forwards += 1
         counts.weights_seen += self.flat_weight().numel()
         w, clipped = self._mapped_and_clipped()
         counts.weights_clipped += clipped
-        rows = split_sizes(self.in_flat, cfg.max_rows)
-        cols = split_sizes(self.out_features_flat, cfg.max_cols)
-        out = []
-        for w_cols in torch.split(w, cols, dim=0):
-            partial = None
-            for x_r, w_rc in zip(
-                torch.split(x2d, rows, dim=-1), torch.split(w_cols, rows, dim=-1), strict=True
-            ):
-                y = self._hwa_tile(x_r, w_rc)
-                partial = y if partial is None else partial + y
-            out.append(partial)
-        return torch.cat(out, dim=-1) if len(out) > 1 else out[0]
+        return _StraightThrough.apply(x2d, w, self)
 
-    def _hwa_tile(self, x: Tensor, w: Tensor) -> Tensor:
-        """One tile of the training forward: x [B, rows], w [cols, rows] -> [B, cols]."""
-        tile, counts = self.cim_config.tile, self.training_counters
-        dac, adc = tile.dac, tile.adc
+    def _hwa_forward(self, x: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The training forward without autograd, x [B, in] and w [out, in] (clipped).
+
+        Returns the outputs [B, out] and, for the straight-through backward, the inputs as the
+        DACs converted them, in the units of ``x`` [B, in], and the noisy weights [out, in].
+        """
+        cfg = self.cim_config
+        rows = _blocks(self.in_flat, cfg.max_rows)
+        cols = _blocks(self.out_features_flat, cfg.max_cols)
+        drives = [self._drive(x[:, r], times=len(cols)) for r in rows]
+        if cfg.tile.dac.ideal:
+            x_hat = x
+        else:
+            converted = [x_r * scale for x_r, scale in drives]
+            x_hat = converted[0] if len(converted) == 1 else torch.cat(converted, dim=-1)
+        w_noisy = torch.empty_like(w) if cfg.train_noise else w
+        partials = []
+        for c in cols:
+            partial = None
+            for r, (x_r, scale) in zip(rows, drives, strict=True):
+                y = self._hwa_tile(x_r, scale, w[c, r], w_noisy[c, r])
+                partial = y if partial is None else partial.add_(y)
+            partials.append(partial)
+        y = partials[0] if len(partials) == 1 else torch.cat(partials, dim=-1)
+        return y, x_hat, w_noisy
+
+    def _drive(self, x: Tensor, times: int) -> tuple[Tensor, Tensor | None]:
+        """One row block's inputs through the DACs of the ``times`` tiles it drives: the
+        converted values in units of the DAC's full scale (±1 at full drive) and that scale
+        per input vector [B, 1] (``None`` for ideal DACs, which pass ``x`` on)."""
+        dac, counts = self.cim_config.tile.dac, self.training_counters
+        if dac.ideal:
+            return x, None
+        scale = dac.calibrate(x, dim=-1)
+        x, clipped = _converted(x / scale, 1.0, dac, saturates=dac.mode != "max_abs")
+        counts.dac_conversions += x.numel() * times
+        counts.dac_clipped += clipped * times
+        return x, scale
+
+    def _hwa_tile(self, x: Tensor, scale: Tensor | None, w: Tensor, noisy: Tensor) -> Tensor:
+        """One tile: converted inputs x [B, rows] and their scale, weights w [cols, rows] (its
+        noisy copy written into ``noisy``) -> outputs [B, cols] in the units of the inputs."""
+        cfg, counts = self.cim_config, self.training_counters
+        adc = cfg.tile.adc
         fixed_adc = not adc.ideal and adc.mode == "fixed"
         # The weight scale is needed only by the noise and by a fixed ADC full scale.
-        w_max = self._block_scale(w) if self.cim_config.train_noise or fixed_adc else None
-        if self.cim_config.train_noise:
-            with torch.no_grad():  # straight through: the noise is a constant offset
-                offset = self._noisy_block(w, w_max).sub_(w)
-            w = w + offset
-        scale = None
-        if not dac.ideal:
-            # x in units of the DAC's full scale: ±1 at full drive
-            scale = dac.calibrate(x.detach(), dim=-1)
-            x, clipped = _fake_quant(x / scale, 1.0, dac, saturates=dac.mode != "max_abs")
-            counts.dac_conversions += x.numel()
-            counts.dac_clipped += clipped
+        w_max = self._block_scale(w) if cfg.train_noise or fixed_adc else None
+        if cfg.train_noise:
+            w = noisy.copy_(self._noisy_block(w, w_max))
         y = F.linear(x, w)
         if not adc.ideal:
-            fixed = adc_full_scale(tile, w_max) if fixed_adc else None
-            full_scale = adc.calibrate(y.detach()) if fixed is None else fixed
-            y, clipped = _fake_quant(
-                y, full_scale, adc, saturates=fixed_adc or adc.mode != "max_abs"
-            )
+            fixed = adc_full_scale(cfg.tile, w_max) if fixed_adc else None
+            full_scale = adc.calibrate(y) if fixed is None else fixed
+            saturates = fixed_adc or adc.mode != "max_abs"
+            y, clipped = _converted(y, full_scale, adc, saturates=saturates)
             counts.adc_conversions += y.numel()
             counts.adc_clipped += clipped
-        return y if scale is None else y * scale
+        return y if scale is None else y.mul_(scale)
 
     def _check_input(self, x: Tensor) -> Tensor:
         """Inputs as the tiles take them in both modes: finite floats, computed in float32."""

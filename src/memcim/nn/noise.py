@@ -15,6 +15,7 @@ from torch import Tensor
 
 from memcim._compile import compiled
 from memcim._errors import ConfigError, require
+from memcim._scratch import scratch
 from memcim.devices.base import all_finite
 from memcim.devices.statistics import ConductanceNoiseTable, lerp_tables
 
@@ -68,7 +69,7 @@ class WeightNoiseTable:
         _require_finite(w)
         noise = torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device)
         if not compiled:
-            return _noisy_weights(w, w_max, noise, self.mean_shift, self.std)
+            return _noisy_weights(w, w_max, noise, self.mean_shift, self.std, reuse=True)
         # Flat, so that one kernel with a symbolic length serves every tile shape.
         flat = _compiled_noisy_weights()(w.reshape(-1), w_max, noise.reshape(-1),
                                          self.mean_shift, self.std)  # fmt: skip
@@ -84,7 +85,7 @@ class WeightNoiseTable:
         tables = (self.mean_shift, self.std, self.drift_shift0, self.drift_shift)
         mean, std, at0, at_t = lerp_tables(_grid_position(w, w_max, self._points), *tables)
         noise = torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device)
-        noisy = _combine(w, w_max, noise, mean, std)
+        noisy = _combine(w, w_max, noise, mean, std, into=std)
         return noisy, at0.mul_(w_max).add_(w), at_t.mul_(w_max).add_(w)
 
 
@@ -93,23 +94,30 @@ def _require_finite(w: Tensor) -> None:
         raise ConfigError("w contains NaN or infinite values: the noise tables need finite values")
 
 
-def _grid_position(w: Tensor, w_max: Tensor, points: int) -> Tensor:
-    """Fractional index of w / w_max ∈ [−1, 1] on a grid of ``points``."""
-    return (w / w_max + 1.0) * ((points - 1) / 2)
+def _grid_position(w: Tensor, w_max: Tensor, points: int, out: Tensor | None = None) -> Tensor:
+    """Fractional index of w / w_max ∈ [−1, 1] on a grid of ``points`` (into ``out`` if given)."""
+    return torch.div(w, w_max, out=out).add_(1.0).mul_((points - 1) / 2)
 
 
-def _combine(w: Tensor, w_max: Tensor, noise: Tensor, mean: Tensor, std: Tensor) -> Tensor:
-    """w + w_max (mean + std ε), in place in ``std`` (fewer large allocations; the same
-    operations, so the same values)."""
-    return std.mul_(noise).add_(mean).mul_(w_max).add_(w)
+def _combine(w: Tensor, w_max: Tensor, noise: Tensor, mean: Tensor, std: Tensor, *,
+             into: Tensor) -> Tensor:  # fmt: skip
+    """w + w_max (mean + std ε), in place in ``into``: ``std`` or ``noise`` (fewer large
+    allocations; std·ε = ε·std exactly, so the same values either way)."""
+    other = noise if into is std else std
+    return into.mul_(other).add_(mean).mul_(w_max).add_(w)
 
 
 def _noisy_weights(w: Tensor, w_max: Tensor, noise: Tensor, mean_shift: Tensor,
-                   std: Tensor) -> Tensor:  # fmt: skip
-    """The noisy weights from the standard normals ``noise`` and the weight-domain tables."""
-    pos = _grid_position(w, w_max, len(std))
-    mean, spread = lerp_tables(pos, mean_shift, std)
-    return _combine(w, w_max, noise, mean, spread)
+                   std: Tensor, *, reuse: bool = False) -> Tensor:  # fmt: skip
+    """The noisy weights from the standard normals ``noise`` and the weight-domain tables.
+
+    ``reuse``: the intermediates in this thread's scratch buffers and the result in ``noise``
+    (the eager training path: no weight-sized allocation); otherwise in new tensors (the
+    compiled path, which fuses them away).
+    """
+    pos = _grid_position(w, w_max, len(std), out=scratch("noise.position", w) if reuse else None)
+    mean, spread = lerp_tables(pos, mean_shift, std, reuse=reuse)
+    return _combine(w, w_max, noise, mean, spread, into=noise if reuse else spread)
 
 
 @functools.cache

@@ -1,0 +1,37 @@
+"""Reusable buffers for the large temporaries of the hot loops.
+
+A hardware-aware training step interpolates noise tables for every weight: a handful of
+weight-sized temporaries per tile and step. Fresh allocations of that size are costly on CPUs
+(the allocator returns them to the system and takes them back, page by page), so the hot loops
+write their intermediates into buffers kept here, one set per thread (a thread never sees
+another's). A buffer grows to the largest size asked for and is kept: about 20 bytes per
+weight of the largest tile a thread has trained.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+from torch import Tensor
+
+
+class _Buffers(threading.local):
+    def __init__(self) -> None:
+        self.by_key: dict[tuple[str, torch.dtype, torch.device], Tensor] = {}
+
+
+_buffers = _Buffers()
+
+
+def scratch(name: str, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """A contiguous buffer of ``like``'s shape and device (and its dtype, or ``dtype``), whose
+    contents are undefined. The same ``name`` returns the same memory until a larger shape is
+    asked for: a caller uses it only until it asks for ``name`` again, and never returns it."""
+    dtype = like.dtype if dtype is None else dtype
+    key = (name, dtype, like.device)
+    n = like.numel()
+    buf = _buffers.by_key.get(key)
+    if buf is None or buf.numel() < n:
+        buf = _buffers.by_key[key] = torch.empty(n, dtype=dtype, device=like.device)
+    return buf[:n].view(like.shape)
