@@ -224,6 +224,30 @@ def interp(x: torch.Tensor, grid: torch.Tensor, values: torch.Tensor) -> torch.T
     return v0 + (v1 - v0) * (x.double() - x0) / (x1 - x0)
 
 
+def test_weight_table_sample_is_the_interpolated_formula_with_the_same_normals(table_t0):
+    """The eager sample (scaled tables, truncated indices, scratch buffers) is the formula
+    w + w_max·(mean(w̃) + std(w̃)·z) evaluated in float64 with the same normals z, within
+    1e-6 of w_max (the noise is ~1e-2 of w_max): at the grid ends ±w_max, at grid points and
+    between them, written into a block of a larger tensor as into a new one."""
+    wt = WeightNoiseTable(table_t0, MappingConfig())
+    w = torch.randn(24, 40, generator=torch.Generator().manual_seed(0)) * 0.1
+    w_max = w.abs().amax()
+    assert 0.2 < w_max < 0.5  # not 1: the scale must matter
+    w[0, :4] = w_max * torch.tensor([1.0, -1.0, 0.0, 0.5])  # the grid's ends, two grid points
+    z = torch.randn(w.shape, generator=torch.Generator().manual_seed(5)).double()
+    w_norm = (w / w_max).clamp(-1, 1)
+    expected = w.double() + w_max.double() * (
+        interp(w_norm, wt.w_grid, wt.mean_shift) + interp(w_norm, wt.w_grid, wt.std) * z
+    )
+    fresh = wt.sample(w, w_max, generator=torch.Generator().manual_seed(5))
+    whole = torch.zeros(30, 50)
+    block = wt.sample(w, w_max, generator=torch.Generator().manual_seed(5),
+                      out=whole[3:27, 5:45])  # fmt: skip
+    for got in (fresh, block, whole[3:27, 5:45]):
+        torch.testing.assert_close(got.double(), expected, rtol=0, atol=1e-6 * float(w_max))
+    assert whole[:3].abs().sum() == 0 and whole[:, :5].abs().sum() == 0  # only the block
+
+
 @pytest.mark.parametrize(
     ("mapping", "points", "match"),
     [

@@ -23,7 +23,6 @@ from torch import Tensor
 
 from memcim._errors import ConfigError, require
 from memcim._modules import device_of
-from memcim._scratch import scratch
 from memcim.devices.base import Device, any_nan
 
 
@@ -41,38 +40,20 @@ def interpolate(pos: Tensor, *tables: Tensor, name: str = "g_target_us") -> list
     return lerp_tables(pos, *(t.to(pos.device) for t in tables))
 
 
-def lerp_tables(pos: Tensor, *tables: Tensor, reuse: bool = False) -> list[Tensor]:
+def lerp_tables(pos: Tensor, *tables: Tensor) -> list[Tensor]:
     """:func:`interpolate` without its NaN check (a NaN position gathers an arbitrary entry),
-    for callers that check their inputs themselves; ``pos`` is overwritten.
-
-    ``reuse``: the results and the intermediates live in this thread's scratch buffers
-    (``memcim._scratch``), valid until the next such call: for a caller that consumes them at
-    once and never returns them. The same values.
-    """
+    for callers that check their inputs themselves; ``pos`` is overwritten."""
     last = len(tables[0]) - 1
-
-    def buffer(name: str, dtype: torch.dtype | None = None) -> Tensor | None:
-        return scratch(name, pos, dtype) if reuse else None
-
     # This runs for every weight at every hardware-aware training step, so it avoids passes:
     # the fraction is taken against the float floor (pos − an int tensor converts all of pos),
     # and t[lo + 1] is gathered as t[1:][lo]. index_select on flat int32 indices gathers the
     # same values as t[lo], several times faster on CPU. Same values as the plain formulas.
     pos = pos.clamp_(0, last)
-    lo_float = torch.floor(pos, out=buffer("lerp.floor")).clamp_max_(last - 1)
-    index = buffer("lerp.index", torch.int32)
-    lo = lo_float.to(torch.int32) if index is None else index.copy_(lo_float)
-    lo = lo.reshape(-1)
+    lo_float = pos.floor().clamp_max_(last - 1)
+    lo = lo_float.to(torch.int32).reshape(-1)
     frac = pos.sub_(lo_float)
-    above = lo_float.view(-1) if reuse else None  # the floor's buffer, free once frac is taken
-    results = []
-    for i, t in enumerate(tables):
-        below = buffer(f"lerp.out{i}")
-        a = torch.index_select(t[:-1], 0, lo, out=None if below is None else below.view(-1))
-        b = torch.index_select(t[1:], 0, lo, out=above)
-        a, b = a.view_as(frac), b.view_as(frac)
-        results.append(torch.lerp(a, b, frac, out=a if reuse else None))
-    return results
+    return [torch.lerp(t[:-1].index_select(0, lo).view_as(frac),
+                       t[1:].index_select(0, lo).view_as(frac), frac) for t in tables]  # fmt: skip
 
 
 #: Programmings of each cell of a ``reprogrammed`` table (its cells: draws / this).

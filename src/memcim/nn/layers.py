@@ -60,7 +60,7 @@ class CIMConfig:
         seed: seed of the layers' private generators (layer i gets ``seed + i``).
         compile: run the training forward's per-weight noise (the table interpolation and
             the noisy weights; the random numbers stay eager, so they are the same) through
-            ``torch.compile``: about 1.4x faster per tile on one CPU thread and 2x on two
+            ``torch.compile``: about 1.1x faster per tile on one CPU thread and 1.3x on two
             (392 × 256 weights). The noisy weights equal the eager path's within float32
             rounding, so a converter code may, rarely, round the other way. Needs a C++
             compiler; the first training forward of each tile shape compiles, a few seconds.
@@ -378,17 +378,22 @@ class CIMLayer(nn.Module):
             # MappingConfig requires a set w_max to be > 0
             return w.new_tensor(mapping.w_max) if mapping.w_max else max_abs_range(w)
 
-    def _noisy_block(self, w: Tensor, w_max: Tensor) -> Tensor:
-        """One tile's weights [out, in] after programming and reading, as a noisy copy."""
+    def _noisy_block(self, w: Tensor, w_max: Tensor, out: Tensor | None = None) -> Tensor:
+        """One tile's weights [out, in] after programming and reading, as a noisy copy (written
+        into ``out`` if given)."""
+        noisy = self._draw_noisy(w, w_max, out)
+        return noisy if out is None or noisy is out else out.copy_(noisy)
+
+    def _draw_noisy(self, w: Tensor, w_max: Tensor, out: Tensor | None) -> Tensor:
+        """:meth:`_noisy_block`, in ``out`` where the noise is drawn in the weight domain."""
         cfg = self.cim_config.tile
         dev, mapping = cfg.device, cfg.mapping
         with torch.no_grad():
             fast = self._weight_noise_table()
             if fast is not None:
                 if not cfg.drift_compensation or self.noise_table().drift_free:
-                    return fast.sample(
-                        w, w_max, generator=self.generator, compiled=self.cim_config.compile
-                    )
+                    return fast.sample(w, w_max, generator=self.generator,
+                                       compiled=self.cim_config.compile, out=out)  # fmt: skip
                 noisy, mean0, mean_t = fast.sample_and_drift_means(
                     w, w_max, generator=self.generator
                 )
@@ -475,7 +480,7 @@ class CIMLayer(nn.Module):
         # The weight scale is needed only by the noise and by a fixed ADC full scale.
         w_max = self._block_scale(w) if cfg.train_noise or fixed_adc else None
         if cfg.train_noise:
-            w = noisy.copy_(self._noisy_block(w, w_max))
+            w = self._noisy_block(w, w_max, out=noisy)
         y = F.linear(x, w)
         if not adc.ideal:
             fixed = adc_full_scale(cfg.tile, w_max) if fixed_adc else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -59,21 +60,25 @@ class WeightNoiseTable:
         self._points = points
 
     def sample(self, w: Tensor, w_max: Tensor, *, generator: torch.Generator | None,
-               compiled: bool = False) -> Tensor:  # fmt: skip
+               compiled: bool = False, out: Tensor | None = None) -> Tensor:  # fmt: skip
         """Noisy copy of weights ``w`` (any shape) mapped with full scale ``w_max``.
 
         ``compiled``: interpolate and combine through ``torch.compile`` (see
         :class:`~memcim.nn.CIMConfig`'s ``compile``): the same random numbers, equal within
-        float32 rounding.
+        float32 rounding. ``out``: write the copy there (a tensor of ``w``'s shape, which may be
+        a block of a larger one) instead of a new tensor.
         """
         _require_finite(w)
-        noise = torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device)
+        normals = None if out is None or compiled else scratch("noise.normals", w)
+        noise = torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device,
+                            out=normals)  # fmt: skip
         if not compiled:
-            return _noisy_weights(w, w_max, noise, self.mean_shift, self.std, reuse=True)
+            return _noisy_weights_lean(w, w_max, noise, self.mean_shift, self.std,
+                                       out=noise if out is None else out)  # fmt: skip
         # Flat, so that one kernel with a symbolic length serves every tile shape.
         flat = _compiled_noisy_weights()(w.reshape(-1), w_max, noise.reshape(-1),
                                          self.mean_shift, self.std)  # fmt: skip
-        return flat.view(w.shape)
+        return flat.view(w.shape) if out is None else out.copy_(flat.view(w.shape))
 
     def sample_and_drift_means(self, w: Tensor, w_max: Tensor, *,
                                generator: torch.Generator | None,
@@ -94,9 +99,9 @@ def _require_finite(w: Tensor) -> None:
         raise ConfigError("w contains NaN or infinite values: the noise tables need finite values")
 
 
-def _grid_position(w: Tensor, w_max: Tensor, points: int, out: Tensor | None = None) -> Tensor:
-    """Fractional index of w / w_max ∈ [−1, 1] on a grid of ``points`` (into ``out`` if given)."""
-    return torch.div(w, w_max, out=out).add_(1.0).mul_((points - 1) / 2)
+def _grid_position(w: Tensor, w_max: Tensor, points: int) -> Tensor:
+    """Fractional index of w / w_max ∈ [−1, 1] on a grid of ``points``."""
+    return (w / w_max + 1.0) * ((points - 1) / 2)
 
 
 def _combine(w: Tensor, w_max: Tensor, noise: Tensor, mean: Tensor, std: Tensor, *,
@@ -108,16 +113,43 @@ def _combine(w: Tensor, w_max: Tensor, noise: Tensor, mean: Tensor, std: Tensor,
 
 
 def _noisy_weights(w: Tensor, w_max: Tensor, noise: Tensor, mean_shift: Tensor,
-                   std: Tensor, *, reuse: bool = False) -> Tensor:  # fmt: skip
-    """The noisy weights from the standard normals ``noise`` and the weight-domain tables.
+                   std: Tensor) -> Tensor:  # fmt: skip
+    """The noisy weights from the standard normals ``noise`` and the weight-domain tables
+    (the formula as written: what ``torch.compile`` fuses)."""
+    pos = _grid_position(w, w_max, len(std))
+    mean, spread = lerp_tables(pos, mean_shift, std)
+    return _combine(w, w_max, noise, mean, spread, into=spread)
 
-    ``reuse``: the intermediates in this thread's scratch buffers and the result in ``noise``
-    (the eager training path: no weight-sized allocation); otherwise in new tensors (the
-    compiled path, which fuses them away).
-    """
-    pos = _grid_position(w, w_max, len(std), out=scratch("noise.position", w) if reuse else None)
-    mean, spread = lerp_tables(pos, mean_shift, std, reuse=reuse)
-    return _combine(w, w_max, noise, mean, spread, into=noise if reuse else spread)
+
+def _noisy_weights_lean(w: Tensor, w_max: Tensor, noise: Tensor, mean_shift: Tensor,
+                        std: Tensor, *, out: Tensor) -> Tensor:  # fmt: skip
+    """:func:`_noisy_weights` (equal within float32 rounding) in fewer passes over memory, for
+    the eager training step, where every weight-sized pass costs: the tables are scaled by
+    ``w_max`` (257 values) instead of the weights, the grid index is truncated from the
+    position (≥ 0) instead of floored, the intermediates live in this thread's scratch buffers
+    and the result goes to ``out`` (which may be ``noise``)."""
+    last = len(std) - 1
+    half = torch.full_like(w_max, last / 2)
+    pos = torch.addcmul(half, w, half / w_max, out=scratch("noise.position", w))
+    pos.clamp_(0, _below(last))  # so that the truncated index is at most last − 1
+    lo = scratch("noise.index", w, torch.int32).copy_(pos).view(-1)
+    frac = pos.sub_(lo.view_as(pos))
+    mean = _lerp_at(mean_shift * w_max, lo, frac, "noise.mean")
+    spread = _lerp_at(std * w_max, lo, frac, "noise.std")
+    return torch.addcmul(mean, spread, noise, out=out).add_(w)
+
+
+def _lerp_at(table: Tensor, lo: Tensor, frac: Tensor, name: str) -> Tensor:
+    """table[lo] + frac · (table[lo + 1] − table[lo]) in scratch buffers (``lo`` flat int32)."""
+    below = torch.index_select(table[:-1], 0, lo, out=scratch(name, lo, table.dtype))
+    above = torch.index_select(table[1:], 0, lo, out=scratch(name + ".above", lo, table.dtype))
+    return torch.lerp(below, above, frac.view(-1), out=below).view_as(frac)
+
+
+@functools.cache
+def _below(last: int) -> float:
+    """The largest float32 below ``last``."""
+    return float(np.nextafter(np.float32(last), np.float32(0)))
 
 
 @functools.cache
