@@ -19,6 +19,8 @@ from torch import Tensor
 class _Buffers(threading.local):
     def __init__(self) -> None:
         self.by_key: dict[tuple[str, torch.dtype, torch.device], Tensor] = {}
+        # Views of the buffers by shape, so that a step asks no tensor operation of them.
+        self.views: dict[tuple, tuple[Tensor, Tensor]] = {}
 
 
 _buffers = _Buffers()
@@ -30,8 +32,15 @@ def scratch(name: str, like: Tensor, dtype: torch.dtype | None = None) -> Tensor
     asked for: a caller uses it only until it asks for ``name`` again, and never returns it."""
     dtype = like.dtype if dtype is None else dtype
     key = (name, dtype, like.device)
-    n = like.numel()
     buf = _buffers.by_key.get(key)
+    cached = _buffers.views.get((key, like.shape))
+    if cached is not None and cached[0] is buf:
+        return cached[1]
+    n = like.numel()
     if buf is None or buf.numel() < n:
         buf = _buffers.by_key[key] = torch.empty(n, dtype=dtype, device=like.device)
-    return buf[:n].view(like.shape)
+        # The smaller buffer's views would keep it alive.
+        _buffers.views = {k: v for k, v in _buffers.views.items() if k[0] != key}
+    view = buf[:n].view(like.shape)
+    _buffers.views[(key, like.shape)] = (buf, view)
+    return view

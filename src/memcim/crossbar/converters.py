@@ -139,7 +139,7 @@ def max_abs_range(values: Tensor, dim: int | None = None) -> Tensor:
 
 
 def _nonzero(r: Tensor) -> Tensor:
-    return torch.where(r > 0, r, torch.ones_like(r))
+    return torch.where(r > 0, r, 1.0)
 
 
 def rounded_codes(values: Tensor, full_scale: Tensor, max_code: int, *,
