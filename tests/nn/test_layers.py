@@ -177,6 +177,24 @@ def test_tiled_training_backward_is_the_tile_by_tile_straight_through_gradient(g
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("clip_sigma", [None, 2.5, 0.5])
+def test_training_tile_scales_are_those_of_the_clipped_tiles(clip_sigma, gen):
+    """The tiles' weight scales of a training forward (from one max and min per tile, then
+    clamped where clipping applies) equal max |w| of each clipped tile, on a 3 × 2 grid; at
+    0.5 σ most of the 192 Gaussian weights are clipped, at 2.5 σ a few."""
+    cfg = CIMConfig(tile=TileConfig(device=PCM()), max_rows=7, max_cols=6, clip_sigma=clip_sigma)
+    layer = CIMLinear(16, 12, config=cfg).train()
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(12, 16, generator=gen))
+    rows = [slice(0, 6), slice(6, 11), slice(11, 16)]
+    blocks = [(c, r) for c in (slice(0, 6), slice(6, 12)) for r in rows]
+    w, clipped, scales = layer._training_weights(blocks, scaled=True)
+    assert torch.equal(w, layer.mapped_weight()) and clipped == layer.clipped_weights()
+    assert clipped == 0 if clip_sigma is None else clipped > (50 if clip_sigma == 0.5 else 0)
+    expected = [w.detach()[block].abs().amax() for block in blocks]
+    assert all(torch.equal(s, e) for s, e in zip(scales, expected, strict=True))
+
+
 @pytest.mark.skipif(not compiler_available(),
                     reason="torch.compile on CPU needs a C++ compiler")  # fmt: skip
 def test_compiled_training_noise_gives_the_eager_forward_and_gradients(gen):

@@ -130,12 +130,17 @@ def max_abs_range(values: Tensor, dim: int | None = None) -> Tensor:
     range of a max-abs converter, which no code of these values can exceed."""
     if values.numel() <= _SMALL:  # two operations instead of four: per-call costs rule
         r = values.abs().amax() if dim is None else values.abs().amax(dim, keepdim=True)
+        return _nonzero(r)
     # max |value| without materialising |values| (aminmax along a dim is far slower).
-    elif dim is None:
-        r = torch.maximum(values.amax(), -values.amin())
-    else:
-        r = torch.maximum(values.amax(dim, keepdim=True), -values.amin(dim, keepdim=True))
-    return _nonzero(r)
+    if dim is None:
+        return range_of_extremes(values.amax(), values.amin())
+    return range_of_extremes(values.amax(dim, keepdim=True), values.amin(dim, keepdim=True))
+
+
+def range_of_extremes(top: Tensor, bottom: Tensor) -> Tensor:
+    """The max-abs range of values whose largest is ``top`` and smallest ``bottom``:
+    max(top, −bottom), with zero ranges set to 1 (as :func:`max_abs_range`)."""
+    return _nonzero(torch.maximum(top, -bottom))
 
 
 def _nonzero(r: Tensor) -> Tensor:

@@ -36,7 +36,7 @@ from memcim._errors import ConfigError, is_int, require
 from memcim._modules import flat_config, follow, generator_on, moved, restore_generator, under
 from memcim._scratch import scratch
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
-from memcim.crossbar.converters import max_abs_range, quantize, rounded_codes
+from memcim.crossbar.converters import max_abs_range, quantize, range_of_extremes, rounded_codes
 from memcim.crossbar.tile import Counters
 from memcim.crossbar.tiled import split_sizes
 from memcim.devices.base import all_finite, check_time
@@ -197,6 +197,18 @@ def adc_full_scale(tile: TileConfig, w_max: Tensor) -> Tensor | None:
     return float(adc.full_scale) * float(mapping.slice_weights("cpu").sum()) * w_max / unit
 
 
+def _clipped_to(w: Tensor, bound: float, top: Tensor, bottom: Tensor) -> tuple[Tensor, int]:
+    """``w`` clipped to ±``bound`` and the number of weights beyond it, given its largest
+    (``top``) and smallest (``bottom``) value."""
+    if bool(top <= bound) and bool(bottom >= -bound):
+        # Nothing to clip (the common case): clamping would change neither the values nor the
+        # gradient, so skip it and the count.
+        return w, 0
+    clipped = int(torch.count_nonzero(w.detach().abs() > bound))
+    # A scalar bound clamps ~6x faster than a 0-d tensor, with the same values.
+    return w.clamp(-bound, bound), clipped
+
+
 def _blocks(total: int, limit: int) -> list[slice]:
     """The index ranges of the tile blocks along one dimension (see ``split_sizes``)."""
     ends = np.cumsum(split_sizes(total, limit)).tolist()
@@ -215,17 +227,17 @@ class _StraightThrough(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, w: Tensor, layer: CIMLayer) -> Tensor:
-        y, x_hat, w_noisy = layer._hwa_forward(x, w)
+    def forward(ctx, x: Tensor, w: Tensor, layer: CIMLayer, *blocks_and_scales) -> Tensor:
+        y, x_hat, w_noisy = layer._hwa_forward(x, w, *blocks_and_scales)
         ctx.save_for_backward(x_hat, w_noisy)
         return y
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
         x_hat, w_noisy = ctx.saved_tensors
         grad_x = grad @ w_noisy if ctx.needs_input_grad[0] else None
         grad_w = grad.T @ x_hat if ctx.needs_input_grad[1] else None
-        return grad_x, grad_w, None
+        return grad_x, grad_w, None, None, None, None
 
 
 class CIMLayer(nn.Module):
@@ -280,14 +292,32 @@ class CIMLayer(nn.Module):
         limit = self.weight_limit()
         if limit is None:
             return w, 0
-        bound = float(limit)  # a scalar bound clamps ~6x faster than a 0-d tensor, same values
         values = w.detach()
-        if bool(values.amax() <= bound) and bool(values.amin() >= -bound):
-            # Nothing to clip (the common case): clamping would change neither the values nor
-            # the gradient, so skip it and the count.
-            return w, 0
-        clipped = int(torch.count_nonzero(values.abs() > bound))
-        return w.clamp(-bound, bound), clipped
+        return _clipped_to(w, float(limit), values.amax(), values.amin())
+
+    def _training_weights(self, blocks: list[tuple[slice, slice]], scaled: bool,
+                          ) -> tuple[Tensor, int, list[Tensor] | None]:  # fmt: skip
+        """The weights a training forward maps (clipped as :meth:`mapped_weight`), how many
+        were clipped, and with ``scaled`` each tile's weight scale w_max (in ``blocks``
+        order, as :meth:`_block_scale` takes it from the clipped tile). One max and one min
+        per tile serve both the clipping check and the scales."""
+        if not scaled or self.cim_config.tile.mapping.w_max is not None:
+            w, clipped = self._mapped_and_clipped()
+            return w, clipped, [self._block_scale(w)] * len(blocks) if scaled else None
+        w = self.flat_weight()
+        values = w.detach()
+        tops = [values[block].amax() for block in blocks]
+        bottoms = [values[block].amin() for block in blocks]
+        limit, clipped = self.weight_limit(), 0
+        if limit is not None:
+            bound = float(limit)
+            top = tops[0] if len(blocks) == 1 else torch.stack(tops).amax()
+            bottom = bottoms[0] if len(blocks) == 1 else torch.stack(bottoms).amin()
+            w, clipped = _clipped_to(w, bound, top, bottom)
+            if clipped:  # the tiles' extremes as clamping leaves them
+                tops = [t.clamp(max=bound) for t in tops]
+                bottoms = [b.clamp(min=-bound) for b in bottoms]
+        return w, clipped, [range_of_extremes(t, b) for t, b in zip(tops, bottoms, strict=True)]
 
     def _apply(self, fn, recurse: bool = True):
         """``.to(device)``, ``.cuda()``, ``.double()`` …: the programmed tiles, their cached
@@ -425,22 +455,27 @@ class CIMLayer(nn.Module):
 
     def _hwa_matmul(self, x2d: Tensor) -> Tensor:
         """Training forward: tile by tile, noisy weights, DAC and ADC with straight-through."""
-        counts = self.training_counters
+        cfg, counts = self.cim_config, self.training_counters
         counts.forwards += 1
         counts.weights_seen += self.flat_weight().numel()
-        w, clipped = self._mapped_and_clipped()
+        rows = _blocks(self.in_flat, cfg.max_rows)
+        cols = _blocks(self.out_features_flat, cfg.max_cols)
+        adc = cfg.tile.adc
+        # The weight scale is needed only by the noise and by a fixed ADC full scale.
+        scaled = cfg.train_noise or (not adc.ideal and adc.mode == "fixed")
+        w, clipped, scales = self._training_weights([(c, r) for c in cols for r in rows], scaled)
         counts.weights_clipped += clipped
-        return _StraightThrough.apply(x2d, w, self)
+        return _StraightThrough.apply(x2d, w, self, rows, cols, scales)
 
-    def _hwa_forward(self, x: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The training forward without autograd, x [B, in] and w [out, in] (clipped).
+    def _hwa_forward(self, x: Tensor, w: Tensor, rows: list[slice], cols: list[slice],
+                     scales: list[Tensor] | None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        """The training forward without autograd, x [B, in] and w [out, in] (clipped), over
+        the tiles' row and column blocks with their weight scales (column by column).
 
         Returns the outputs [B, out] and, for the straight-through backward, the inputs as the
         DACs converted them, in the units of ``x`` [B, in], and the noisy weights [out, in].
         """
         cfg = self.cim_config
-        rows = _blocks(self.in_flat, cfg.max_rows)
-        cols = _blocks(self.out_features_flat, cfg.max_cols)
         drives = [self._drive(x[:, r], times=len(cols)) for r in rows]
         if cfg.tile.dac.ideal:
             x_hat = x
@@ -448,11 +483,12 @@ class CIMLayer(nn.Module):
             converted = [x_r * scale for x_r, scale in drives]
             x_hat = converted[0] if len(converted) == 1 else torch.cat(converted, dim=-1)
         w_noisy = torch.empty_like(w) if cfg.train_noise else w
+        w_maxes = iter(scales if scales is not None else [None] * (len(rows) * len(cols)))
         partials = []
         for c in cols:
             partial = None
             for r, (x_r, scale) in zip(rows, drives, strict=True):
-                y = self._hwa_tile(x_r, scale, w[c, r], w_noisy[c, r])
+                y = self._hwa_tile(x_r, scale, w[c, r], w_noisy[c, r], next(w_maxes))
                 partial = y if partial is None else partial.add_(y)
             partials.append(partial)
         y = partials[0] if len(partials) == 1 else torch.cat(partials, dim=-1)
@@ -471,14 +507,14 @@ class CIMLayer(nn.Module):
         counts.dac_clipped += clipped * times
         return x, scale
 
-    def _hwa_tile(self, x: Tensor, scale: Tensor | None, w: Tensor, noisy: Tensor) -> Tensor:
+    def _hwa_tile(self, x: Tensor, scale: Tensor | None, w: Tensor, noisy: Tensor,
+                  w_max: Tensor | None) -> Tensor:  # fmt: skip
         """One tile: converted inputs x [B, rows] and their scale, weights w [cols, rows] (its
-        noisy copy written into ``noisy``) -> outputs [B, cols] in the units of the inputs."""
+        noisy copy written into ``noisy``) with scale ``w_max`` -> outputs [B, cols] in the
+        units of the inputs."""
         cfg, counts = self.cim_config, self.training_counters
         adc = cfg.tile.adc
         fixed_adc = not adc.ideal and adc.mode == "fixed"
-        # The weight scale is needed only by the noise and by a fixed ADC full scale.
-        w_max = self._block_scale(w) if cfg.train_noise or fixed_adc else None
         if cfg.train_noise:
             w = self._noisy_block(w, w_max, out=noisy)
         y = F.linear(x, w)
