@@ -90,7 +90,7 @@ class WeightNoiseTable:
         tables = (self.mean_shift, self.std, self.drift_shift0, self.drift_shift)
         mean, std, at0, at_t = lerp_tables(_grid_position(w, w_max, self._points), *tables)
         noise = torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device)
-        noisy = _combine(w, w_max, noise, mean, std, into=std)
+        noisy = _combine(w, w_max, noise, mean, std)
         return noisy, at0.mul_(w_max).add_(w), at_t.mul_(w_max).add_(w)
 
 
@@ -104,12 +104,10 @@ def _grid_position(w: Tensor, w_max: Tensor, points: int) -> Tensor:
     return (w / w_max + 1.0) * ((points - 1) / 2)
 
 
-def _combine(w: Tensor, w_max: Tensor, noise: Tensor, mean: Tensor, std: Tensor, *,
-             into: Tensor) -> Tensor:  # fmt: skip
-    """w + w_max (mean + std ε), in place in ``into``: ``std`` or ``noise`` (fewer large
-    allocations; std·ε = ε·std exactly, so the same values either way)."""
-    other = noise if into is std else std
-    return into.mul_(other).add_(mean).mul_(w_max).add_(w)
+def _combine(w: Tensor, w_max: Tensor, noise: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """w + w_max (mean + std ε), in place in ``std`` (fewer large allocations; the same
+    operations, so the same values)."""
+    return std.mul_(noise).add_(mean).mul_(w_max).add_(w)
 
 
 def _noisy_weights(w: Tensor, w_max: Tensor, noise: Tensor, mean_shift: Tensor,
@@ -118,7 +116,7 @@ def _noisy_weights(w: Tensor, w_max: Tensor, noise: Tensor, mean_shift: Tensor,
     (the formula as written: what ``torch.compile`` fuses)."""
     pos = _grid_position(w, w_max, len(std))
     mean, spread = lerp_tables(pos, mean_shift, std)
-    return _combine(w, w_max, noise, mean, spread, into=spread)
+    return _combine(w, w_max, noise, mean, spread)
 
 
 def _noisy_weights_lean(w: Tensor, w_max: Tensor, noise: Tensor, mean_shift: Tensor,
