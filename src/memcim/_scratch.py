@@ -4,8 +4,9 @@ A hardware-aware training step interpolates noise tables for every weight: a han
 weight-sized temporaries per tile and step. Fresh allocations of that size are costly on CPUs
 (the allocator returns them to the system and takes them back, page by page), so the hot loops
 write their intermediates into buffers kept here, one set per thread (a thread never sees
-another's). A buffer grows to the largest size asked for and is kept: about 20 bytes per
-weight of the largest tile a thread has trained.
+another's). A buffer grows to the largest size asked for and is kept: 28 bytes per weight of
+the largest tile a thread has trained (the noise's normals, positions, indices and table
+look-ups) and 4 per weight of its largest layer (the clipping limit's deviations).
 """
 
 from __future__ import annotations
