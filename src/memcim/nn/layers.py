@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -36,7 +37,7 @@ from memcim._errors import ConfigError, is_int, require
 from memcim._modules import flat_config, follow, generator_on, moved, restore_generator, under
 from memcim._scratch import scratch
 from memcim.crossbar import ConverterConfig, TileConfig, TiledMatrix
-from memcim.crossbar.converters import max_abs_range, quantize, range_of_extremes, rounded_codes
+from memcim.crossbar.converters import quantize, range_of_extremes, rounded_codes
 from memcim.crossbar.tile import Counters
 from memcim.crossbar.tiled import split_sizes
 from memcim.devices.base import all_finite, check_time
@@ -211,7 +212,7 @@ def _clipped_to(w: Tensor, bound: float, top: Tensor, bottom: Tensor) -> tuple[T
 
 def _blocks(total: int, limit: int) -> list[slice]:
     """The index ranges of the tile blocks along one dimension (see ``split_sizes``)."""
-    ends = np.cumsum(split_sizes(total, limit)).tolist()
+    ends = list(itertools.accumulate(split_sizes(total, limit)))
     return [slice(start, end) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
@@ -298,12 +299,14 @@ class CIMLayer(nn.Module):
     def _training_weights(self, blocks: list[tuple[slice, slice]], scaled: bool,
                           ) -> tuple[Tensor, int, list[Tensor] | None]:  # fmt: skip
         """The weights a training forward maps (clipped as :meth:`mapped_weight`), how many
-        were clipped, and with ``scaled`` each tile's weight scale w_max (in ``blocks``
-        order, as :meth:`_block_scale` takes it from the clipped tile). One max and one min
-        per tile serve both the clipping check and the scales."""
-        if not scaled or self.cim_config.tile.mapping.w_max is not None:
+        were clipped, and with ``scaled`` each tile's weight scale w_max (0-d, in ``blocks``
+        order, as :meth:`Tile.program` takes it: the mapping's w_max if set, else max |w| of
+        the clipped tile). One max and one min per tile serve both the clipping check and the
+        scales."""
+        w_max = self.cim_config.tile.mapping.w_max  # MappingConfig requires a set one > 0
+        if not scaled or w_max is not None:
             w, clipped = self._mapped_and_clipped()
-            return w, clipped, [self._block_scale(w)] * len(blocks) if scaled else None
+            return w, clipped, [w.new_tensor(w_max)] * len(blocks) if scaled else None
         w = self.flat_weight()
         values = w.detach()
         tops = [values[block].amax() for block in blocks]
@@ -400,13 +403,6 @@ class CIMLayer(nn.Module):
             self._weight_table = WeightNoiseTable(table, mapping)
             self._weight_table_source = table
         return self._weight_table
-
-    def _block_scale(self, w: Tensor) -> Tensor:
-        """A tile's weight scale w_max (0-d), as :meth:`Tile.program` takes it."""
-        mapping = self.cim_config.tile.mapping
-        with torch.no_grad():
-            # MappingConfig requires a set w_max to be > 0
-            return w.new_tensor(mapping.w_max) if mapping.w_max else max_abs_range(w)
 
     def _noisy_block(self, w: Tensor, w_max: Tensor, out: Tensor | None = None) -> Tensor:
         """One tile's weights [out, in] after programming and reading, as a noisy copy (written
@@ -514,14 +510,14 @@ class CIMLayer(nn.Module):
         units of the inputs."""
         cfg, counts = self.cim_config, self.training_counters
         adc = cfg.tile.adc
-        fixed_adc = not adc.ideal and adc.mode == "fixed"
         if cfg.train_noise:
             w = self._noisy_block(w, w_max, out=noisy)
         y = F.linear(x, w)
         if not adc.ideal:
-            fixed = adc_full_scale(cfg.tile, w_max) if fixed_adc else None
+            # A fixed ADC's scale is always given (see _hwa_matmul); other modes calibrate.
+            fixed = None if w_max is None else adc_full_scale(cfg.tile, w_max)
             full_scale = adc.calibrate(y) if fixed is None else fixed
-            saturates = fixed_adc or adc.mode != "max_abs"
+            saturates = fixed is not None or adc.mode != "max_abs"
             y, clipped = _converted(y, full_scale, adc, saturates=saturates)
             counts.adc_conversions += y.numel()
             counts.adc_clipped += clipped
