@@ -138,43 +138,128 @@ def _converted_straight_through(v: torch.Tensor, full_scale: torch.Tensor) -> to
     return v + (q - v.detach())
 
 
-def test_tiled_training_backward_is_the_tile_by_tile_straight_through_gradient(gen):
-    """A 3 × 3 grid of tiles with PCM noise and 8-bit DACs and ADCs. The layer's backward (one
-    product for all tiles) equals autograd through the forward written tile by tile, with the
-    same noisy weights (the generator replayed) and the converters' rounding as constants:
-    forward and gradients within float32 rounding (1e-5)."""
+def _tile_by_tile(layer: CIMLinear, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The training forward of ``layer`` (16 → 12 on 3 × 3 tiles of at most 7 rows and 5
+    columns, PCM, 8-bit max-abs DACs and ADCs) written tile by tile with autograd: the noisy
+    weights from the layer's generator as it stands, the converters' rounding as constants."""
+    columns = []
+    for c in (slice(0, 4), slice(4, 8), slice(8, 12)):
+        partial = 0
+        for rows in (slice(0, 6), slice(6, 11), slice(11, 16)):
+            w_rc = w[c, rows]
+            with torch.no_grad():
+                noisy = layer._noisy_block(w_rc.detach(), w_rc.detach().abs().amax())
+            x_r = x[:, rows]
+            scale = x_r.detach().abs().amax(-1, keepdim=True)
+            y = F.linear(_converted_straight_through(x_r / scale, torch.tensor(1.0)),
+                         w_rc + (noisy - w_rc.detach()))  # fmt: skip
+            partial = partial + _converted_straight_through(y, y.detach().abs().amax()) * scale
+        columns.append(partial)
+    return torch.cat(columns, dim=-1) + layer.bias.detach()
+
+
+@pytest.fixture
+def tiled_pcm(gen):
+    """A 16 → 12 PCM layer in training on 3 × 3 tiles (8-bit DACs and ADCs), inputs, output
+    weights for a loss, and the generator state its next forward draws from."""
     cfg = CIMConfig(tile=TileConfig(device=PCM()), max_rows=7, max_cols=5, seed=3)
     layer = CIMLinear(16, 12, config=cfg).train()
     x = torch.randn(6, 16, generator=gen, requires_grad=True)
     r = torch.randn(6, 12, generator=gen)
     with torch.no_grad():
         layer(x)  # tabulates the noise, from the same generator
-    state = layer.generator.get_state()
+    return layer, x, r, layer.generator.get_state()
+
+
+def _leaf_copies(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    return [t.detach().clone().requires_grad_() for t in tensors]
+
+
+def test_tiled_training_backward_is_the_tile_by_tile_straight_through_gradient(tiled_pcm):
+    """The layer's backward (one product for all tiles) equals autograd through the forward
+    written tile by tile, with the same noisy weights (the generator replayed): forward and
+    gradients within float32 rounding (1e-5)."""
+    layer, x, r, state = tiled_pcm
+    layer.generator.set_state(state)
     (layer(x) * r).sum().backward()
 
     layer.generator.set_state(state)  # the reference draws the same noise, tile by tile
-    x_ref = x.detach().clone().requires_grad_()
-    w_ref = layer.weight.detach().clone().requires_grad_()
-    columns = []
-    for c in (slice(0, 4), slice(4, 8), slice(8, 12)):
-        partial = 0
-        for rows in (slice(0, 6), slice(6, 11), slice(11, 16)):
-            w = w_ref[c, rows]
-            with torch.no_grad():
-                noisy = layer._noisy_block(w.detach(), w.detach().abs().amax())
-            x_r = x_ref[:, rows]
-            scale = x_r.detach().abs().amax(-1, keepdim=True)
-            y = F.linear(_converted_straight_through(x_r / scale, torch.tensor(1.0)),
-                         w + (noisy - w.detach()))  # fmt: skip
-            partial = partial + _converted_straight_through(y, y.detach().abs().amax()) * scale
-        columns.append(partial)
-    y_ref = torch.cat(columns, dim=-1) + layer.bias.detach()
+    x_ref, w_ref = _leaf_copies(x, layer.weight)
+    y_ref = _tile_by_tile(layer, x_ref, w_ref)
     (y_ref * r).sum().backward()
 
     layer.generator.set_state(state)
     torch.testing.assert_close(layer(x).detach(), y_ref.detach(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(layer.weight.grad, w_ref.grad, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
+
+
+def _second_derivatives(y: torch.Tensor, r: torch.Tensor, wrt: list[torch.Tensor]) -> list:
+    """∂/∂wrt of ‖∂L/∂wrt‖² for L = Σ y·r² (curved in y, so that second derivatives exist)."""
+    grads = torch.autograd.grad((y.square() * r).sum(), wrt, create_graph=True)
+    return list(torch.autograd.grad(sum(g.square().sum() for g in grads), wrt))
+
+
+def test_tiled_training_second_derivatives_are_the_tile_by_tile_ones(tiled_pcm):
+    """Differentiated twice (``create_graph=True``), the layer's backward keeps the dependence
+    of its saved noisy weights and converted inputs on w and x (constant offsets), as autograd
+    through the tile-by-tile forward does: both derivatives within 1e-4 (float32 rounding of
+    two chained products). Saving the offsets' results without that dependence loses the
+    cross terms (every entry off, by up to 5x here)."""
+    layer, x, r, state = tiled_pcm
+    layer.generator.set_state(state)
+    got = _second_derivatives(layer(x), r, [layer.weight, x])
+    layer.generator.set_state(state)
+    x_ref, w_ref = _leaf_copies(x, layer.weight)
+    expected = _second_derivatives(_tile_by_tile(layer, x_ref, w_ref), r, [w_ref, x_ref])
+    for g, e in zip(got, expected, strict=True):
+        assert float(e.abs().max()) > 0.1  # the cross terms are not negligible here
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+
+
+def test_training_second_derivatives_on_ideal_noise_free_tiles_are_nn_linear_ones(gen):
+    """Ideal converters, no noise, no clipping, 3 × 3 tiles: the saved x̂ and W are x and w
+    themselves, and derivatives of derivatives equal nn.Linear's within 1e-4 (float32 rounding
+    of two chained products summed tile by tile; without the offsets' dependence they are off
+    by up to 28 here)."""
+    config = ideal_config(max_rows=7, max_cols=5, train_noise=False)
+    layer = CIMLinear(16, 12, config=config).train()
+    digital = nn.Linear(16, 12)
+    with torch.no_grad():
+        digital.weight.copy_(layer.weight)
+        digital.bias.copy_(layer.bias)
+    x = torch.randn(6, 16, generator=gen, requires_grad=True)
+    r = torch.randn(6, 12, generator=gen)
+    got = _second_derivatives(layer(x), r, [layer.weight, x])
+    expected = _second_derivatives(digital(x), r, [digital.weight, x])
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+
+
+def test_torch_func_grad_through_a_training_layer_is_autograd_gradient(tiled_pcm):
+    """``torch.func.grad`` (as MAML-style meta-learning takes it) through a layer in training
+    equals ``backward`` from the same generator state, and a gradient of a gradient runs."""
+    layer, x, r, state = tiled_pcm
+    params = {name: p.detach() for name, p in layer.named_parameters()}
+
+    def loss(p: dict, inputs: torch.Tensor) -> torch.Tensor:
+        return (torch.func.functional_call(layer, p, (inputs,)).square() * r).sum()
+
+    layer.generator.set_state(state)
+    got = torch.func.grad(loss)(params, x.detach())
+    layer.generator.set_state(state)
+    (layer(x).square() * r).sum().backward()
+    torch.testing.assert_close(got["weight"], layer.weight.grad, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(got["bias"], layer.bias.grad, rtol=1e-6, atol=1e-6)
+
+    def grad_norm(p: dict) -> torch.Tensor:
+        return sum(g.square().sum() for g in torch.func.grad(loss)(p, x.detach()).values())
+
+    layer.generator.set_state(state)
+    second = torch.func.grad(grad_norm)(params)
+    layer.generator.set_state(state)
+    expected = _second_derivatives(layer(x.detach()), r, [layer.weight, layer.bias])
+    torch.testing.assert_close(second["weight"], expected[0], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("clip_sigma", [None, 2.5, 0.5])

@@ -225,20 +225,38 @@ class _StraightThrough(torch.autograd.Function):
     noisy weights) give ∂L/∂x = g W and ∂L/∂w = gᵀ x̂, one product each over all the tiles:
     the gradients of differentiating the forward tile by tile, up to float rounding, without
     assembling the tiles' pieces.
+
+    Higher derivatives (``create_graph=True``, ``torch.func.grad`` of a gradient) see W and x̂
+    as w and x plus constant offsets, as the straight-through forward defines them.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, w: Tensor, layer: CIMLayer, *blocks_and_scales) -> Tensor:
+    def forward(x: Tensor, w: Tensor, layer: CIMLayer, *blocks_and_scales
+                ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
         y, x_hat, w_noisy = layer._hwa_forward(x, w, *blocks_and_scales)
-        ctx.save_for_backward(x_hat, w_noisy)
-        return y
+        # Views, since behind ideal DACs or without noise they are the inputs themselves,
+        # which an autograd.Function may not return and save as they are.
+        return y, x_hat.view_as(x_hat), w_noisy.view_as(w_noisy)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x_hat, w_noisy = ctx.saved_tensors
+    def setup_context(ctx, inputs: tuple, output: tuple[Tensor, Tensor, Tensor]) -> None:
+        _, x_hat, w_noisy = output
+        ctx.mark_non_differentiable(x_hat, w_noisy)
+        ctx.save_for_backward(*inputs[:2], x_hat, w_noisy)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor, *_: Tensor) -> tuple[Tensor | None, ...]:
+        x, w, x_hat, w_noisy = ctx.saved_tensors
+        if torch.is_grad_enabled():  # differentiated again: keep the offsets' dependence
+            x_hat, w_noisy = _plus_zero_of(x_hat, x), _plus_zero_of(w_noisy, w)
         grad_x = grad @ w_noisy if ctx.needs_input_grad[0] else None
         grad_w = grad.T @ x_hat if ctx.needs_input_grad[1] else None
         return grad_x, grad_w, None, None, None, None
+
+
+def _plus_zero_of(value: Tensor, source: Tensor) -> Tensor:
+    """``value`` (the same numbers) with the derivative of ``source``: value + (s − s)."""
+    return value.detach() + (source - source.detach())
 
 
 class CIMLayer(nn.Module):
@@ -461,7 +479,7 @@ class CIMLayer(nn.Module):
         scaled = cfg.train_noise or (not adc.ideal and adc.mode == "fixed")
         w, clipped, scales = self._training_weights([(c, r) for c in cols for r in rows], scaled)
         counts.weights_clipped += clipped
-        return _StraightThrough.apply(x2d, w, self, rows, cols, scales)
+        return _StraightThrough.apply(x2d, w, self, rows, cols, scales)[0]
 
     def _hwa_forward(self, x: Tensor, w: Tensor, rows: list[slice], cols: list[slice],
                      scales: list[Tensor] | None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
