@@ -242,6 +242,7 @@ class _StraightThrough(torch.autograd.Function):
     def setup_context(ctx, inputs: tuple, output: tuple[Tensor, Tensor, Tensor]) -> None:
         _, x_hat, w_noisy = output
         ctx.mark_non_differentiable(x_hat, w_noisy)
+        ctx.set_materialize_grads(False)  # no zero gradients made for those two
         ctx.save_for_backward(*inputs[:2], x_hat, w_noisy)
 
     @staticmethod
