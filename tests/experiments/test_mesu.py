@@ -149,9 +149,18 @@ def test_a_bad_order_is_named():
 
 
 @pytest.mark.slow
-def test_pmnist_meets_the_acceptance_criteria(tmp_path, shared_data):
+@pytest.mark.parametrize("seed", [
+    0,
+    pytest.param(1, marks=pytest.mark.xfail(
+        strict=True,
+        raises=AssertionError,  # a target falls short; any other failure is an error
+        reason="seed 1: MESU is 8.1 points above SGD, not 10, and the deployed chip is 1.14 "
+        "points below software (one task of five); see docs/experiments/mesu.md",
+    )),
+])  # fmt: skip
+def test_pmnist_meets_the_acceptance_criteria(seed, tmp_path, shared_data):
     data_dir = str(shared_data("mnist.npz", "fashion_mnist.npz"))
-    run_experiment("mesu-pmnist", tmp_path, assignments={"data_dir": data_dir}, seed=0,
+    run_experiment("mesu-pmnist", tmp_path, assignments={"data_dir": data_dir}, seed=seed,
                    progress=False)  # fmt: skip
     m = json.loads((tmp_path / "results.json").read_text())["metrics"]
     assert m["last5_accuracy_mesu"] >= m["last5_accuracy_online_ewc"]
