@@ -21,8 +21,13 @@ TINY_OOD = {"train_images": "300", "epochs": "6", "test_images": "500", "memorie
 
 def test_small_pmnist_run_compares_every_learner_and_the_devices(tmp_path, shared_data):
     data_dir = str(shared_data("mnist.npz", "fashion_mnist.npz"))
-    run_experiment("mesu-pmnist", tmp_path, assignments={**TINY_PMNIST, "data_dir": data_dir},
-                   seed=0, progress=False)  # fmt: skip
+    settings = {
+        **TINY_PMNIST,
+        "data_dir": data_dir,
+        "device_chips": "2",
+        "device_test_images": "2000",
+    }
+    run_experiment("mesu-pmnist", tmp_path, assignments=settings, seed=0, progress=False)
     results = json.loads((tmp_path / "results.json").read_text())
     m = results["metrics"]
     for variant in ("mesu", "sgd", "online_ewc", "si"):
@@ -38,6 +43,12 @@ def test_small_pmnist_run_compares_every_learner_and_the_devices(tmp_path, share
     assert m["memory_samples"] == 1500  # 5 tasks' worth of samples
     assert m["device_separate_mu_sigma_feasible_fraction"] == 1.0
     assert m["device_separate_mu_sigma_writes"] > 0
+    # Two chips from their own seeds: the first gives the single-chip metrics.
+    for name in ("separate_mu_sigma", "separate_mu_sigma_single_pulse"):
+        gaps = [m[f"device_{name}_gap_points_chip{k}"] for k in range(2)]
+        assert gaps[0] == m[f"device_{name}_gap_points"] and gaps[0] != gaps[1]
+        assert m[f"device_{name}_gap_points_mean"] == pytest.approx(sum(gaps) / 2)
+        assert m[f"device_{name}_gap_points_worst"] == max(gaps)
     assert (tmp_path / "mesu-pmnist_accuracy.png").is_file()
     assert results["summary_table"]["rows"][0][0] == "mesu"
 

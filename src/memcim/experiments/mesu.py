@@ -114,6 +114,9 @@ class MesuPmnistConfig:
         measured with single pulses. ``None``: single pulses only.
     device_test_images: test images per task for the comparison of software and devices
         (the last five tasks).
+    device_chips: chips programmed per scheme and programming, each from its own seed: the
+        first gives the ``device_<scheme>_…`` metrics, all of them the gaps per chip, their
+        mean and the worst (``device_<scheme>_gap_points_chip<k>``, ``…_mean``, ``…_worst``).
     jobs: variants trained at once (processes).
     data_dir: where the .npz files are (default: the shared data folder).
     """
@@ -140,13 +143,15 @@ class MesuPmnistConfig:
     device_schemes: tuple[str, ...] = ("separate_mu_sigma",)
     device_verify_us: float | None = 1.0
     device_test_images: int = 10000
+    device_chips: int = 3
     jobs: int = 2
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
         name = type(self).__name__
         _check_fields(self, {"tasks": 1, "train_images": 1, "test_images": 1, "ood_images": 1,
-                             "device_test_images": 1, "hidden": 1, "samples": 1,
+                             "device_test_images": 1, "device_chips": 1, "hidden": 1,
+                             "samples": 1,
                              "test_samples": 1, "fisher_samples": 1, "jobs": 1},
                       ("lr_mu", "lr_sigma", "prior_sigma", "sgd_lr", "si_damping"))  # fmt: skip
         for f in ("ewc_importance", "si_coefficient"):
@@ -253,9 +258,8 @@ def _pmnist_variant(config: MesuPmnistConfig, variant: str, seed: int, out: Path
 def _on_devices(config: MesuPmnistConfig, state: dict, seed: int) -> dict[str, float]:
     """The trained MESU network, software and with its samples drawn by devices on tiles:
     mean accuracy over the last five tasks on ``device_test_images`` test images each, per
-    scheme, with program-and-verify and (for comparison) with single programming pulses."""
-    from memcim.bayes import HardwareSampling, SamplingScheme
-    from memcim.devices import FilamentaryRRAM
+    scheme, with program-and-verify and (for comparison) with single programming pulses, on
+    ``device_chips`` chips each."""
     from memcim.learning import mesu
 
     tasks, _ = _pmnist_tasks(replace(config, test_images=config.device_test_images), seed)
@@ -276,20 +280,40 @@ def _on_devices(config: MesuPmnistConfig, state: dict, seed: int) -> dict[str, f
     for scheme in config.device_schemes:
         for suffix, tolerance in programming.items():
             name = f"{scheme}{suffix}"
-            gen = stage_generator(seed, "devices", name)
-            device = FilamentaryRRAM(verify_tolerance_us=tolerance)
-            sampling = HardwareSampling(scheme=SamplingScheme(scheme), device=device)
-            hardware, report = mesu.on_devices(model, sampling=sampling,
-                                               samples=config.test_samples, generator=gen,
-                                               calibration=tasks[-1].x_train[:256])  # fmt: skip
-            chip = mesu.SampledPredictor(hardware, samples=config.test_samples, generator=gen)
-            m[f"device_{name}_last5_accuracy"] = last5(chip)
-            gap = m["device_software_last5_accuracy"] - m[f"device_{name}_last5_accuracy"]
-            m[f"device_{name}_gap_points"] = 100 * gap
-            m[f"device_{name}_writes"] = float(sum(v["writes"] for v in report.values()))
-            m[f"device_{name}_feasible_fraction"] = min(v["feasible_fraction"]
-                                                        for v in report.values())  # fmt: skip
+            gaps = []
+            for chip in range(config.device_chips):
+                # The first chip draws as a single chip always has (same seed stages).
+                gen = stage_generator(seed, "devices", name, *([f"chip{chip}"] if chip else []))
+                accuracy, report = _chip(model, scheme, tolerance, gen, tasks[-1], last5, config)
+                gaps.append(100 * (m["device_software_last5_accuracy"] - accuracy))
+                if chip == 0:
+                    m[f"device_{name}_last5_accuracy"] = accuracy
+                    m[f"device_{name}_gap_points"] = gaps[0]
+                    m[f"device_{name}_writes"] = float(sum(v["writes"] for v in report.values()))
+                    m[f"device_{name}_feasible_fraction"] = min(
+                        v["feasible_fraction"] for v in report.values()
+                    )
+            m.update({f"device_{name}_gap_points_chip{k}": g for k, g in enumerate(gaps)})
+            m[f"device_{name}_gap_points_mean"] = sum(gaps) / len(gaps)
+            m[f"device_{name}_gap_points_worst"] = max(gaps)
     return m
+
+
+def _chip(model, scheme: str, tolerance: float | None, generator: torch.Generator, newest,
+          last5, config: MesuPmnistConfig) -> tuple[float, dict]:  # fmt: skip
+    """One chip: ``model`` programmed on filamentary RRAM (verify ``tolerance``), its ADCs set
+    on the newest task's training images; its last-five-tasks accuracy and programming report."""
+    from memcim.bayes import HardwareSampling, SamplingScheme
+    from memcim.devices import FilamentaryRRAM
+    from memcim.learning import mesu
+
+    device = FilamentaryRRAM(verify_tolerance_us=tolerance)
+    sampling = HardwareSampling(scheme=SamplingScheme(scheme), device=device)
+    hardware, report = mesu.on_devices(model, sampling=sampling, samples=config.test_samples,
+                                       generator=generator,
+                                       calibration=newest.x_train[:256])  # fmt: skip
+    chip = mesu.SampledPredictor(hardware, samples=config.test_samples, generator=generator)
+    return last5(chip), report
 
 
 def plot_matrices(matrices: dict[str, Tensor], path: Path) -> None:
