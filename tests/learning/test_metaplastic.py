@@ -109,6 +109,22 @@ def test_straight_through_gradients():
     torch.testing.assert_close(layer.weight.grad, inp.expand(2, 3))
 
 
+def test_straight_through_gradients_under_torch_func():
+    """``torch.func.grad`` and ``vmap`` take the same straight-through gradient as
+    ``backward`` (an old-style autograd.Function is refused by both)."""
+    x = torch.tensor([[-2.0, -0.5, 0.0, 0.7, 1.5], [0.9, -1.0, 1.0, -3.0, 0.2]])
+    weights = torch.linspace(-1, 1, 5)
+
+    def loss(row: torch.Tensor) -> torch.Tensor:
+        return (sign_activation(row) * weights).sum()
+
+    per_row = torch.func.vmap(torch.func.grad(loss))(x)
+    leaf = x.clone().requires_grad_(True)
+    (sign_activation(leaf) * weights).sum().backward()
+    assert torch.equal(per_row, leaf.grad)
+    assert per_row[0].tolist() == [0.0, -0.5, 0.0, 0.5, 0.0]
+
+
 def test_quantise_levels():
     w = torch.tensor([-3.0, -0.6, -0.1, 0.0, 0.2, 0.8, 4.0])
     assert quantise(w, 2).tolist() == [-1.0, -1.0, -1.0, 1.0, 1.0, 1.0, 1.0]

@@ -24,12 +24,20 @@ from memcim._modules import device_of
 
 
 class _SignSTE(torch.autograd.Function):
-    """sign(x) forward; the gradient passes where |x| <= 1 (hard-tanh straight-through)."""
+    """sign(x) forward; the gradient passes where |x| <= 1 (hard-tanh straight-through).
+
+    In the ``setup_context`` form, with a generated vmap rule, so that ``torch.func``
+    transforms (``grad``, ``vmap``) accept it as well as ``backward``."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        ctx.save_for_backward(x)
+    def forward(x: Tensor) -> Tensor:
         return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[Tensor], output: Tensor) -> None:
+        ctx.save_for_backward(inputs[0])
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
