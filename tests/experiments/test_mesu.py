@@ -163,7 +163,7 @@ def test_a_bad_order_is_named():
 # last-bit difference of the float kernels into another trajectory (seed 0: SGD 81.66 % on
 # AVX-512, 77.88 % held to AVX2, 80.46 % on the machine that first ran it). Where a seed passes
 # on one machine and not on another, a strict marker would be wrong, so these are not strict;
-# the reasons give what docs/experiments/mesu.md measured.
+# the reasons give what docs/experiments/mesu.md measured. Seed 2 met every target there.
 _MISSES = pytest.mark.xfail(strict=False, raises=AssertionError,  # any other failure is an error
                             reason="MESU is 9.4 (seed 0) and 8.1 (seed 1) points above SGD, not "
                             "10; seed 1's first chip is 1.14 points below software (one task of "
@@ -171,7 +171,7 @@ _MISSES = pytest.mark.xfail(strict=False, raises=AssertionError,  # any other fa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [pytest.param(0, marks=_MISSES), pytest.param(1, marks=_MISSES)])
+@pytest.mark.parametrize("seed", [pytest.param(s, marks=_MISSES) for s in (0, 1)] + [2])
 def test_pmnist_meets_the_acceptance_criteria(seed, tmp_path, shared_data):
     data_dir = str(shared_data("mnist.npz", "fashion_mnist.npz"))
     run_experiment("mesu-pmnist", tmp_path, assignments={"data_dir": data_dir}, seed=seed,
