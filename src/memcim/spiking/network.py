@@ -64,37 +64,45 @@ class SpikingMLP(nn.Module):
         return torch.stack(out_spikes), torch.stack(out_membranes)
 
 
-def synapse_inputs(model: SpikingMLP, spikes: Tensor) -> list[Tensor]:
-    """The spike trains each synapse of ``model`` receives when it runs on ``spikes``
-    [T, N, sizes[0]]: one [T, N, sizes[i]] per synapse, the first being ``spikes`` itself."""
-    seen: list[list[Tensor]] = [[] for _ in model.synapses]
-    hooks = [synapse.register_forward_pre_hook(lambda _, args, i=i: seen[i].append(args[0]))
+def _run_watching_synapses(model: SpikingMLP, spikes: Tensor, watch) -> None:
+    """Run ``model`` on ``spikes``, calling ``watch(i, inputs, currents)`` after synapse ``i``
+    at every time step."""
+    hooks = [synapse.register_forward_hook(lambda _, args, out, i=i: watch(i, args[0], out))
              for i, synapse in enumerate(model.synapses)]  # fmt: skip
     try:
         model(spikes)
     finally:
         for hook in hooks:
             hook.remove()
+
+
+def synapse_inputs(model: SpikingMLP, spikes: Tensor) -> list[Tensor]:
+    """The spike trains each synapse of ``model`` receives when it runs on ``spikes``
+    [T, N, sizes[0]]: one [T, N, sizes[i]] per synapse, the first being ``spikes`` itself."""
+    seen: list[list[Tensor]] = [[] for _ in model.synapses]
+    _run_watching_synapses(model, spikes, lambda i, inputs, _: seen[i].append(inputs))
     return [torch.stack(steps) for steps in seen]
 
 
 def current_error(model: SpikingMLP, twin: SpikingMLP, spikes: Tensor) -> tuple[float, float]:
     """How far ``twin``'s synaptic currents (e.g. on tiles) are from ``model``'s when both
-    synapses receive the same spikes, ``model``'s own on ``spikes``: (largest |difference|,
-    largest |current| of ``model``), in the membranes' units. Fed the same inputs, the
-    comparison is free of the cascade that one spike moved by rounding starts downstream."""
+    synapses receive the same spikes, ``model``'s own on ``spikes`` [T, N, sizes[0]]:
+    (largest |difference|, largest |current| of ``model``), in the membranes' units. Fed the
+    same inputs, the comparison is free of the cascade that one spike moved by rounding starts
+    downstream. Compared step by step as ``model`` runs (nothing stored); ``twin``'s synapses
+    are read once per step, and tiles count those reads."""
     sizes = getattr(twin, "sizes", type(twin).__name__)
     require(isinstance(twin, SpikingMLP) and twin.sizes == model.sizes, "twin", sizes,
             f"a SpikingMLP of sizes {model.sizes}")  # fmt: skip
-    error = largest = 0.0
+    worst = [0.0, 0.0]  # largest |difference|, largest |current|
+
+    def compare(i: int, inputs: Tensor, currents: Tensor) -> None:
+        worst[0] = max(worst[0], float((twin.synapses[i](inputs) - currents).abs().max()))
+        worst[1] = max(worst[1], float(currents.abs().max()))
+
     with torch.no_grad():
-        for inputs, ours, theirs in zip(synapse_inputs(model, spikes), model.synapses,
-                                        twin.synapses, strict=True):  # fmt: skip
-            flat = inputs.flatten(0, 1)
-            reference = ours(flat)
-            error = max(error, float((theirs(flat) - reference).abs().max()))
-            largest = max(largest, float(reference.abs().max()))
-    return error, largest
+        _run_watching_synapses(model, spikes, compare)
+    return worst[0], worst[1]
 
 
 #: Spikes are 0 or 1: they switch the word lines on and off, with no DAC.
